@@ -1,0 +1,107 @@
+//! A message: a header with its (reassembled) body, and encoding it back to wire frames, splitting a
+//! long body into sub-packets.
+
+use serde::Serialize;
+
+use super::body::Body;
+use super::frame::{MAX_BODY_LEN, frame_into};
+use super::header::{Header, PacketInfo, Phone, Version};
+
+/// One decoded (or to-be-encoded) message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Message {
+    /// The header. For a reassembled message, the first packet's header with `packet` cleared and
+    /// `body_len` the reassembled length (which may exceed 1023).
+    pub header: Header,
+    /// The body.
+    pub body: Body,
+    /// For a reassembled message: how many packets it came in, and the serial of its first packet.
+    pub assembled: Option<Assembled>,
+}
+
+/// Where a reassembled message came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Assembled {
+    /// Number of packets.
+    pub packets: u16,
+    /// Serial of packet 1.
+    pub first_serial: u16,
+}
+
+impl Message {
+    /// A message ready to encode.
+    pub fn new(msg_id: u16, version: Version, phone: Phone, serial: u16, body: Body) -> Message {
+        Message {
+            header: Header::new(msg_id, version, phone, serial),
+            body,
+            assembled: None,
+        }
+    }
+
+    /// The body's bytes.
+    pub fn body_bytes(&self) -> Vec<u8> {
+        let mut b = Vec::new();
+        self.body.encode(self.header.version, &mut b);
+        b
+    }
+
+    /// Encodes as one wire frame (delimiters, escapes, check code) appended to `out`. The header's
+    /// sub-packet item, if any, is written as it is; use [`Message::encode_packets`] to split.
+    pub fn encode_into(&self, out: &mut Vec<u8>) {
+        let body = self.body_bytes();
+        let mut content = Vec::with_capacity(self.header.wire_len() + body.len());
+        self.header.write(body.len(), &mut content);
+        content.extend_from_slice(&body);
+        frame_into(&content, out);
+    }
+
+    /// Encodes as one wire frame.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.encode_into(&mut out);
+        out
+    }
+
+    /// Encodes as wire frames: one when the body fits `packet_size` (at most 1023), otherwise
+    /// sub-packets of `packet_size` body bytes each, packet `i` carrying serial `next_serial()`.
+    /// The first packet keeps the header's own serial only if `next_serial` returns it.
+    pub fn encode_packets(&self, packet_size: usize, mut next_serial: impl FnMut() -> u16) -> Vec<Vec<u8>> {
+        let packet_size = packet_size.clamp(1, MAX_BODY_LEN);
+        let body = self.body_bytes();
+        if body.len() <= packet_size && self.header.packet.is_none() {
+            let mut h = self.header.clone();
+            h.serial = next_serial();
+            let mut content = Vec::with_capacity(h.wire_len() + body.len());
+            h.write(body.len(), &mut content);
+            content.extend_from_slice(&body);
+            let mut out = Vec::new();
+            frame_into(&content, &mut out);
+            return vec![out];
+        }
+        let parts: Vec<&[u8]> = if body.is_empty() {
+            vec![&[][..]]
+        } else {
+            body.chunks(packet_size).collect()
+        };
+        let total = parts.len().min(u16::MAX as usize) as u16;
+        parts
+            .iter()
+            .take(total as usize)
+            .enumerate()
+            .map(|(i, part)| {
+                let mut h = self.header.clone();
+                h.serial = next_serial();
+                h.packet = Some(PacketInfo {
+                    total,
+                    index: i as u16 + 1,
+                });
+                let mut content = Vec::with_capacity(h.wire_len() + part.len());
+                h.write(part.len(), &mut content);
+                content.extend_from_slice(part);
+                let mut out = Vec::new();
+                frame_into(&content, &mut out);
+                out
+            })
+            .collect()
+    }
+}

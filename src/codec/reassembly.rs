@@ -1,0 +1,355 @@
+//! Per-terminal reassembly of multi-packet (sub-packaged) messages. Sans-IO: time comes in as `now`,
+//! the time since the run started (`start.elapsed()` live, a capture's offset in replay).
+//!
+//! JT808.md §4: every packet carries its own serial, and terminals interleave other messages between
+//! the packets of one message, so a group is keyed on (phone, message id, total) and ordered by
+//! index — **never** on `serial - (index - 1)` as the seed JavaScript client does. Packets may come
+//! out of order and twice; index 0 or index > total is rejected. An incomplete group expires after
+//! [`ReassemblyConfig::timeout`] without a new packet and is reported with its missing indices and
+//! first serial, so a client can ask again with 0x8003. Limits on open groups and bytes held are
+//! settings; hitting one evicts the oldest group and reports it, never silently.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::header::{Header, Phone, Version};
+use super::message::Assembled;
+
+/// Reassembly settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReassemblyConfig {
+    /// An incomplete group with no new packet for this long expires. Default 30 s.
+    #[serde(with = "crate::codec::reassembly::duration_ms", rename = "timeout_ms")]
+    pub timeout: Duration,
+    /// Most groups open at once (over all terminals). Default 1024.
+    pub max_groups: usize,
+    /// Most fragment bytes held over all open groups. Default 16 MiB.
+    pub max_bytes: usize,
+}
+
+impl Default for ReassemblyConfig {
+    fn default() -> Self {
+        ReassemblyConfig {
+            timeout: Duration::from_secs(30),
+            max_groups: 1024,
+            max_bytes: 16 << 20,
+        }
+    }
+}
+
+/// Serde helper: a [`Duration`] as whole milliseconds.
+pub mod duration_ms {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    /// Serialises as milliseconds.
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(d.as_millis() as u64)
+    }
+
+    /// Deserialises from milliseconds.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        Ok(Duration::from_millis(u64::deserialize(d)?))
+    }
+}
+
+/// Identifies one packet group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct GroupKey {
+    /// Terminal phone.
+    pub phone: Phone,
+    /// Message id.
+    pub msg_id: u16,
+    /// Total packets.
+    pub total: u16,
+}
+
+/// Why a group was given up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExpireReason {
+    /// No packet for [`ReassemblyConfig::timeout`].
+    Timeout,
+    /// [`ReassemblyConfig::max_groups`] was reached and this was the oldest group.
+    GroupLimit,
+    /// [`ReassemblyConfig::max_bytes`] was reached and this was the oldest group.
+    ByteLimit,
+}
+
+/// An incomplete group that was given up.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Expired {
+    /// Terminal phone.
+    pub phone: Phone,
+    /// Message id.
+    #[serde(serialize_with = "ser_id")]
+    pub msg_id: u16,
+    /// Header version of the group's packets (decides the 0x8003 form).
+    pub version: Version,
+    /// Total packets.
+    pub total: u16,
+    /// Packets received.
+    pub received: u16,
+    /// Indices never received, ascending.
+    pub missing: Vec<u16>,
+    /// Serial of packet 1: as received, or inferred as `serial - (index - 1)` from the earliest packet
+    /// when packet 1 itself is missing (a best guess for 0x8003; see `first_serial_known`).
+    pub first_serial: u16,
+    /// Whether packet 1 was received, so `first_serial` is exact.
+    pub first_serial_known: bool,
+    /// Why it was given up.
+    pub reason: ExpireReason,
+}
+
+fn ser_id<S: serde::Serializer>(id: &u16, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(&format_args!("0x{id:04X}"))
+}
+
+/// What inserting one packet led to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ReassemblyEvent {
+    /// All packets arrived: the first packet's header (sub-packet item cleared, `body_len` the full
+    /// length) and the fragments joined in index order.
+    Complete {
+        /// Header of packet 1.
+        header: Header,
+        /// The whole body.
+        body: Vec<u8>,
+        /// Packet count and first serial.
+        assembled: Assembled,
+    },
+    /// The index was already held; the packet is ignored (the first copy is kept).
+    Duplicate {
+        /// Group.
+        key: GroupKey,
+        /// Packet index.
+        index: u16,
+        /// Serial of the duplicate.
+        serial: u16,
+        /// Whether its bytes differ from the copy held.
+        differs: bool,
+    },
+    /// Index 0, index > total, or total 0: the packet is dropped.
+    InvalidIndex {
+        /// Group.
+        key: GroupKey,
+        /// Packet index.
+        index: u16,
+        /// Serial.
+        serial: u16,
+    },
+    /// A group was given up (timeout or a limit).
+    Expired(Expired),
+}
+
+#[derive(Debug)]
+struct Group {
+    first: Option<Header>,
+    /// Header and index of the earliest-indexed packet held (for inferring the first serial).
+    earliest: (u16, Header),
+    parts: BTreeMap<u16, Vec<u8>>,
+    bytes: usize,
+    opened: Duration,
+    last: Duration,
+}
+
+/// Packet groups of every terminal. See the module doc.
+#[derive(Debug, Default)]
+pub struct Reassembler {
+    cfg: ReassemblyConfig,
+    groups: BTreeMap<GroupKey, Group>,
+    bytes: usize,
+}
+
+impl Reassembler {
+    /// An empty reassembler.
+    pub fn new(cfg: ReassemblyConfig) -> Reassembler {
+        Reassembler {
+            cfg,
+            groups: BTreeMap::new(),
+            bytes: 0,
+        }
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &ReassemblyConfig {
+        &self.cfg
+    }
+
+    /// Groups open.
+    pub fn open_groups(&self) -> usize {
+        self.groups.len()
+    }
+
+    /// Fragment bytes held.
+    pub fn bytes_held(&self) -> usize {
+        self.bytes
+    }
+
+    /// The earliest time at which [`Reassembler::expire`] will give up a group.
+    pub fn next_deadline(&self) -> Option<Duration> {
+        self.groups.values().map(|g| g.last + self.cfg.timeout).min()
+    }
+
+    /// Inserts one packet (`header.packet` must be set) with its body fragment.
+    pub fn insert(&mut self, header: &Header, fragment: &[u8], now: Duration, mut f: impl FnMut(ReassemblyEvent)) {
+        let Some(p) = header.packet else {
+            return;
+        };
+        let key = GroupKey {
+            phone: header.phone,
+            msg_id: header.msg_id,
+            total: p.total,
+        };
+        if p.total == 0 || p.index == 0 || p.index > p.total {
+            f(ReassemblyEvent::InvalidIndex {
+                key,
+                index: p.index,
+                serial: header.serial,
+            });
+            return;
+        }
+        if let Some(g) = self.groups.get_mut(&key) {
+            if let Some(held) = g.parts.get(&p.index) {
+                let differs = held.as_slice() != fragment;
+                f(ReassemblyEvent::Duplicate {
+                    key,
+                    index: p.index,
+                    serial: header.serial,
+                    differs,
+                });
+                return;
+            }
+        } else {
+            self.make_room(fragment.len(), &mut f);
+            self.groups.insert(
+                key,
+                Group {
+                    first: None,
+                    earliest: (p.index, header.clone()),
+                    parts: BTreeMap::new(),
+                    bytes: 0,
+                    opened: now,
+                    last: now,
+                },
+            );
+        }
+        let g = self.groups.get_mut(&key).expect("group just ensured");
+        g.parts.insert(p.index, fragment.to_vec());
+        g.bytes += fragment.len();
+        g.last = now;
+        self.bytes += fragment.len();
+        if p.index == 1 {
+            g.first = Some(header.clone());
+        }
+        if p.index < g.earliest.0 {
+            g.earliest = (p.index, header.clone());
+        }
+        if g.parts.len() == p.total as usize {
+            let g = self.groups.remove(&key).expect("group present");
+            self.bytes -= g.bytes;
+            let mut first = g.first.expect("index 1 is among `total` distinct valid indices");
+            let mut body = Vec::with_capacity(g.bytes);
+            for part in g.parts.values() {
+                body.extend_from_slice(part);
+            }
+            let assembled = Assembled {
+                packets: p.total,
+                first_serial: first.serial,
+            };
+            first.packet = None;
+            first.body_len = body.len().min(u16::MAX as usize) as u16;
+            f(ReassemblyEvent::Complete {
+                header: first,
+                body,
+                assembled,
+            });
+        } else if self.bytes > self.cfg.max_bytes {
+            // The new fragment pushed us over: give up the oldest groups other than this one first.
+            self.evict_until(
+                |r| r.bytes <= r.cfg.max_bytes,
+                ExpireReason::ByteLimit,
+                Some(key),
+                &mut f,
+            );
+        }
+    }
+
+    /// Gives up every group idle for the timeout at `now`.
+    pub fn expire(&mut self, now: Duration, mut f: impl FnMut(ReassemblyEvent)) {
+        let due: Vec<GroupKey> = self
+            .groups
+            .iter()
+            .filter(|(_, g)| now >= g.last + self.cfg.timeout)
+            .map(|(k, _)| *k)
+            .collect();
+        for key in due {
+            let e = self.give_up(key, ExpireReason::Timeout);
+            f(ReassemblyEvent::Expired(e));
+        }
+    }
+
+    /// Gives up every open group (e.g. at the end of a capture), reported as timed out.
+    pub fn drain(&mut self, mut f: impl FnMut(ReassemblyEvent)) {
+        let keys: Vec<GroupKey> = self.groups.keys().copied().collect();
+        for key in keys {
+            let e = self.give_up(key, ExpireReason::Timeout);
+            f(ReassemblyEvent::Expired(e));
+        }
+    }
+
+    fn make_room(&mut self, incoming: usize, f: &mut impl FnMut(ReassemblyEvent)) {
+        if self.groups.len() >= self.cfg.max_groups {
+            let target = self.cfg.max_groups.saturating_sub(1);
+            self.evict_until(|r| r.groups.len() <= target, ExpireReason::GroupLimit, None, f);
+        }
+        if self.bytes + incoming > self.cfg.max_bytes {
+            let limit = self.cfg.max_bytes.saturating_sub(incoming);
+            self.evict_until(|r| r.bytes <= limit, ExpireReason::ByteLimit, None, f);
+        }
+    }
+
+    fn evict_until(
+        &mut self,
+        done: impl Fn(&Reassembler) -> bool,
+        reason: ExpireReason,
+        keep: Option<GroupKey>,
+        f: &mut impl FnMut(ReassemblyEvent),
+    ) {
+        while !done(self) {
+            let oldest = self
+                .groups
+                .iter()
+                .filter(|(k, _)| Some(**k) != keep)
+                .min_by_key(|(k, g)| (g.opened, **k))
+                .map(|(k, _)| *k);
+            let Some(key) = oldest else { break };
+            let e = self.give_up(key, reason);
+            f(ReassemblyEvent::Expired(e));
+        }
+    }
+
+    fn give_up(&mut self, key: GroupKey, reason: ExpireReason) -> Expired {
+        let g = self.groups.remove(&key).expect("key taken from the map");
+        self.bytes -= g.bytes;
+        let missing: Vec<u16> = (1..=key.total).filter(|i| !g.parts.contains_key(i)).collect();
+        let (first_serial, first_serial_known) = match &g.first {
+            Some(h) => (h.serial, true),
+            None => (g.earliest.1.serial.wrapping_sub(g.earliest.0 - 1), false),
+        };
+        Expired {
+            phone: key.phone,
+            msg_id: key.msg_id,
+            version: g.earliest.1.version,
+            total: key.total,
+            received: g.parts.len() as u16,
+            missing,
+            first_serial,
+            first_serial_known,
+            reason,
+        }
+    }
+}

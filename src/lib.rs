@@ -1,0 +1,19 @@
+//! jt808-harness: a record-and-replay test harness for JT/T 808 (with JT/T 1078) WebSocket clients.
+//!
+//! Map of the code:
+//! - [`codec`]: sans-IO JT/T 808 (deframer, escapes, XOR check, headers, reassembly, typed bodies, encoder).
+//! - [`client`]: the real reconnecting decoder client (backoff with jitter, heartbeat, send queue).
+//! - [`gateway`]: the simulated terminal gateway (WebSocket server, sources, terminal script).
+//! - [`faults`]: the fault catalogue applied between gateway and client.
+//! - [`capture`]: capture format, recording proxy, pcap import, redaction, inspection.
+//! - [`scenario`]: scenario files and the runner that turns them into transcripts.
+//! - [`stress`]: reconnection at scale.
+#![warn(missing_docs)]
+
+pub mod capture;
+pub mod client;
+pub mod codec;
+pub mod faults;
+pub mod gateway;
+pub mod scenario;
+pub mod stress;
