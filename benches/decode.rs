@@ -1,0 +1,2 @@
+//! Decoder benchmark (filled in with the codec work).
+fn main() {}
