@@ -69,6 +69,79 @@ pub enum DecodeEvent {
     GroupExpired(Expired),
 }
 
+/// JSON Lines shape of decoder output (`decode`, `client`, transcripts): a `"type"` key, then the
+/// fields. `message` flattens [`Message`]'s own shape; `error` names the failed `check`.
+impl Serialize for DecodeEvent {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(None)?;
+        match self {
+            DecodeEvent::Message(msg) => {
+                m.serialize_entry("type", "message")?;
+                // Flatten the message's own map.
+                let v = serde_json::to_value(msg).map_err(serde::ser::Error::custom)?;
+                if let serde_json::Value::Object(o) = v {
+                    for (k, v) in o {
+                        m.serialize_entry(&k, &v)?;
+                    }
+                }
+            }
+            DecodeEvent::Rejected(e) => {
+                m.serialize_entry("type", "error")?;
+                m.serialize_entry("check", e.check())?;
+                m.serialize_entry("offset", &e.offset())?;
+                m.serialize_entry("error", &e.to_string())?;
+            }
+            DecodeEvent::Skipped { offset, len } => {
+                m.serialize_entry("type", "skipped")?;
+                m.serialize_entry("offset", offset)?;
+                m.serialize_entry("len", len)?;
+            }
+            DecodeEvent::Packet { key, index, serial } => {
+                m.serialize_entry("type", "packet")?;
+                m.serialize_entry("msg_id", &super::header::msg_id_hex(key.msg_id))?;
+                m.serialize_entry("phone", &key.phone)?;
+                m.serialize_entry("serial", serial)?;
+                m.serialize_entry("index", index)?;
+                m.serialize_entry("total", &key.total)?;
+            }
+            DecodeEvent::DuplicatePacket {
+                key,
+                index,
+                serial,
+                differs,
+            } => {
+                m.serialize_entry("type", "duplicate_packet")?;
+                m.serialize_entry("msg_id", &super::header::msg_id_hex(key.msg_id))?;
+                m.serialize_entry("phone", &key.phone)?;
+                m.serialize_entry("serial", serial)?;
+                m.serialize_entry("index", index)?;
+                m.serialize_entry("total", &key.total)?;
+                m.serialize_entry("differs", differs)?;
+            }
+            DecodeEvent::InvalidPacket { key, index, serial } => {
+                m.serialize_entry("type", "error")?;
+                m.serialize_entry("check", "packet_index")?;
+                m.serialize_entry("msg_id", &super::header::msg_id_hex(key.msg_id))?;
+                m.serialize_entry("phone", &key.phone)?;
+                m.serialize_entry("serial", serial)?;
+                m.serialize_entry("index", index)?;
+                m.serialize_entry("total", &key.total)?;
+            }
+            DecodeEvent::GroupExpired(e) => {
+                m.serialize_entry("type", "group_expired")?;
+                let v = serde_json::to_value(e).map_err(serde::ser::Error::custom)?;
+                if let serde_json::Value::Object(o) = v {
+                    for (k, v) in o {
+                        m.serialize_entry(&k, &v)?;
+                    }
+                }
+            }
+        }
+        m.end()
+    }
+}
+
 /// Deframer + reassembler + body decoding. See the module doc.
 #[derive(Debug, Default)]
 pub struct Decoder {

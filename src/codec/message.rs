@@ -105,3 +105,34 @@ impl Message {
             .collect()
     }
 }
+
+/// JSON shape of a message, a contract for scripts and transcripts:
+/// `{"msg_id":"0x0200","version":"2013","phone":"...","serial":N,"body":{...}}`, plus
+/// `"packets"` and `"first_serial"` for a reassembled message, `"protocol_version"` for 2019,
+/// `"encryption"` when not plain and `"quirk"` when the header's version flag lied.
+impl Serialize for Message {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let h = &self.header;
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("msg_id", &super::header::msg_id_hex(h.msg_id))?;
+        m.serialize_entry("version", &h.version)?;
+        if let Some(v) = h.protocol_version {
+            m.serialize_entry("protocol_version", &v)?;
+        }
+        m.serialize_entry("phone", &h.phone)?;
+        m.serialize_entry("serial", &h.serial)?;
+        if let Some(a) = &self.assembled {
+            m.serialize_entry("packets", &a.packets)?;
+            m.serialize_entry("first_serial", &a.first_serial)?;
+        }
+        if h.encryption != 0 {
+            m.serialize_entry("encryption", &h.encryption)?;
+        }
+        if let Some(q) = &h.quirk {
+            m.serialize_entry("quirk", q)?;
+        }
+        m.serialize_entry("body", &self.body)?;
+        m.end()
+    }
+}
