@@ -1,6 +1,7 @@
 //! jt808-harness: a record-and-replay test harness for JT/T 808 (with JT/T 1078) WebSocket clients.
 //!
 //! Map of the code:
+//! - [`cli`]: the commands behind the binary.
 //! - [`codec`]: sans-IO JT/T 808 (deframer, escapes, XOR check, headers, reassembly, typed bodies, encoder).
 //! - [`client`]: the real reconnecting decoder client (backoff with jitter, heartbeat, send queue).
 //! - [`gateway`]: the simulated terminal gateway (WebSocket server, sources, terminal script).
@@ -11,6 +12,7 @@
 #![warn(missing_docs)]
 
 pub mod capture;
+pub mod cli;
 pub mod client;
 pub mod codec;
 pub mod faults;

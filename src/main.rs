@@ -1,1 +1,37 @@
-fn main() {}
+//! `jt808-harness`: the command line. Thin: parses arguments and calls the library.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use jt808_harness::cli;
+
+/// Record-and-replay test harness for JT/T 808 (+ JT/T 1078) WebSocket clients.
+#[derive(Debug, Parser)]
+#[command(name = "jt808-harness", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Decode hex (arguments or stdin) or a binary stream (--file) to JSON Lines.
+    Decode(cli::decode::DecodeArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result: Result<(), Box<dyn std::error::Error>> = match cli.command {
+        Command::Decode(args) => {
+            cli::decode::run(&args, std::io::stdin().lock(), std::io::stdout().lock()).map_err(|e| e.into())
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("jt808-harness: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

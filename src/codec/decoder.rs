@@ -74,18 +74,26 @@ pub enum DecodeEvent {
 impl Serialize for DecodeEvent {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap;
-        let mut m = s.serialize_map(None)?;
         match self {
             DecodeEvent::Message(msg) => {
-                m.serialize_entry("type", "message")?;
-                // Flatten the message's own map.
-                let v = serde_json::to_value(msg).map_err(serde::ser::Error::custom)?;
-                if let serde_json::Value::Object(o) = v {
-                    for (k, v) in o {
-                        m.serialize_entry(&k, &v)?;
-                    }
+                return Tagged {
+                    kind: "message",
+                    inner: msg,
                 }
+                .serialize(s);
             }
+            DecodeEvent::GroupExpired(e) => {
+                return Tagged {
+                    kind: "group_expired",
+                    inner: e,
+                }
+                .serialize(s);
+            }
+            _ => {}
+        }
+        let mut m = s.serialize_map(None)?;
+        match self {
+            DecodeEvent::Message(_) | DecodeEvent::GroupExpired(_) => unreachable!("handled above"),
             DecodeEvent::Rejected(e) => {
                 m.serialize_entry("type", "error")?;
                 m.serialize_entry("check", e.check())?;
@@ -128,18 +136,20 @@ impl Serialize for DecodeEvent {
                 m.serialize_entry("index", index)?;
                 m.serialize_entry("total", &key.total)?;
             }
-            DecodeEvent::GroupExpired(e) => {
-                m.serialize_entry("type", "group_expired")?;
-                let v = serde_json::to_value(e).map_err(serde::ser::Error::custom)?;
-                if let serde_json::Value::Object(o) = v {
-                    for (k, v) in o {
-                        m.serialize_entry(&k, &v)?;
-                    }
-                }
-            }
         }
         m.end()
     }
+}
+
+/// `{"type": kind, ...inner's own fields}`.
+#[derive(Serialize)]
+pub(crate) struct Tagged<'a, T: Serialize> {
+    /// The event kind.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// The event's own fields.
+    #[serde(flatten)]
+    pub inner: &'a T,
 }
 
 /// Deframer + reassembler + body decoding. See the module doc.

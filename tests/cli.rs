@@ -1,0 +1,94 @@
+//! The binary end to end: exit codes, error messages and the JSON Lines contract.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+fn harness() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_jt808-harness"))
+}
+
+fn lines(out: &[u8]) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(out)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("each line is JSON"))
+        .collect()
+}
+
+const HEARTBEAT: &str = "7e000200000123456789017fff0a7e";
+
+#[test]
+fn decode_arguments_are_one_stream_with_garbage_and_bad_frames_reported() {
+    // A frame split across two arguments, garbage, then a frame with a wrong check code.
+    let out = harness()
+        .args([
+            "decode",
+            &HEARTBEAT[..9],
+            &HEARTBEAT[9..],
+            "dead beef",
+            "7e000200000123456789017fff0b7e",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "rejected frames still exit 0");
+    let v = lines(&out.stdout);
+    assert_eq!(v.len(), 3, "{v:?}");
+    assert_eq!(v[0]["type"], "message");
+    assert_eq!(v[0]["msg_id"], "0x0002");
+    assert_eq!(v[0]["version"], "2013");
+    assert_eq!(v[0]["phone"], "12345678901");
+    assert_eq!(v[0]["serial"], 32767);
+    assert_eq!(v[1]["type"], "skipped");
+    assert_eq!(v[1]["len"], 4);
+    assert_eq!(v[2]["type"], "error");
+    assert_eq!(v[2]["check"], "bad_checksum");
+    assert_eq!(v[2]["offset"], 19);
+}
+
+#[test]
+fn decode_reads_stdin_when_no_arguments() {
+    let mut child = harness()
+        .arg("decode")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{HEARTBEAT}\n  {HEARTBEAT}\n").as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(lines(&out.stdout).len(), 2);
+}
+
+#[test]
+fn decode_reads_a_binary_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("stream.bin");
+    let mut bytes = hex::decode(HEARTBEAT).unwrap();
+    bytes.extend_from_slice(&hex::decode("7e0002000001234567").unwrap()); // cut off
+    std::fs::write(&path, &bytes).unwrap();
+    let out = harness().args(["decode", "--file"]).arg(&path).output().unwrap();
+    assert!(out.status.success());
+    let v = lines(&out.stdout);
+    assert_eq!(v[0]["type"], "message");
+    assert_eq!(
+        v[1]["check"], "unterminated",
+        "the cut frame is reported at the end: {v:?}"
+    );
+}
+
+#[test]
+fn decode_names_the_bad_hex_character_and_where() {
+    let out = harness().args(["decode", HEARTBEAT, "7e00zz"]).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("argument 2") && err.contains("'z'") && err.contains("position 4"),
+        "{err}"
+    );
+    // The first argument was decoded before the error.
+    assert_eq!(lines(&out.stdout).len(), 1);
+}
