@@ -9,6 +9,7 @@
 //! - [`capture`]: capture format, recording proxy, pcap import, redaction, inspection.
 //! - [`scenario`]: scenario files and the runner that turns them into transcripts.
 //! - [`stress`]: reconnection at scale.
+//! - [`transport`]: TCP or in-memory pipes under the WebSockets.
 #![warn(missing_docs)]
 
 pub mod capture;
@@ -19,3 +20,4 @@ pub mod faults;
 pub mod gateway;
 pub mod scenario;
 pub mod stress;
+pub mod transport;

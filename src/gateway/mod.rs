@@ -1,1 +1,751 @@
-//! TODO
+//! The simulated terminal gateway: a WebSocket server that plays the terminals (and the gateway in
+//! front of them). It serves a [`Feed`] through the fault [`Pipeline`] and answers the client's
+//! commands the way a terminal would; every decision goes to the gateway log, so a transcript shows
+//! cause beside effect.
+//!
+//! Sessions: a client is identified by the request path of its handshake (`ws://host/` is session
+//! `/`). A session outlives connections: its feed resumes where the last connection stopped and its
+//! fault counters keep counting, so "disconnect at the 5th message" happens once, and nothing is
+//! lost to a reconnect except what a fault destroyed or what was in flight.
+//!
+//! Tokio lives here (and in `transport`, `client`, the runner); the feed, the faults and the codec
+//! are sans-IO and get `now` passed in.
+
+pub mod feed;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde::Serialize;
+use tokio::sync::{Notify, Semaphore, mpsc, watch};
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::protocol::frame::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::{Message as WsMessage, http};
+
+use crate::codec::deframer::{Deframer, Item};
+use crate::codec::{DecodeEvent, Decoder, Message};
+use crate::faults::{Action, ConnectDecision, Direction, FaultRecord, FaultSpec, FaultSpecError, Pipeline};
+use crate::transport::{BoxIo, Listener};
+
+pub use feed::{Feed, FeedItem, ListFeed};
+
+/// Gateway settings.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GatewayConfig {
+    /// Bytes of envelope before the JT808 bytes of every message to the client (the seed's gateway
+    /// uses 18). Default 0.
+    pub prefix_len: usize,
+    /// A client that has not finished its WebSocket handshake by then is dropped. Default 10 s.
+    pub handshake_timeout_ms: u64,
+    /// Most connections open at once; more wait in the accept queue. Default 20,000.
+    pub max_connections: usize,
+    /// tungstenite read buffer per connection. tungstenite's default allocates 128 KiB per
+    /// connection; 4 KiB keeps thousands of idle connections cheap. Default 4096.
+    pub read_buffer: usize,
+    /// tungstenite write buffer threshold; 0 writes every message at once. Default 0.
+    pub write_buffer: usize,
+    /// What goes to the gateway log. Default `full`.
+    pub log: LogLevel,
+    /// Seed of every random choice of the faults.
+    pub seed: u64,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        GatewayConfig {
+            prefix_len: 0,
+            handshake_timeout_ms: 10_000,
+            max_connections: 20_000,
+            read_buffer: 4096,
+            write_buffer: 0,
+            log: LogLevel::Full,
+            seed: 0,
+        }
+    }
+}
+
+/// How much the gateway logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogLevel {
+    /// Connections, every message offered and received, every fault decision.
+    Full,
+    /// Connections and fault decisions only (stress runs).
+    Faults,
+    /// Nothing.
+    Off,
+}
+
+/// Who closed a connection, and how.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "how", rename_all = "snake_case")]
+pub enum Closed {
+    /// The client sent a close frame.
+    ClientClose {
+        /// Close code.
+        code: Option<u16>,
+    },
+    /// The client's stream ended without a close frame, or failed.
+    ClientGone {
+        /// What the stream said.
+        why: String,
+    },
+    /// A fault closed it cleanly.
+    GatewayClose {
+        /// Close code.
+        code: u16,
+    },
+    /// A fault dropped it without a close frame.
+    GatewayAbort,
+    /// A newer connection of the same session replaced it (a stalled connection the client gave up).
+    Superseded,
+    /// A storm (stress) dropped it.
+    Storm {
+        /// close, abort or stall.
+        mode: String,
+    },
+    /// The gateway shut down.
+    Shutdown,
+}
+
+/// One line of the gateway log.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GatewayRecord {
+    /// Virtual time since the gateway started, µs.
+    pub t_us: u64,
+    /// Connection id (1, 2, ... in accept order).
+    pub conn: u64,
+    /// What happened.
+    #[serde(flatten)]
+    pub event: GatewayEvent,
+}
+
+/// What the gateway logs.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum GatewayEvent {
+    /// A handshake completed.
+    Accepted {
+        /// Session (request path).
+        session: String,
+    },
+    /// A fault refused the handshake.
+    Refused {
+        /// HTTP status sent.
+        status: u16,
+    },
+    /// The handshake failed or timed out.
+    HandshakeFailed {
+        /// Why.
+        why: String,
+    },
+    /// A connection ended.
+    Closed(Closed),
+    /// A feed or reply message entered the fault pipeline towards the client.
+    Offered {
+        /// Message index in the session (1-based).
+        index: u64,
+        /// The frames in it: `0x0200 13800000001 #5` (`[i/n]` for a packet).
+        frames: Vec<String>,
+    },
+    /// A fault decision.
+    Fault(FaultRecord),
+    /// A message the client sent, as the terminal decoded it.
+    Received {
+        /// The message.
+        message: Message,
+    },
+    /// Bytes from the client that were not a valid frame.
+    ReceivedRejected {
+        /// Why.
+        error: String,
+    },
+    /// Messages scheduled for the client that were still in flight when the connection ended.
+    LostInFlight {
+        /// How many WebSocket messages.
+        messages: usize,
+        /// How many bytes.
+        bytes: usize,
+    },
+}
+
+/// Why the gateway could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    /// A fault specification is wrong.
+    #[error(transparent)]
+    Fault(#[from] FaultSpecError),
+}
+
+/// Orders sent to live connections from outside (stress storms).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnCommand {
+    /// Close cleanly (1001 going away).
+    Close,
+    /// Drop without a close frame.
+    Abort,
+    /// Go silent, socket open, until the client gives up.
+    Stall,
+}
+
+type FeedFactory = dyn Fn(&str) -> Box<dyn Feed> + Send + Sync;
+
+struct Session {
+    feed: Box<dyn Feed>,
+    head: Option<FeedItem>,
+    exhausted: bool,
+    /// Terminal replies waiting for their due time, by (due, seq).
+    replies: BTreeMap<(Duration, u64), FeedItem>,
+    seq: u64,
+    pipeline: Pipeline,
+    offered: u64,
+    /// The live connection and how to tell it that it has been replaced.
+    active: Option<(u64, Arc<Notify>)>,
+}
+
+impl Session {
+    fn peek_due(&mut self) -> Option<Duration> {
+        if self.head.is_none() && !self.exhausted {
+            self.head = self.feed.next_item();
+            self.exhausted = self.head.is_none();
+        }
+        let head = self.head.as_ref().map(|i| i.due);
+        let reply = self.replies.keys().next().map(|k| k.0);
+        match (head, reply) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// The next item due at or before `now`: replies before feed items at equal times.
+    fn pop_due(&mut self, now: Duration) -> Option<FeedItem> {
+        let due = self.peek_due()?;
+        if due > now {
+            return None;
+        }
+        let reply_first = match (self.replies.keys().next(), &self.head) {
+            (Some(k), Some(h)) => k.0 <= h.due,
+            (Some(_), None) => true,
+            _ => false,
+        };
+        if reply_first {
+            self.replies.pop_first().map(|(_, v)| v)
+        } else {
+            self.head.take()
+        }
+    }
+}
+
+struct Inner {
+    cfg: GatewayConfig,
+    faults: Vec<FaultSpec>,
+    start: Instant,
+    feeds: Box<FeedFactory>,
+    sessions: Mutex<HashMap<String, Arc<Mutex<Session>>>>,
+    log: Mutex<Vec<GatewayRecord>>,
+    next_conn: AtomicU64,
+    live: Mutex<BTreeMap<u64, mpsc::UnboundedSender<ConnCommand>>>,
+    limit: Arc<Semaphore>,
+    shutdown: watch::Receiver<bool>,
+}
+
+impl Inner {
+    fn now(&self) -> Duration {
+        self.start.elapsed()
+    }
+
+    fn log(&self, conn: u64, event: GatewayEvent) {
+        let keep = match self.cfg.log {
+            LogLevel::Full => true,
+            LogLevel::Faults => !matches!(
+                event,
+                GatewayEvent::Offered { .. } | GatewayEvent::Received { .. } | GatewayEvent::ReceivedRejected { .. }
+            ),
+            LogLevel::Off => false,
+        };
+        if keep {
+            let t_us = self.now().as_micros() as u64;
+            self.log
+                .lock()
+                .expect("log lock")
+                .push(GatewayRecord { t_us, conn, event });
+        }
+    }
+
+    fn session(&self, key: &str) -> Result<Arc<Mutex<Session>>, FaultSpecError> {
+        let mut sessions = self.sessions.lock().expect("sessions lock");
+        if let Some(s) = sessions.get(key) {
+            return Ok(s.clone());
+        }
+        // Each session's faults get their own seed derived from the gateway seed and the session
+        // key, so a fleet of sessions is as reproducible as one.
+        let seed = self.cfg.seed ^ fnv1a(key.as_bytes());
+        let pipeline = Pipeline::new(&self.faults, seed, self.cfg.prefix_len)?;
+        let s = Arc::new(Mutex::new(Session {
+            feed: (self.feeds)(key),
+            head: None,
+            exhausted: false,
+            replies: BTreeMap::new(),
+            seq: 0,
+            pipeline,
+            offered: 0,
+            active: None,
+        }));
+        sessions.insert(key.to_string(), s.clone());
+        Ok(s)
+    }
+
+    fn envelope(&self, index: u64) -> Vec<u8> {
+        // A recognisable envelope: "ENV", the message index, zero padding. A client that forgets to
+        // skip it sees garbage bytes before the first frame.
+        let mut e = Vec::with_capacity(self.cfg.prefix_len);
+        e.extend_from_slice(b"ENV");
+        e.extend_from_slice(&index.to_be_bytes());
+        e.resize(self.cfg.prefix_len, 0);
+        e.truncate(self.cfg.prefix_len);
+        e
+    }
+}
+
+/// Resolves once the shutdown flag is set (or its sender is gone).
+async fn stopped(rx: &mut watch::Receiver<bool>) {
+    let _ = rx.wait_for(|s| *s).await;
+}
+
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ *b as u64).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// Short descriptions of the frames in a message, for the log.
+pub fn describe_frames(bytes: &[u8]) -> Vec<String> {
+    let mut d = Deframer::default();
+    let mut out = Vec::new();
+    let mut describe = |it: Item<'_>| match it {
+        Item::Frame(f) => {
+            let h = &f.header;
+            let mut s = format!("0x{:04X} {} #{}", h.msg_id, h.phone, h.serial);
+            if let Some(p) = h.packet {
+                s.push_str(&format!(" [{}/{}]", p.index, p.total));
+            }
+            out.push(s);
+        }
+        Item::Rejected(e) => out.push(format!("bad frame ({})", e.check())),
+        Item::Skipped { len, .. } => out.push(format!("{len} bytes outside frames")),
+    };
+    d.push(bytes, &mut describe);
+    d.finish(&mut describe);
+    out
+}
+
+/// A running gateway. Cheap to clone; dropping it does not stop it (use the shutdown sender).
+#[derive(Clone)]
+pub struct Gateway {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gateway")
+            .field("cfg", &self.inner.cfg)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Gateway {
+    /// A gateway serving the feed `feeds(session)` through `faults`. Stop it by sending `true` on the
+    /// watch channel whose receiver is `shutdown`.
+    pub fn new(
+        cfg: GatewayConfig,
+        faults: Vec<FaultSpec>,
+        feeds: impl Fn(&str) -> Box<dyn Feed> + Send + Sync + 'static,
+        shutdown: watch::Receiver<bool>,
+    ) -> Result<Gateway, GatewayError> {
+        // Validate the fault specs once up front so a bad spec fails at start, not at first connect.
+        Pipeline::new(&faults, cfg.seed, cfg.prefix_len)?;
+        let limit = Arc::new(Semaphore::new(cfg.max_connections.max(1)));
+        Ok(Gateway {
+            inner: Arc::new(Inner {
+                cfg,
+                faults,
+                start: Instant::now(),
+                feeds: Box::new(feeds),
+                sessions: Mutex::new(HashMap::new()),
+                log: Mutex::new(Vec::new()),
+                next_conn: AtomicU64::new(1),
+                live: Mutex::new(BTreeMap::new()),
+                limit,
+                shutdown,
+            }),
+        })
+    }
+
+    /// Accepts connections until shutdown (or until an in-memory network is dropped).
+    pub async fn serve(&self, mut listener: Listener) {
+        let mut shutdown = self.inner.shutdown.clone();
+        loop {
+            let permit = tokio::select! {
+                p = self.inner.limit.clone().acquire_owned() => p.expect("semaphore never closed"),
+                _ = stopped(&mut shutdown) => return,
+            };
+            let io = tokio::select! {
+                io = listener.accept() => io,
+                _ = stopped(&mut shutdown) => return,
+            };
+            let io = match io {
+                None => return,
+                Some(Err(e)) => {
+                    tracing::warn!("accept failed: {e}");
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                }
+                Some(Ok(io)) => io,
+            };
+            let conn = self.inner.next_conn.fetch_add(1, Ordering::Relaxed);
+            let inner = self.inner.clone();
+            tokio::spawn(async move {
+                handle(inner, io, conn).await;
+                drop(permit);
+            });
+        }
+    }
+
+    /// The log so far (a copy).
+    pub fn log(&self) -> Vec<GatewayRecord> {
+        self.inner.log.lock().expect("log lock").clone()
+    }
+
+    /// Takes the log so far.
+    pub fn take_log(&self) -> Vec<GatewayRecord> {
+        std::mem::take(&mut *self.inner.log.lock().expect("log lock"))
+    }
+
+    /// Connections open now, in id order.
+    pub fn live_connections(&self) -> Vec<u64> {
+        self.inner.live.lock().expect("live lock").keys().copied().collect()
+    }
+
+    /// Orders one live connection to close, abort or stall. False if it is gone.
+    pub fn command(&self, conn: u64, cmd: ConnCommand) -> bool {
+        self.inner
+            .live
+            .lock()
+            .expect("live lock")
+            .get(&conn)
+            .is_some_and(|tx| tx.send(cmd).is_ok())
+    }
+
+    /// Virtual time since start.
+    pub fn now(&self) -> Duration {
+        self.inner.now()
+    }
+}
+
+/// Everything scheduled on one connection.
+#[derive(Default)]
+struct ConnState {
+    /// Bytes for the client by (time, seq).
+    outs: BTreeMap<(Duration, u64), Vec<u8>>,
+    /// Bytes from the client for the terminal by (time, seq).
+    ins: BTreeMap<(Duration, u64), Vec<u8>>,
+    seq: u64,
+    /// Some(until) while stalled.
+    stalled: Option<Option<Duration>>,
+    /// A close/abort decided by a fault, carried out after the sends due before it.
+    ending: Option<Closed>,
+}
+
+impl ConnState {
+    fn apply(&mut self, actions: Vec<Action>) {
+        for a in actions {
+            self.seq += 1;
+            match a {
+                Action::Send {
+                    dir: Direction::ToClient,
+                    at,
+                    bytes,
+                } => {
+                    self.outs.insert((at, self.seq), bytes);
+                }
+                Action::Send {
+                    dir: Direction::ToGateway,
+                    at,
+                    bytes,
+                } => {
+                    self.ins.insert((at, self.seq), bytes);
+                }
+                Action::Close { code, .. } => {
+                    self.ending.get_or_insert(Closed::GatewayClose { code });
+                }
+                Action::Abort => {
+                    self.ending.get_or_insert(Closed::GatewayAbort);
+                }
+                Action::Stall { until } => self.stalled = Some(until),
+            }
+        }
+    }
+}
+
+async fn handle(inner: Arc<Inner>, io: BoxIo, conn: u64) {
+    let ws_cfg = WebSocketConfig::default()
+        .read_buffer_size(inner.cfg.read_buffer)
+        .write_buffer_size(inner.cfg.write_buffer)
+        .max_message_size(Some(1 << 20))
+        .max_frame_size(Some(1 << 20));
+    let chosen: Arc<Mutex<Option<(String, Arc<Mutex<Session>>)>>> = Arc::default();
+    let refused: Arc<Mutex<Option<u16>>> = Arc::default();
+    let callback = {
+        let inner = inner.clone();
+        let chosen = chosen.clone();
+        let refused = refused.clone();
+        move |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
+            let key = req.uri().path().to_string();
+            let session = match inner.session(&key) {
+                Ok(s) => s,
+                Err(e) => {
+                    let mut r = ErrorResponse::new(Some(e.to_string()));
+                    *r.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
+                    return Err(r);
+                }
+            };
+            let decision = session
+                .lock()
+                .expect("session lock")
+                .pipeline
+                .on_connect(conn, inner.now());
+            match decision {
+                ConnectDecision::Accept => {
+                    *chosen.lock().expect("lock") = Some((key, session));
+                    Ok(resp)
+                }
+                ConnectDecision::Refuse { status } => {
+                    *refused.lock().expect("lock") = Some(status);
+                    let mut r = ErrorResponse::new(Some("refused by fault injection".into()));
+                    *r.status_mut() =
+                        http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::SERVICE_UNAVAILABLE);
+                    Err(r)
+                }
+            }
+        }
+    };
+    let timeout = Duration::from_millis(inner.cfg.handshake_timeout_ms);
+    let hs = tokio::time::timeout(
+        timeout,
+        tokio_tungstenite::accept_hdr_async_with_config(io, callback, Some(ws_cfg)),
+    )
+    .await;
+    let mut ws = match hs {
+        Ok(Ok(ws)) => ws,
+        Ok(Err(e)) => {
+            match refused.lock().expect("lock").take() {
+                Some(status) => inner.log(conn, GatewayEvent::Refused { status }),
+                None => inner.log(conn, GatewayEvent::HandshakeFailed { why: e.to_string() }),
+            }
+            return;
+        }
+        Err(_) => {
+            inner.log(
+                conn,
+                GatewayEvent::HandshakeFailed {
+                    why: format!("no handshake within {timeout:?}"),
+                },
+            );
+            return;
+        }
+    };
+    let Some((key, session)) = chosen.lock().expect("lock").take() else {
+        return;
+    };
+    inner.log(conn, GatewayEvent::Accepted { session: key });
+    let superseded = Arc::new(Notify::new());
+    if let Some((_, old)) = session
+        .lock()
+        .expect("session lock")
+        .active
+        .replace((conn, superseded.clone()))
+    {
+        old.notify_one();
+    }
+    let (cmd_tx, mut cmd_rx) = mpsc::unbounded_channel();
+    inner.live.lock().expect("live lock").insert(conn, cmd_tx);
+
+    let mut st = ConnState::default();
+    let mut inbound = Decoder::default();
+    let mut shutdown = inner.shutdown.clone();
+    let end: Closed = 'conn: loop {
+        let now = inner.now();
+        // 1. Everything due now, under the session lock (no awaits).
+        {
+            let mut s = session.lock().expect("session lock");
+            let ticked = s.pipeline.on_tick(conn, now);
+            st.apply(ticked);
+            // Client bytes whose (possibly delayed) delivery time has come: the terminal reads them.
+            while let Some(entry) = st.ins.first_entry() {
+                if entry.key().0 > now {
+                    break;
+                }
+                let bytes = entry.remove();
+                let mut msgs = Vec::new();
+                inbound.push(&bytes, now, |e| match e {
+                    DecodeEvent::Message(m) => msgs.push(m),
+                    DecodeEvent::Rejected(err) => {
+                        inner.log(conn, GatewayEvent::ReceivedRejected { error: err.to_string() })
+                    }
+                    _ => {}
+                });
+                for m in msgs {
+                    let replies = s.feed.on_client_message(&m, now);
+                    inner.log(conn, GatewayEvent::Received { message: m });
+                    for r in replies {
+                        s.seq += 1;
+                        let key = (r.due, s.seq);
+                        s.replies.insert(key, r);
+                    }
+                }
+            }
+            if st.stalled.is_none() && st.ending.is_none() {
+                while let Some(item) = s.pop_due(now) {
+                    s.offered += 1;
+                    let index = s.offered;
+                    if inner.cfg.log == LogLevel::Full {
+                        inner.log(
+                            conn,
+                            GatewayEvent::Offered {
+                                index,
+                                frames: describe_frames(&item.bytes),
+                            },
+                        );
+                    }
+                    let mut msg = inner.envelope(index);
+                    msg.extend_from_slice(&item.bytes);
+                    let actions = s.pipeline.on_message(conn, Direction::ToClient, msg, now);
+                    st.apply(actions);
+                    if st.stalled.is_some() || st.ending.is_some() {
+                        break;
+                    }
+                }
+            }
+            for r in s.pipeline.take_log() {
+                inner.log(conn, GatewayEvent::Fault(r));
+            }
+        }
+        // 2. Write what is due (a stall holds it; the pipeline released it when the stall ends).
+        if st.stalled.is_none() {
+            while let Some(entry) = st.outs.first_entry() {
+                if entry.key().0 > now {
+                    break;
+                }
+                let bytes = entry.remove();
+                if let Err(e) = ws.send(WsMessage::Binary(bytes.into())).await {
+                    break 'conn Closed::ClientGone { why: e.to_string() };
+                }
+            }
+        }
+        // 3. A fault's close or abort, after the sends due before it.
+        if let Some(end) = st.ending.take() {
+            if let Closed::GatewayClose { code } = end {
+                let frame = CloseFrame {
+                    code: CloseCode::from(code),
+                    reason: "fault injection".into(),
+                };
+                let _ = ws.close(Some(frame)).await;
+            }
+            break 'conn end;
+        }
+        // 4. Sleep until the next thing to do, or until the client says something.
+        if let Some(Some(until)) = st.stalled
+            && until <= now
+        {
+            st.stalled = None;
+            continue;
+        }
+        let next = {
+            let mut s = session.lock().expect("session lock");
+            [
+                if st.stalled.is_none() { s.peek_due() } else { None },
+                st.outs.keys().next().map(|k| k.0),
+                st.ins.keys().next().map(|k| k.0),
+                s.pipeline.next_deadline(conn),
+                st.stalled.flatten(),
+            ]
+            .into_iter()
+            .flatten()
+            .min()
+        };
+        let sleep_until = next.map(|d| inner.start + d.max(now));
+        let stalled = st.stalled.is_some();
+        tokio::select! {
+            // While stalled the socket is not read at all: no pongs, no close handling — half-open.
+            msg = ws.next(), if !stalled => match msg {
+                Some(Ok(WsMessage::Binary(b))) => {
+                    let now = inner.now();
+                    let actions = session.lock().expect("session lock").pipeline.on_message(
+                        conn,
+                        Direction::ToGateway,
+                        b.to_vec(),
+                        now,
+                    );
+                    st.apply(actions);
+                }
+                Some(Ok(WsMessage::Text(t))) => {
+                    inner.log(conn, GatewayEvent::ReceivedRejected { error: format!("text message: {}", t.as_str()) });
+                }
+                Some(Ok(WsMessage::Close(frame))) => {
+                    break 'conn Closed::ClientClose { code: frame.map(|f| u16::from(f.code)) };
+                }
+                Some(Ok(_)) => {}
+                Some(Err(e)) => break 'conn Closed::ClientGone { why: e.to_string() },
+                None => break 'conn Closed::ClientGone { why: "stream ended".into() },
+            },
+            _ = async { match sleep_until { Some(t) => tokio::time::sleep_until(t).await, None => std::future::pending().await } } => {}
+            _ = superseded.notified() => break 'conn Closed::Superseded,
+            cmd = cmd_rx.recv() => match cmd {
+                Some(ConnCommand::Close) => {
+                    let frame = CloseFrame { code: CloseCode::Away, reason: "storm".into() };
+                    let _ = ws.close(Some(frame)).await;
+                    break 'conn Closed::Storm { mode: "close".into() };
+                }
+                Some(ConnCommand::Abort) => break 'conn Closed::Storm { mode: "abort".into() },
+                Some(ConnCommand::Stall) => {
+                    st.stalled = Some(None);
+                    inner.log(conn, GatewayEvent::Closed(Closed::Storm { mode: "stall".into() }));
+                }
+                None => {}
+            },
+            _ = stopped(&mut shutdown) => break 'conn Closed::Shutdown,
+        }
+    };
+    let now = inner.now();
+    {
+        let mut s = session.lock().expect("session lock");
+        let held = s.pipeline.on_close(conn, now);
+        st.apply(held);
+        for r in s.pipeline.take_log() {
+            inner.log(conn, GatewayEvent::Fault(r));
+        }
+        if s.active.as_ref().is_some_and(|(c, _)| *c == conn) {
+            s.active = None;
+        }
+    }
+    let lost: usize = st.outs.values().map(Vec::len).sum();
+    if !st.outs.is_empty() {
+        inner.log(
+            conn,
+            GatewayEvent::LostInFlight {
+                messages: st.outs.len(),
+                bytes: lost,
+            },
+        );
+    }
+    inner.log(conn, GatewayEvent::Closed(end));
+    inner.live.lock().expect("live lock").remove(&conn);
+}
