@@ -9,6 +9,7 @@
 //! - [`capture`]: capture format, recording proxy, pcap import, redaction, inspection.
 //! - [`scenario`]: scenario files and the runner that turns them into transcripts.
 //! - [`stress`]: reconnection at scale.
+//! - [`transcript`]: the deterministic record of a run, YAML for insta.
 //! - [`transport`]: TCP or in-memory pipes under the WebSockets.
 #![warn(missing_docs)]
 
@@ -20,4 +21,5 @@ pub mod faults;
 pub mod gateway;
 pub mod scenario;
 pub mod stress;
+pub mod transcript;
 pub mod transport;

@@ -1,0 +1,167 @@
+//! A run's transcript: what the client decoded and did and what the gateway injected and received,
+//! in virtual-time order, with a summary and the invariants checked. No wall-clock time, address or
+//! port ever appears in it, so a snapshot is byte-identical run after run.
+//!
+//! Rendered as YAML for insta: a few header keys, then one event per line as a JSON flow mapping
+//! (JSON is valid YAML), so a review diff shows exactly which event changed.
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+/// Who an event comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Side {
+    /// The simulated gateway (its log, its fault decisions, what it received).
+    Gateway,
+    /// The client under test.
+    Client,
+}
+
+/// One event.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Entry {
+    /// Virtual time, µs since the run started.
+    pub t_us: u64,
+    /// Who.
+    pub side: Side,
+    /// The event's own JSON object (has a `"type"` key).
+    pub event: Value,
+}
+
+/// The outcome of one invariant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Check {
+    /// Invariant name, e.g. `every_frame_once`.
+    pub name: String,
+    /// Whether it held.
+    pub ok: bool,
+    /// What was measured (and, on failure, what was wrong).
+    pub detail: String,
+}
+
+/// A whole transcript.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Transcript {
+    /// Scenario name.
+    pub scenario: String,
+    /// Seed used.
+    pub seed: u64,
+    /// Counters: frames, faults, reconnects, ...
+    pub summary: Map<String, Value>,
+    /// Invariants checked.
+    pub checks: Vec<Check>,
+    /// Events in order.
+    pub events: Vec<Entry>,
+}
+
+impl Transcript {
+    /// Sorts events by time, gateway before client at equal times, keeping each side's own order.
+    /// Both sides' logs are in causal order already; the stable sort only interleaves them.
+    pub fn order_events(&mut self) {
+        self.events.sort_by_key(|e| (e.t_us, e.side));
+    }
+
+    /// True when every check held.
+    pub fn passed(&self) -> bool {
+        self.checks.iter().all(|c| c.ok)
+    }
+
+    /// The YAML text that snapshots hold.
+    pub fn to_yaml(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(s, "scenario: {}", json(&Value::String(self.scenario.clone())));
+        let _ = writeln!(s, "seed: {}", self.seed);
+        s.push_str("summary:\n");
+        for (k, v) in &self.summary {
+            let _ = writeln!(s, "  {k}: {}", json(v));
+        }
+        s.push_str("checks:\n");
+        for c in &self.checks {
+            let _ = writeln!(
+                s,
+                "  - {{name: {}, ok: {}, detail: {}}}",
+                c.name,
+                c.ok,
+                json(&Value::String(c.detail.clone()))
+            );
+        }
+        s.push_str("events:\n");
+        for e in &self.events {
+            let mut obj = Map::new();
+            obj.insert("t".into(), Value::String(format_t(e.t_us)));
+            obj.insert("by".into(), serde_json::to_value(e.side).expect("side serialises"));
+            if let Value::Object(o) = &e.event {
+                for (k, v) in o {
+                    obj.insert(k.clone(), v.clone());
+                }
+            } else {
+                obj.insert("event".into(), e.event.clone());
+            }
+            let _ = writeln!(s, "  - {}", json(&Value::Object(obj)));
+        }
+        s
+    }
+}
+
+/// Seconds with millisecond precision (and µs when not whole milliseconds): `12.500`, `0.000250`.
+pub fn format_t(t_us: u64) -> String {
+    if t_us % 1000 == 0 {
+        format!("{}.{:03}", t_us / 1_000_000, (t_us / 1000) % 1000)
+    } else {
+        format!("{}.{:06}", t_us / 1_000_000, t_us % 1_000_000)
+    }
+}
+
+fn json(v: &Value) -> String {
+    serde_json::to_string(v).expect("JSON values serialise")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_render_one_per_line_in_time_order() {
+        let mut t = Transcript {
+            scenario: "x".into(),
+            seed: 3,
+            summary: Map::new(),
+            checks: vec![Check {
+                name: "a".into(),
+                ok: true,
+                detail: "1 of 1".into(),
+            }],
+            events: vec![
+                Entry {
+                    t_us: 1500,
+                    side: Side::Client,
+                    event: serde_json::json!({"type": "message"}),
+                },
+                Entry {
+                    t_us: 1500,
+                    side: Side::Gateway,
+                    event: serde_json::json!({"type": "offered"}),
+                },
+                Entry {
+                    t_us: 250,
+                    side: Side::Client,
+                    event: serde_json::json!({"type": "connected"}),
+                },
+            ],
+        };
+        t.order_events();
+        let y = t.to_yaml();
+        let lines: Vec<&str> = y.lines().filter(|l| l.starts_with("  - {\"t\"")).collect();
+        assert_eq!(
+            lines,
+            [
+                r#"  - {"t":"0.000250","by":"client","type":"connected"}"#,
+                r#"  - {"t":"0.001500","by":"gateway","type":"offered"}"#,
+                r#"  - {"t":"0.001500","by":"client","type":"message"}"#,
+            ]
+        );
+    }
+}
