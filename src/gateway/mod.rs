@@ -12,6 +12,8 @@
 //! are sans-IO and get `now` passed in.
 
 pub mod feed;
+pub mod fleet;
+pub mod source;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -1,0 +1,1 @@
+//! Runner (see the scenario work).
