@@ -2,3 +2,4 @@
 //! maps errors to exit codes; each command here is a plain function that tests can call.
 
 pub mod decode;
+pub mod run;
