@@ -189,7 +189,11 @@ impl WrongLength {
 
 /// Rewrites every frame the trigger fires on with `f`, which returns `(range, bytes)` edits and
 /// logs. Frames without an edit are kept.
-fn rewrite(m: Msg, cx: &mut Cx<'_>, mut f: impl FnMut(&Located, &[u8], u64, &mut Cx<'_>) -> Option<(std::ops::Range<usize>, Vec<u8>)>) -> Vec<Out> {
+fn rewrite(
+    m: Msg,
+    cx: &mut Cx<'_>,
+    mut f: impl FnMut(&Located, &[u8], u64, &mut Cx<'_>) -> Option<(std::ops::Range<usize>, Vec<u8>)>,
+) -> Vec<Out> {
     let idx = m.idx;
     let bytes = m.bytes.clone();
     match per_frame(&m, cx, |fr, _, _, cx| f(fr, &bytes, idx, cx)) {
@@ -265,7 +269,10 @@ impl Fault for FlipByte {
                         Some(idx),
                         "no_target",
                         vec![fr.start],
-                        format!("{}: offset {o} is outside the frame's {len} bytes or on a delimiter", fr.describe()),
+                        format!(
+                            "{}: offset {o} is outside the frame's {len} bytes or on a delimiter",
+                            fr.describe()
+                        ),
                     );
                     return None;
                 }
@@ -309,7 +316,12 @@ impl Fault for Truncate {
             let keep = match cfg.keep {
                 Some(k) if k < len => k,
                 Some(k) => {
-                    cx.record(Some(idx), "no_target", vec![fr.start], format!("{}: keep {k} >= {len} bytes", fr.describe()));
+                    cx.record(
+                        Some(idx),
+                        "no_target",
+                        vec![fr.start],
+                        format!("{}: keep {k} >= {len} bytes", fr.describe()),
+                    );
                     return None;
                 }
                 None => cx.rng.random_range(2..(len - 1).max(3)),
@@ -319,7 +331,11 @@ impl Fault for Truncate {
                 Some(idx),
                 "truncate",
                 vec![fr.start, cut],
-                format!("{}: {keep} of {len} bytes kept{}", fr.describe(), if cfg.close { ", closed" } else { "" }),
+                format!(
+                    "{}: {keep} of {len} bytes kept{}",
+                    fr.describe(),
+                    if cfg.close { ", closed" } else { "" }
+                ),
             );
             Some((cut..fr.end, if cfg.close { vec![FLAG] } else { Vec::new() }))
         })
@@ -335,7 +351,12 @@ impl Fault for StrayFlag {
                 FlagPlace::Inside => match cfg.offset {
                     Some(o) if o > 0 && o < fr.end - fr.start - 1 => fr.start + o,
                     Some(o) => {
-                        cx.record(Some(idx), "no_target", vec![fr.start], format!("{}: offset {o} not inside", fr.describe()));
+                        cx.record(
+                            Some(idx),
+                            "no_target",
+                            vec![fr.start],
+                            format!("{}: offset {o} not inside", fr.describe()),
+                        );
                         return None;
                     }
                     None => {
@@ -362,10 +383,12 @@ impl Fault for Garbage {
         rewrite(m, cx, |fr, _, idx, cx| {
             let bytes = fixed.clone().unwrap_or_else(|| {
                 (0..len)
-                    .map(|_| loop {
-                        let b = cx.rng.random::<u8>();
-                        if b != FLAG && b != ESCAPE {
-                            break b;
+                    .map(|_| {
+                        loop {
+                            let b = cx.rng.random::<u8>();
+                            if b != FLAG && b != ESCAPE {
+                                break b;
+                            }
                         }
                     })
                     .collect()
@@ -374,9 +397,19 @@ impl Fault for Garbage {
                 Some(idx),
                 "garbage",
                 vec![fr.start],
-                format!("{} bytes before {}: {}", bytes.len(), fr.describe(), hex::encode(&bytes)),
+                format!(
+                    "{} bytes before {}: {}",
+                    bytes.len(),
+                    fr.describe(),
+                    hex::encode(&bytes)
+                ),
             );
-            Some((fr.start..fr.start, bytes))
+            let (at, reopen) = fr.front();
+            let mut bytes = bytes;
+            if reopen {
+                bytes.push(FLAG);
+            }
+            Some((at..at, bytes))
         })
     }
 }
@@ -392,7 +425,12 @@ impl Fault for WrongLength {
                 None => (old as i32 + cfg.delta).rem_euclid(1024) as u16,
             };
             if new == old {
-                cx.record(Some(idx), "no_target", vec![fr.start], format!("{}: length already {old}", fr.describe()));
+                cx.record(
+                    Some(idx),
+                    "no_target",
+                    vec![fr.start],
+                    format!("{}: length already {old}", fr.describe()),
+                );
                 return None;
             }
             let mut content = fr.content.clone();
@@ -418,7 +456,12 @@ impl Fault for WrongVersion {
                 Some(idx),
                 "wrong_version",
                 vec![fr.start, fr.wire_offset(2)],
-                format!("{}: version flag (bit 14) {} -> {}", fr.describe(), u8::from(!on), u8::from(on)),
+                format!(
+                    "{}: version flag (bit 14) {} -> {}",
+                    fr.describe(),
+                    u8::from(!on),
+                    u8::from(on)
+                ),
             );
             Some(rewrite_header(fr, content))
         })

@@ -57,7 +57,9 @@ fn reason() -> String {
 impl Disconnect {
     pub(crate) fn validate(&self) -> Result<(), String> {
         // RFC 6455 §7.4.1/7.4.2: 1005, 1006 and 1015 must never be sent in a close frame.
-        if self.mode == DisconnectMode::Close && (!(1000..=4999).contains(&self.code) || matches!(self.code, 1005 | 1006 | 1015)) {
+        if self.mode == DisconnectMode::Close
+            && (!(1000..=4999).contains(&self.code) || matches!(self.code, 1005 | 1006 | 1015))
+        {
             return Err(format!("close code {} cannot be sent (RFC 6455 §7.4)", self.code));
         }
         if self.reason.len() > 123 {
@@ -86,7 +88,12 @@ impl DisconnectState {
         self.done = true;
         match self.cfg.mode {
             DisconnectMode::Close => {
-                cx.record(idx, "close", Vec::new(), format!("code {} {:?}; {lost} bytes not sent", self.cfg.code, self.cfg.reason));
+                cx.record(
+                    idx,
+                    "close",
+                    Vec::new(),
+                    format!("code {} {:?}; {lost} bytes not sent", self.cfg.code, self.cfg.reason),
+                );
                 vec![Out::Close {
                     code: self.cfg.code,
                     reason: self.cfg.reason.clone(),
@@ -111,7 +118,12 @@ impl Fault for DisconnectState {
         self.done = true;
         let located = frames::locate(&m.bytes, cx.prefix_len);
         let Some(fr) = located.first() else {
-            cx.record(Some(m.idx), "abort", Vec::new(), format!("no frame to cut; {} bytes not sent", m.bytes.len()));
+            cx.record(
+                Some(m.idx),
+                "abort",
+                Vec::new(),
+                format!("no frame to cut; {} bytes not sent", m.bytes.len()),
+            );
             return vec![Out::Abort];
         };
         let len = fr.end - fr.start;
@@ -124,7 +136,11 @@ impl Fault for DisconnectState {
             Some(m.idx),
             "mid_frame",
             vec![fr.start, cut],
-            format!("{}: {keep} of {len} bytes sent, then abort; {} bytes not sent", fr.describe(), m.bytes.len() - cut),
+            format!(
+                "{}: {keep} of {len} bytes sent, then abort; {} bytes not sent",
+                fr.describe(),
+                m.bytes.len() - cut
+            ),
         );
         vec![
             Out::Send(Msg {

@@ -27,6 +27,10 @@ pub(crate) struct Located {
     pub header: Header,
     /// Un-escaped header + body, without the check code.
     pub content: Vec<u8>,
+    /// The opening 0x7E is also the previous frame's closing one (`7E A 7E B 7E`).
+    pub shared_open: bool,
+    /// The closing 0x7E is also the next frame's opening one.
+    pub shared_close: bool,
 }
 
 impl Located {
@@ -41,6 +45,25 @@ impl Located {
     /// The frame's bytes between the delimiters.
     pub fn inner(&self) -> Range<usize> {
         self.start + 1..self.end - 1
+    }
+
+    /// The bytes that belong to this frame alone: its whole span, less a delimiter it shares with
+    /// a neighbour (removing that would break the neighbour).
+    pub fn own(&self) -> Range<usize> {
+        let start = if self.shared_open { self.start + 1 } else { self.start };
+        let end = if self.shared_close { self.end - 1 } else { self.end };
+        start..end.max(start)
+    }
+
+    /// Where bytes can be inserted in front of this frame without touching the previous one:
+    /// `(offset, needs_opening_flag)`. For a shared delimiter that is after it, and the inserted
+    /// bytes need a 0x7E of their own to open this frame again.
+    pub fn front(&self) -> (usize, bool) {
+        if self.shared_open {
+            (self.start + 1, true)
+        } else {
+            (self.start, false)
+        }
     }
 
     /// The check code (valid: the deframer verified it).
@@ -79,16 +102,22 @@ pub(crate) fn locate(msg: &[u8], prefix_len: usize) -> Vec<Located> {
             let content = f.content.to_vec();
             let escaped = escaped_len(&content, xor(&content));
             let start = prefix_len + f.offset as usize;
+            let shared_open = out.last().is_some_and(|p: &Located| p.end == start + 1);
             out.push(Located {
                 start,
                 end: start + escaped + 2,
                 header: f.header,
                 content,
+                shared_open,
+                shared_close: false,
             });
         }
     };
     d.push(payload, &mut take);
     d.finish(&mut take);
+    for i in 1..out.len() {
+        out[i - 1].shared_close = out[i].shared_open;
+    }
     out
 }
 

@@ -30,7 +30,7 @@
 //! # Faults, chains and triggers
 //!
 //! A fault is a [`FaultSpec`]: a `type`, parameters, and common fields: `name` (for the log;
-//! default the type), `direction` (default `to_client`) and a [`trigger`](trigger) (`every`, `at`,
+//! default the type), `direction` (default `to_client`) and a [`trigger`] (`every`, `at`,
 //! `after`, `times`, `probability`, `after_ms`, `until_ms`, `msg_id`, `in_packet`, `packet_index`,
 //! `after_frame`, `scope`). Faults of one direction form a chain in the order they are listed: each
 //! fault's output feeds the next. Frame-level faults only see frames whole inside one message, so
@@ -164,6 +164,7 @@ pub enum Action {
         /// Direction.
         dir: Direction,
         /// Absolute virtual time of delivery; never earlier than the previous `Send` in `dir`.
+        #[serde(rename = "at_us", serialize_with = "micros")]
         at: Duration,
         /// The message, envelope prefix included.
         #[serde(with = "hex::serde")]
@@ -176,19 +177,34 @@ pub enum Action {
         /// Close reason.
         reason: String,
         /// When: after everything sent before it.
+        #[serde(rename = "at_us", serialize_with = "micros")]
         at: Duration,
     },
     /// Drop the TCP connection, no close frame.
     Abort {
         /// When: after everything sent before it.
+        #[serde(rename = "at_us", serialize_with = "micros")]
         at: Duration,
     },
     /// Go silent, socket open: the pipeline holds the bytes and returns them when the stall ends
     /// (`on_tick` at `until`) or at `on_close`. `None`: until the connection closes.
     Stall {
         /// End of the stall.
+        #[serde(rename = "until_us", serialize_with = "opt_micros")]
         until: Option<Duration>,
     },
+}
+
+/// Virtual times serialise as whole microseconds, the transcript's unit.
+fn micros<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u64(d.as_micros() as u64)
+}
+
+fn opt_micros<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => micros(d, s),
+        None => s.serialize_none(),
+    }
 }
 
 /// One decision, for the transcript: cause beside effect.
@@ -246,7 +262,7 @@ pub enum FaultSpecError {
 pub enum FaultKind {
     Split(split::Split),
     Coalesce(coalesce::Coalesce),
-    Drop(order::Drop),
+    Drop(order::DropFault),
     Duplicate(order::Duplicate),
     Reorder(order::Reorder),
     DropPacket(subpacket::DropPacket),
@@ -318,7 +334,9 @@ impl FaultKind {
             FaultKind::Bandwidth(f) => f.validate(),
             FaultKind::Disconnect(f) => f.validate(),
             FaultKind::Refuse(f) => f.validate(),
-            FaultKind::Drop(_) | FaultKind::Duplicate(_) | FaultKind::StrayFlag(_) | FaultKind::WrongVersion(_) => Ok(()),
+            FaultKind::Drop(_) | FaultKind::Duplicate(_) | FaultKind::StrayFlag(_) | FaultKind::WrongVersion(_) => {
+                Ok(())
+            }
             FaultKind::Stall(_) => Ok(()),
         }
     }
@@ -388,10 +406,7 @@ impl FaultSpec {
     /// written as TOML hex integers: `msg_id=0x0200`.
     pub fn parse_cli(text: &str) -> Result<FaultSpec, FaultSpecError> {
         let body = text.trim();
-        let body = body
-            .strip_prefix('{')
-            .and_then(|b| b.strip_suffix('}'))
-            .unwrap_or(body);
+        let body = body.strip_prefix('{').and_then(|b| b.strip_suffix('}')).unwrap_or(body);
         const HEAD: &str = "f = { ";
         let doc = format!("{HEAD}{body} }}");
         let err = |message: String| FaultSpecError::Cli {
@@ -409,7 +424,8 @@ impl FaultSpec {
             Some(toml::Value::Table(t)) => FaultSpec::from_table(t).map_err(err)?,
             _ => return Err(err("expected key = value pairs".into())),
         };
-        spec.validate().map_err(|m| err(format!("{}: {m}", spec.kind.type_name())))?;
+        spec.validate()
+            .map_err(|m| err(format!("{}: {m}", spec.kind.type_name())))?;
         Ok(spec)
     }
 
@@ -427,9 +443,9 @@ impl FaultSpec {
         };
         let direction = match t.remove("direction") {
             None => Direction::default(),
-            Some(v) => v
-                .try_into()
-                .map_err(|e: toml::de::Error| format!("`direction`: {} (to_client or to_gateway)", e.message().trim()))?,
+            Some(v) => v.try_into().map_err(|e: toml::de::Error| {
+                format!("`direction`: {} (to_client or to_gateway)", e.message().trim())
+            })?,
         };
         let mut trig = toml::Table::new();
         for k in trigger::TRIGGER_KEYS {
@@ -451,7 +467,7 @@ impl FaultSpec {
                     ty.as_str().unwrap_or("?"),
                     trigger::TRIGGER_KEYS.join(", ")
                 )
-            } else if m.contains("unknown variant") {
+            } else if !ty.as_str().is_some_and(|t| TYPES.split(", ").any(|k| k == t)) {
                 format!("unknown fault type {ty} (one of: {TYPES})")
             } else {
                 format!("{}: {m}", ty.as_str().unwrap_or("?"))
@@ -504,7 +520,15 @@ impl fmt::Display for FaultRecord {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "t={}us conn={}", self.t_us, self.conn)?;
         if let Some(d) = self.dir {
-            write!(f, " {}", if d == Direction::ToClient { "to_client" } else { "to_gateway" })?;
+            write!(
+                f,
+                " {}",
+                if d == Direction::ToClient {
+                    "to_client"
+                } else {
+                    "to_gateway"
+                }
+            )?;
         }
         if let Some(m) = self.msg {
             write!(f, " msg={m}")?;

@@ -1,7 +1,7 @@
 //! `drop`, `duplicate`, `reorder`: lose, repeat or swap whole messages or single frames.
 //!
 //! With `unit = "message"` the trigger counts WebSocket messages; with `unit = "frame"` it counts
-//! the frames inside them (only whole, valid frames; see [`super::frames`]) and the message around
+//! the frames inside them (only whole, valid frames, as the codec's deframer finds them) and the message around
 //! them is rebuilt, its prefix and any bytes between frames kept.
 
 use std::time::Duration;
@@ -22,10 +22,10 @@ pub enum Unit {
     Frame,
 }
 
-/// `drop` parameters.
+/// `drop` parameters (named so as not to shadow `std::ops::Drop`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Drop {
+pub struct DropFault {
     /// Message (default) or frame.
     #[serde(default)]
     pub unit: Unit,
@@ -99,23 +99,26 @@ fn send_unless_empty(m: Msg, prefix_len: usize) -> Vec<Out> {
     }
 }
 
-impl Fault for Drop {
+impl Fault for DropFault {
     fn on_message(&mut self, m: Msg, cx: &mut Cx<'_>) -> Vec<Out> {
         match self.unit {
             Unit::Message => {
                 if !cx.fire_msg(&m) {
                     return vec![Out::Send(m)];
                 }
-                cx.record(Some(m.idx), "drop", Vec::new(), format!("message of {} bytes", m.bytes.len()));
+                cx.record(
+                    Some(m.idx),
+                    "drop",
+                    Vec::new(),
+                    format!("message of {} bytes", m.bytes.len()),
+                );
                 Vec::new()
             }
             Unit::Frame => {
                 let idx = m.idx;
-                let rebuilt = per_frame(&m, cx, |fr, all, i, cx| {
+                let rebuilt = per_frame(&m, cx, |fr, _, _, cx| {
                     cx.record(Some(idx), "drop", vec![fr.start, fr.end], fr.describe());
-                    // Keep an opening delimiter shared with the previous frame: it closes that one.
-                    let shared = i > 0 && all[i - 1].end == fr.start + 1;
-                    Some((if shared { fr.start + 1 } else { fr.start }..fr.end, Vec::new()))
+                    Some((fr.own(), Vec::new()))
                 });
                 match rebuilt {
                     Some(bytes) => send_unless_empty(Msg { bytes, ..m }, cx.prefix_len),
@@ -133,7 +136,12 @@ impl Fault for Duplicate {
                 if !cx.fire_msg(&m) {
                     return vec![Out::Send(m)];
                 }
-                cx.record(Some(m.idx), "duplicate", Vec::new(), format!("message of {} bytes", m.bytes.len()));
+                cx.record(
+                    Some(m.idx),
+                    "duplicate",
+                    Vec::new(),
+                    format!("message of {} bytes", m.bytes.len()),
+                );
                 vec![Out::Send(m.clone()), Out::Send(m)]
             }
             Unit::Frame => {
@@ -177,7 +185,12 @@ impl Fault for ReorderState {
                     return None;
                 }
                 let Some(next) = all.get(i + 1) else {
-                    cx.record(Some(idx), "no_target", vec![fr.start], format!("{}: no later frame in the message", fr.describe()));
+                    cx.record(
+                        Some(idx),
+                        "no_target",
+                        vec![fr.start],
+                        format!("{}: no later frame in the message", fr.describe()),
+                    );
                     return None;
                 };
                 moved_until = next.end;
@@ -198,9 +211,20 @@ impl Fault for ReorderState {
         }
         if let Some((held, left, deadline)) = self.held.take() {
             if left <= 1 {
-                cx.record(Some(held.idx), "release", Vec::new(), format!("after message {}", m.idx));
+                cx.record(
+                    Some(held.idx),
+                    "release",
+                    Vec::new(),
+                    format!("after message {}", m.idx),
+                );
                 let at = m.at;
-                return vec![Out::Send(m), Out::Send(Msg { at: held.at.max(at), ..held })];
+                return vec![
+                    Out::Send(m),
+                    Out::Send(Msg {
+                        at: held.at.max(at),
+                        ..held
+                    }),
+                ];
             }
             self.held = Some((held, left - 1, deadline));
             return vec![Out::Send(m)];

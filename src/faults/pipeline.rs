@@ -13,7 +13,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use super::frames;
-use super::trigger::{Eval, FrameTag, ProtoCounts, Shared, Trigger};
+use super::trigger::{Eval, FrameTag, ProtoCounts, Scope, Shared, Trigger};
 use super::{Action, ConnectDecision, Direction, FaultKind, FaultRecord, FaultSpec, FaultSpecError};
 
 /// One WebSocket message inside the chain.
@@ -186,7 +186,11 @@ impl Pipeline {
                 fault: s.kind.type_name().to_string(),
                 message,
             })?;
-            let dup = specs.iter().filter(|o| o.kind.type_name() == s.kind.type_name()).count() > 1;
+            let dup = specs
+                .iter()
+                .filter(|o| o.kind.type_name() == s.kind.type_name())
+                .count()
+                > 1;
             names.push(match &s.name {
                 Some(n) => n.clone(),
                 None if dup => format!("{}#{}", s.kind.type_name(), i + 1),
@@ -217,13 +221,18 @@ impl Pipeline {
     pub fn on_connect(&mut self, conn: u64, now: Duration) -> ConnectDecision {
         for (i, spec) in self.specs.iter().enumerate() {
             let FaultKind::Refuse(r) = &spec.kind else { continue };
+            // Handshakes are counted across the run: a refused connection has no state to count in.
+            let trigger = Trigger {
+                scope: Scope::Run,
+                ..spec.trigger.clone()
+            };
             let shared = &mut self.shared[i];
             let refused_before = shared.fired;
             let mut local = 0;
             let empty = ProtoCounts::default();
             let fired = refused_before < r.count
                 && Eval {
-                    trigger: &spec.trigger,
+                    trigger: &trigger,
                     now,
                     opened: Duration::ZERO,
                     dir: spec.direction,
@@ -310,7 +319,11 @@ impl Pipeline {
             return Vec::new();
         }
         let tags = frames::tags(&msg, prefix_len);
-        let m = Msg { bytes: msg, at: now, idx };
+        let m = Msg {
+            bytes: msg,
+            at: now,
+            idx,
+        };
         if let Some(h) = &mut c.entry_hold
             && h.dir == dir
         {
@@ -505,7 +518,13 @@ struct Env<'a> {
 
 impl Env<'_> {
     /// Calls fault `i` of `dir`'s chain with a context.
-    fn call(&mut self, c: &mut Conn, dir: Direction, i: usize, f: impl FnOnce(&mut dyn Fault, &mut Cx<'_>) -> Vec<Out>) -> Vec<Out> {
+    fn call(
+        &mut self,
+        c: &mut Conn,
+        dir: Direction,
+        i: usize,
+        f: impl FnOnce(&mut dyn Fault, &mut Cx<'_>) -> Vec<Out>,
+    ) -> Vec<Out> {
         let Conn {
             chains, proto, opened, ..
         } = c;
@@ -554,7 +573,14 @@ impl Env<'_> {
         for o in outs {
             match o {
                 Out::Send(m) if c.closed => {
-                    self.log.push(undelivered(self.now, self.conn, dir, m.idx, m.bytes.len(), "after the link closed"));
+                    self.log.push(undelivered(
+                        self.now,
+                        self.conn,
+                        dir,
+                        m.idx,
+                        m.bytes.len(),
+                        "after the link closed",
+                    ));
                 }
                 Out::Send(m) => {
                     let at = m.at.max(self.now).max(c.last_at[d]);

@@ -87,7 +87,12 @@ impl Fault for Split {
         cuts.sort_unstable();
         cuts.dedup();
         if cuts.is_empty() {
-            cx.record(Some(m.idx), "no_target", Vec::new(), format!("{mode:?} found no cut point"));
+            cx.record(
+                Some(m.idx),
+                "no_target",
+                Vec::new(),
+                format!("{mode:?} found no cut point"),
+            );
             return vec![Out::Send(m)];
         }
         cx.record(

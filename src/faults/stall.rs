@@ -57,8 +57,16 @@ impl StallState {
     fn begin(&mut self, cx: &mut Cx<'_>, idx: Option<u64>) -> Out {
         let until = self.cfg.for_ms.map(|ms| cx.now + Duration::from_millis(ms));
         self.phase = Phase::Stalled { until };
-        let how_long = self.cfg.for_ms.map_or("until close".to_string(), |ms| format!("for {ms} ms"));
-        cx.record(idx, "stall", Vec::new(), format!("{how_long}{}", if self.cfg.both { ", both ways" } else { "" }));
+        let how_long = self
+            .cfg
+            .for_ms
+            .map_or("until close".to_string(), |ms| format!("for {ms} ms"));
+        cx.record(
+            idx,
+            "stall",
+            Vec::new(),
+            format!("{how_long}{}", if self.cfg.both { ", both ways" } else { "" }),
+        );
         Out::Stall {
             until,
             both: self.cfg.both,
@@ -92,7 +100,12 @@ impl Fault for StallState {
             return Vec::new();
         };
         self.phase = Phase::Done;
-        cx.record(None, "stall_end", Vec::new(), format!("{} messages released", self.held.len()));
+        cx.record(
+            None,
+            "stall_end",
+            Vec::new(),
+            format!("{} messages released", self.held.len()),
+        );
         std::mem::take(&mut self.held)
             .into_iter()
             .map(|mut m| {

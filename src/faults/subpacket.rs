@@ -143,7 +143,12 @@ impl PacketState {
                 Some(idx),
                 "no_target",
                 vec![fr.start],
-                format!("{}: no packet {} to {}", fr.describe(), self.index.unwrap_or(target), self.name()),
+                format!(
+                    "{}: no packet {} to {}",
+                    fr.describe(),
+                    self.index.unwrap_or(target),
+                    self.name()
+                ),
             );
             return None;
         }
@@ -156,12 +161,19 @@ impl Fault for PacketState {
         let located = frames::locate(&m.bytes, cx.prefix_len);
         let mut edits = Vec::new();
         let mut extra = Vec::new();
-        for (i, fr) in located.iter().enumerate() {
-            let (Some(k), Some(p)) = (key(fr), fr.header.packet) else { continue };
+        for fr in &located {
+            let (Some(k), Some(p)) = (key(fr), fr.header.packet) else {
+                continue;
+            };
             // A held packet goes out right after the next packet of its group.
             if let Some(h) = self.held.take_if(|h| h.key == k) {
                 let held_bytes = h.msg.bytes[cx.prefix_len.min(h.msg.bytes.len())..].to_vec();
-                cx.record(Some(h.msg.idx), "release", vec![fr.end], format!("after {}", fr.describe()));
+                cx.record(
+                    Some(h.msg.idx),
+                    "release",
+                    vec![fr.end],
+                    format!("after {}", fr.describe()),
+                );
                 edits.push((fr.end..fr.end, held_bytes));
             }
             let target = match self.groups.get(&k) {
@@ -173,8 +185,7 @@ impl Fault for PacketState {
                 }
             };
             if target == Some(p.index) {
-                let shared = i > 0 && located[i - 1].end == fr.start + 1;
-                let whole = if shared { fr.start + 1 } else { fr.start }..fr.end;
+                let whole = fr.own();
                 match self.action {
                     PacketAction::Drop => {
                         cx.record(Some(m.idx), "drop_packet", vec![fr.start, fr.end], fr.describe());
@@ -185,7 +196,12 @@ impl Fault for PacketState {
                         edits.push((fr.end..fr.end, m.bytes[fr.start..fr.end].to_vec()));
                     }
                     PacketAction::Reorder => {
-                        cx.record(Some(m.idx), "reorder_packet", vec![fr.start, fr.end], format!("{} held", fr.describe()));
+                        cx.record(
+                            Some(m.idx),
+                            "reorder_packet",
+                            vec![fr.start, fr.end],
+                            format!("{} held", fr.describe()),
+                        );
                         let mut bytes = m.bytes[..cx.prefix_len.min(m.bytes.len())].to_vec();
                         bytes.extend_from_slice(&m.bytes[fr.start..fr.end]);
                         // A packet still held from an earlier group is released first, alone.
@@ -226,7 +242,12 @@ impl Fault for PacketState {
     fn on_tick(&mut self, cx: &mut Cx<'_>) -> Vec<Out> {
         match self.held.take() {
             Some(h) => {
-                cx.record(Some(h.msg.idx), "release", Vec::new(), "max_wait_ms reached, sent alone");
+                cx.record(
+                    Some(h.msg.idx),
+                    "release",
+                    Vec::new(),
+                    "max_wait_ms reached, sent alone",
+                );
                 vec![Out::Send(h.msg)]
             }
             None => Vec::new(),
