@@ -31,9 +31,16 @@ pub(crate) struct Msg {
 #[derive(Debug)]
 pub(crate) enum Out {
     Send(Msg),
-    Close { code: u16, reason: String },
+    Close {
+        code: u16,
+        reason: String,
+    },
     Abort,
-    Stall { until: Option<Duration>, both: bool },
+    Stall {
+        until: Option<Duration>,
+        both: bool,
+        name: String,
+    },
 }
 
 /// One fault instance on one connection and direction. Like turmoil-net's rules: a sync decision on
@@ -107,6 +114,11 @@ impl Cx<'_> {
         self.fire(&tags)
     }
 
+    /// The fault's name, as logged.
+    pub fn name(&self) -> &str {
+        self.name
+    }
+
     /// Logs one decision.
     pub fn record(&mut self, msg: Option<u64>, what: &str, offsets: Vec<usize>, detail: impl Into<String>) {
         self.log.push(FaultRecord {
@@ -133,6 +145,7 @@ struct Slot {
 
 /// Messages of the other direction held at the pipeline's entry by a two-way stall.
 struct EntryHold {
+    name: String,
     dir: Direction,
     until: Option<Duration>,
     held: Vec<Msg>,
@@ -332,7 +345,7 @@ impl Pipeline {
                 conn,
                 dir: Some(dir),
                 msg: Some(idx),
-                fault: "stall".into(),
+                fault: h.name.clone(),
                 what: "held".into(),
                 offsets: Vec::new(),
                 detail: format!("{} bytes held by a two-way stall", m.bytes.len()),
@@ -406,7 +419,7 @@ impl Pipeline {
             && !c.closed
             && let Some(h) = c.entry_hold.take()
         {
-            let dir = h.dir;
+            let (dir, name) = (h.dir, h.name);
             let held: Vec<Out> = h
                 .held
                 .into_iter()
@@ -416,7 +429,7 @@ impl Pipeline {
                         conn,
                         dir: Some(dir),
                         msg: Some(m.idx),
-                        fault: "stall".into(),
+                        fault: name.clone(),
                         what: "release".into(),
                         offsets: Vec::new(),
                         detail: format!("{} bytes", m.bytes.len()),
@@ -479,7 +492,7 @@ impl Pipeline {
         }
         if let Some(h) = c.entry_hold.take() {
             for m in h.held {
-                give_back(&mut self.log, h.dir, "stall", m);
+                give_back(&mut self.log, h.dir, &h.name, m);
             }
         }
         actions
@@ -602,9 +615,10 @@ impl Env<'_> {
                     let at = self.now.max(c.last_at[0]).max(c.last_at[1]);
                     actions.push(Action::Abort { at });
                 }
-                Out::Stall { until, both } => {
+                Out::Stall { until, both, name } => {
                     if both {
                         c.entry_hold = Some(EntryHold {
+                            name,
                             dir: dir.other(),
                             until,
                             held: Vec::new(),

@@ -70,6 +70,7 @@ impl StallState {
         Out::Stall {
             until,
             both: self.cfg.both,
+            name: cx.name().to_string(),
         }
     }
 }
