@@ -462,8 +462,8 @@ struct ConnState {
     seq: u64,
     /// Some(until) while stalled.
     stalled: Option<Option<Duration>>,
-    /// A close/abort decided by a fault, carried out after the sends due before it.
-    ending: Option<Closed>,
+    /// A close/abort decided by a fault and when, carried out after the sends due before it.
+    ending: Option<(Duration, Closed)>,
 }
 
 impl ConnState {
@@ -485,11 +485,11 @@ impl ConnState {
                 } => {
                     self.ins.insert((at, self.seq), bytes);
                 }
-                Action::Close { code, .. } => {
-                    self.ending.get_or_insert(Closed::GatewayClose { code });
+                Action::Close { code, at, .. } => {
+                    self.ending.get_or_insert((at, Closed::GatewayClose { code }));
                 }
-                Action::Abort => {
-                    self.ending.get_or_insert(Closed::GatewayAbort);
+                Action::Abort { at } => {
+                    self.ending.get_or_insert((at, Closed::GatewayAbort));
                 }
                 Action::Stall { until } => self.stalled = Some(until),
             }
@@ -653,7 +653,10 @@ async fn handle(inner: Arc<Inner>, io: BoxIo, conn: u64) {
             }
         }
         // 3. A fault's close or abort, after the sends due before it.
-        if let Some(end) = st.ending.take() {
+        if let Some((at, _)) = st.ending
+            && at <= now
+            && let Some((_, end)) = st.ending.take()
+        {
             if let Closed::GatewayClose { code } = end {
                 let frame = CloseFrame {
                     code: CloseCode::from(code),
@@ -678,6 +681,7 @@ async fn handle(inner: Arc<Inner>, io: BoxIo, conn: u64) {
                 st.ins.keys().next().map(|k| k.0),
                 s.pipeline.next_deadline(conn),
                 st.stalled.flatten(),
+                st.ending.as_ref().map(|e| e.0),
             ]
             .into_iter()
             .flatten()

@@ -1,0 +1,633 @@
+//! The pipeline: one chain of faults per connection and direction, driven with virtual time.
+//!
+//! Each connection gets fresh instances of every fault (held messages, latency clocks and
+//! per-connection counters belong to one connection), each with its own RNG seeded from
+//! `(seed, fault position, connection id, direction)`. So what happens on one connection does not
+//! depend on how it interleaves with the others, which keeps live runs with many clients as
+//! reproducible as a single in-memory one. Only `scope = "run"` counters and `times` are shared.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use super::frames;
+use super::trigger::{Eval, FrameTag, ProtoCounts, Scope, Shared, Trigger};
+use super::{Action, ConnectDecision, Direction, FaultKind, FaultRecord, FaultSpec, FaultSpecError};
+
+/// One WebSocket message inside the chain.
+#[derive(Debug, Clone)]
+pub(crate) struct Msg {
+    /// Envelope prefix + payload.
+    pub bytes: Vec<u8>,
+    /// Virtual time it may be delivered at (latency and bandwidth push it later).
+    pub at: Duration,
+    /// 1-based index of the pipeline input message it came from (per connection and direction).
+    pub idx: u64,
+}
+
+/// What a fault hands on: a message for the next fault, or a link action for the gateway.
+#[derive(Debug)]
+pub(crate) enum Out {
+    Send(Msg),
+    Close {
+        code: u16,
+        reason: String,
+    },
+    Abort,
+    Stall {
+        until: Option<Duration>,
+        both: bool,
+        name: String,
+    },
+}
+
+/// One fault instance on one connection and direction. Like turmoil-net's rules: a sync decision on
+/// `&mut self`, so it can keep counters and held messages without locks.
+pub(crate) trait Fault: std::fmt::Debug + Send {
+    /// A message reached this fault.
+    fn on_message(&mut self, m: Msg, cx: &mut Cx<'_>) -> Vec<Out>;
+    /// [`Fault::deadline`] has passed.
+    fn on_tick(&mut self, _cx: &mut Cx<'_>) -> Vec<Out> {
+        Vec::new()
+    }
+    /// When this fault next needs [`Fault::on_tick`] (a held message to release).
+    fn deadline(&self) -> Option<Duration> {
+        None
+    }
+    /// The connection closed: every message still held.
+    fn drain(&mut self) -> Vec<Msg> {
+        Vec::new()
+    }
+    /// A time-only trigger reached its instant (only disconnect and stall act on it).
+    fn on_time(&mut self, _cx: &mut Cx<'_>) -> Vec<Out> {
+        Vec::new()
+    }
+}
+
+/// What a fault sees besides the message: time, where it is, its RNG, its trigger and the log.
+pub(crate) struct Cx<'a> {
+    pub now: Duration,
+    pub conn: u64,
+    pub dir: Direction,
+    pub prefix_len: usize,
+    pub rng: &'a mut ChaCha8Rng,
+    name: &'a str,
+    trigger: &'a Trigger,
+    opened: Duration,
+    local_seen: &'a mut u64,
+    shared: &'a mut Shared,
+    proto_conn: &'a ProtoCounts,
+    proto_run: &'a ProtoCounts,
+    log: &'a mut Vec<FaultRecord>,
+}
+
+impl Cx<'_> {
+    fn eval(&mut self) -> Eval<'_> {
+        Eval {
+            trigger: self.trigger,
+            now: self.now,
+            opened: self.opened,
+            dir: self.dir,
+            local_seen: self.local_seen,
+            shared: self.shared,
+            proto_conn: self.proto_conn,
+            proto_run: self.proto_run,
+            rng: self.rng,
+        }
+    }
+
+    /// Does the trigger fire on this unit (its frames)?
+    pub fn fire(&mut self, unit: &[FrameTag]) -> bool {
+        self.eval().fire(unit)
+    }
+
+    /// Does a time-only trigger fire now?
+    pub fn fire_time(&mut self) -> bool {
+        self.eval().fire_time()
+    }
+
+    /// The frames of a message, for a message-level trigger.
+    pub fn fire_msg(&mut self, m: &Msg) -> bool {
+        let tags = frames::tags(&m.bytes, self.prefix_len);
+        self.fire(&tags)
+    }
+
+    /// The fault's name, as logged.
+    pub fn name(&self) -> &str {
+        self.name
+    }
+
+    /// Logs one decision.
+    pub fn record(&mut self, msg: Option<u64>, what: &str, offsets: Vec<usize>, detail: impl Into<String>) {
+        self.log.push(FaultRecord {
+            t_us: self.now.as_micros() as u64,
+            conn: self.conn,
+            dir: Some(self.dir),
+            msg,
+            fault: self.name.to_string(),
+            what: what.to_string(),
+            offsets,
+            detail: detail.into(),
+        });
+    }
+}
+
+struct Slot {
+    spec: usize,
+    fault: Box<dyn Fault>,
+    rng: ChaCha8Rng,
+    seen: u64,
+    /// Instant of a time-only trigger not yet reached (disconnect, stall).
+    time_at: Option<Duration>,
+}
+
+/// Messages of the other direction held at the pipeline's entry by a two-way stall.
+struct EntryHold {
+    name: String,
+    dir: Direction,
+    until: Option<Duration>,
+    held: Vec<Msg>,
+}
+
+struct Conn {
+    opened: Duration,
+    chains: [Vec<Slot>; 2],
+    proto: ProtoCounts,
+    count: [u64; 2],
+    last_at: [Duration; 2],
+    closed: bool,
+    entry_hold: Option<EntryHold>,
+}
+
+/// The fault pipeline. See the [module doc](super) for the contract and the catalogue.
+pub struct Pipeline {
+    specs: Vec<FaultSpec>,
+    names: Vec<String>,
+    seed: u64,
+    prefix_len: usize,
+    shared: Vec<Shared>,
+    proto_run: ProtoCounts,
+    conns: BTreeMap<u64, Conn>,
+    log: Vec<FaultRecord>,
+    refuse_rng: ChaCha8Rng,
+}
+
+/// splitmix64: spreads (seed, position, connection, direction) into independent RNG seeds.
+fn mix(mut x: u64, parts: &[u64]) -> u64 {
+    for p in parts {
+        x ^= p.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = x;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        x = z ^ (z >> 31);
+    }
+    x
+}
+
+impl Pipeline {
+    /// A pipeline over `specs` (applied in order, each to its own direction), every random choice
+    /// drawn from `seed`; `prefix_len` bytes at the start of every message are the envelope and
+    /// are never altered (a message a fault cuts or builds gets a copy of it).
+    pub fn new(specs: &[FaultSpec], seed: u64, prefix_len: usize) -> Result<Pipeline, FaultSpecError> {
+        let mut names = Vec::with_capacity(specs.len());
+        for (i, s) in specs.iter().enumerate() {
+            s.validate().map_err(|message| FaultSpecError::Invalid {
+                index: i,
+                fault: s.kind.type_name().to_string(),
+                message,
+            })?;
+            let dup = specs
+                .iter()
+                .filter(|o| o.kind.type_name() == s.kind.type_name())
+                .count()
+                > 1;
+            names.push(match &s.name {
+                Some(n) => n.clone(),
+                None if dup => format!("{}#{}", s.kind.type_name(), i + 1),
+                None => s.kind.type_name().to_string(),
+            });
+        }
+        Ok(Pipeline {
+            specs: specs.to_vec(),
+            names,
+            seed,
+            prefix_len,
+            shared: vec![Shared::default(); specs.len()],
+            proto_run: ProtoCounts::default(),
+            conns: BTreeMap::new(),
+            log: Vec::new(),
+            refuse_rng: ChaCha8Rng::seed_from_u64(mix(seed, &[u64::MAX])),
+        })
+    }
+
+    /// The names faults are logged under (the spec's `name`, else its type, `#position` added when
+    /// a type appears twice).
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+
+    /// A client opens a WebSocket: accept, or refuse the handshake with an HTTP status (`refuse`
+    /// faults, evaluated per handshake in order; the first that fires wins).
+    pub fn on_connect(&mut self, conn: u64, now: Duration) -> ConnectDecision {
+        for (i, spec) in self.specs.iter().enumerate() {
+            let FaultKind::Refuse(r) = &spec.kind else { continue };
+            // Handshakes are counted across the run: a refused connection has no state to count in.
+            let trigger = Trigger {
+                scope: Scope::Run,
+                ..spec.trigger.clone()
+            };
+            let shared = &mut self.shared[i];
+            let refused_before = shared.fired;
+            let mut local = 0;
+            let empty = ProtoCounts::default();
+            let fired = refused_before < r.count
+                && Eval {
+                    trigger: &trigger,
+                    now,
+                    opened: Duration::ZERO,
+                    dir: spec.direction,
+                    local_seen: &mut local,
+                    shared,
+                    proto_conn: &empty,
+                    proto_run: &empty,
+                    rng: &mut self.refuse_rng,
+                }
+                .fire(&[]);
+            if fired {
+                self.log.push(FaultRecord {
+                    t_us: now.as_micros() as u64,
+                    conn,
+                    dir: None,
+                    msg: None,
+                    fault: self.names[i].clone(),
+                    what: "refuse".into(),
+                    offsets: Vec::new(),
+                    detail: format!("HTTP {} ({} of {})", r.status, refused_before + 1, r.count),
+                });
+                return ConnectDecision::Refuse { status: r.status };
+            }
+        }
+        self.open(conn, now);
+        ConnectDecision::Accept
+    }
+
+    fn open(&mut self, conn: u64, now: Duration) {
+        let mut chains: [Vec<Slot>; 2] = [Vec::new(), Vec::new()];
+        for (i, spec) in self.specs.iter().enumerate() {
+            let Some(fault) = spec.kind.build() else { continue };
+            let dir = spec.direction;
+            chains[dir.index()].push(Slot {
+                spec: i,
+                fault,
+                rng: ChaCha8Rng::seed_from_u64(mix(self.seed, &[i as u64, conn, dir.index() as u64])),
+                seen: 0,
+                time_at: if spec.kind.acts_on_time() {
+                    spec.trigger.time_only_deadline(now)
+                } else {
+                    None
+                },
+            });
+        }
+        self.conns.insert(
+            conn,
+            Conn {
+                opened: now,
+                chains,
+                proto: ProtoCounts::default(),
+                count: [0; 2],
+                last_at: [now; 2],
+                closed: false,
+                entry_hold: None,
+            },
+        );
+    }
+
+    /// One WebSocket message about to cross the link in `dir` (envelope prefix included). Returns
+    /// what to do, in order. A connection never announced with [`Pipeline::on_connect`] is opened
+    /// now.
+    pub fn on_message(&mut self, conn: u64, dir: Direction, msg: Vec<u8>, now: Duration) -> Vec<Action> {
+        if !self.conns.contains_key(&conn) {
+            self.open(conn, now);
+        }
+        let prefix_len = self.prefix_len;
+        let Pipeline {
+            specs,
+            names,
+            shared,
+            proto_run,
+            conns,
+            log,
+            ..
+        } = self;
+        let Some(c) = conns.get_mut(&conn) else {
+            return Vec::new();
+        };
+        c.count[dir.index()] += 1;
+        let idx = c.count[dir.index()];
+        if c.closed {
+            log.push(undelivered(now, conn, dir, idx, msg.len(), "connection already closed"));
+            return Vec::new();
+        }
+        let tags = frames::tags(&msg, prefix_len);
+        let m = Msg {
+            bytes: msg,
+            at: now,
+            idx,
+        };
+        if let Some(h) = &mut c.entry_hold
+            && h.dir == dir
+        {
+            log.push(FaultRecord {
+                t_us: now.as_micros() as u64,
+                conn,
+                dir: Some(dir),
+                msg: Some(idx),
+                fault: h.name.clone(),
+                what: "held".into(),
+                offsets: Vec::new(),
+                detail: format!("{} bytes held by a two-way stall", m.bytes.len()),
+            });
+            h.held.push(m);
+            return Vec::new();
+        }
+        let mut env = Env {
+            specs,
+            names,
+            shared,
+            proto_run,
+            log,
+            prefix_len,
+            now,
+            conn,
+        };
+        let outs = env.run(c, dir, 0, vec![Out::Send(m)]);
+        c.proto.observe(dir, &tags);
+        env.proto_run.observe(dir, &tags);
+        env.finish(c, dir, outs)
+    }
+
+    /// Time passed: releases held messages, ends stalls, fires time-triggered disconnects and
+    /// stalls. Call it at [`Pipeline::next_deadline`].
+    pub fn on_tick(&mut self, conn: u64, now: Duration) -> Vec<Action> {
+        let prefix_len = self.prefix_len;
+        let Pipeline {
+            specs,
+            names,
+            shared,
+            proto_run,
+            conns,
+            log,
+            ..
+        } = self;
+        let Some(c) = conns.get_mut(&conn) else {
+            return Vec::new();
+        };
+        let mut env = Env {
+            specs,
+            names,
+            shared,
+            proto_run,
+            log,
+            prefix_len,
+            now,
+            conn,
+        };
+        let mut actions = Vec::new();
+        for dir in [Direction::ToClient, Direction::ToGateway] {
+            let mut i = 0;
+            while i < c.chains[dir.index()].len() && !c.closed {
+                let mut outs = Vec::new();
+                if c.chains[dir.index()][i].time_at.is_some_and(|t| t <= now) {
+                    c.chains[dir.index()][i].time_at = None;
+                    outs.extend(env.call(c, dir, i, |f, cx| f.on_time(cx)));
+                }
+                if c.chains[dir.index()][i].fault.deadline().is_some_and(|t| t <= now) {
+                    outs.extend(env.call(c, dir, i, |f, cx| f.on_tick(cx)));
+                }
+                if !outs.is_empty() {
+                    let outs = env.run(c, dir, i + 1, outs);
+                    actions.extend(env.finish(c, dir, outs));
+                }
+                i += 1;
+            }
+        }
+        if let Some(h) = &c.entry_hold
+            && h.until.is_some_and(|u| u <= now)
+            && !c.closed
+            && let Some(h) = c.entry_hold.take()
+        {
+            let (dir, name) = (h.dir, h.name);
+            let held: Vec<Out> = h
+                .held
+                .into_iter()
+                .map(|mut m| {
+                    env.log.push(FaultRecord {
+                        t_us: now.as_micros() as u64,
+                        conn,
+                        dir: Some(dir),
+                        msg: Some(m.idx),
+                        fault: name.clone(),
+                        what: "release".into(),
+                        offsets: Vec::new(),
+                        detail: format!("{} bytes", m.bytes.len()),
+                    });
+                    m.at = m.at.max(now);
+                    Out::Send(m)
+                })
+                .collect();
+            let outs = env.run(c, dir, 0, held);
+            actions.extend(env.finish(c, dir, outs));
+        }
+        actions
+    }
+
+    /// The earliest virtual time at which [`Pipeline::on_tick`] has something to do.
+    pub fn next_deadline(&self, conn: u64) -> Option<Duration> {
+        let c = self.conns.get(&conn)?;
+        if c.closed {
+            return None;
+        }
+        let slots = c.chains.iter().flatten();
+        slots
+            .flat_map(|s| [s.time_at, s.fault.deadline()])
+            .chain([c.entry_hold.as_ref().and_then(|h| h.until)])
+            .flatten()
+            .min()
+    }
+
+    /// The connection ended: everything still held comes back as `Send` actions (at `now`) and is
+    /// logged as `undelivered`. These bytes cannot be sent any more; they are returned so the
+    /// transcript can show what the fault swallowed, never silently dropped.
+    pub fn on_close(&mut self, conn: u64, now: Duration) -> Vec<Action> {
+        let Some(mut c) = self.conns.remove(&conn) else {
+            return Vec::new();
+        };
+        let mut actions = Vec::new();
+        let mut give_back = |log: &mut Vec<FaultRecord>, dir: Direction, fault: &str, m: Msg| {
+            log.push(FaultRecord {
+                t_us: now.as_micros() as u64,
+                conn,
+                dir: Some(dir),
+                msg: Some(m.idx),
+                fault: fault.to_string(),
+                what: "undelivered".into(),
+                offsets: Vec::new(),
+                detail: format!("{} bytes held when the connection closed", m.bytes.len()),
+            });
+            actions.push(Action::Send {
+                dir,
+                at: now,
+                bytes: m.bytes,
+            });
+        };
+        for dir in [Direction::ToClient, Direction::ToGateway] {
+            for slot in &mut c.chains[dir.index()] {
+                for m in slot.fault.drain() {
+                    give_back(&mut self.log, dir, &self.names[slot.spec], m);
+                }
+            }
+        }
+        if let Some(h) = c.entry_hold.take() {
+            for m in h.held {
+                give_back(&mut self.log, h.dir, &h.name, m);
+            }
+        }
+        actions
+    }
+
+    /// Every decision since the last call, in order.
+    pub fn take_log(&mut self) -> Vec<FaultRecord> {
+        std::mem::take(&mut self.log)
+    }
+}
+
+fn undelivered(now: Duration, conn: u64, dir: Direction, idx: u64, len: usize, why: &str) -> FaultRecord {
+    FaultRecord {
+        t_us: now.as_micros() as u64,
+        conn,
+        dir: Some(dir),
+        msg: Some(idx),
+        fault: "pipeline".into(),
+        what: "undelivered".into(),
+        offsets: Vec::new(),
+        detail: format!("{len} bytes: {why}"),
+    }
+}
+
+/// The pipeline's run-wide state, borrowed apart from one connection.
+struct Env<'a> {
+    specs: &'a [FaultSpec],
+    names: &'a [String],
+    shared: &'a mut [Shared],
+    proto_run: &'a mut ProtoCounts,
+    log: &'a mut Vec<FaultRecord>,
+    prefix_len: usize,
+    now: Duration,
+    conn: u64,
+}
+
+impl Env<'_> {
+    /// Calls fault `i` of `dir`'s chain with a context.
+    fn call(
+        &mut self,
+        c: &mut Conn,
+        dir: Direction,
+        i: usize,
+        f: impl FnOnce(&mut dyn Fault, &mut Cx<'_>) -> Vec<Out>,
+    ) -> Vec<Out> {
+        let Conn {
+            chains, proto, opened, ..
+        } = c;
+        let Slot {
+            spec, fault, rng, seen, ..
+        } = &mut chains[dir.index()][i];
+        let mut cx = Cx {
+            now: self.now,
+            conn: self.conn,
+            dir,
+            prefix_len: self.prefix_len,
+            rng,
+            name: &self.names[*spec],
+            trigger: &self.specs[*spec].trigger,
+            opened: *opened,
+            local_seen: seen,
+            shared: &mut self.shared[*spec],
+            proto_conn: proto,
+            proto_run: self.proto_run,
+            log: self.log,
+        };
+        f(fault.as_mut(), &mut cx)
+    }
+
+    /// Feeds `items` through faults `start..` of `dir`'s chain: each fault's `Send`s go to the next
+    /// fault, link actions pass straight through in their place.
+    fn run(&mut self, c: &mut Conn, dir: Direction, start: usize, mut items: Vec<Out>) -> Vec<Out> {
+        for i in start..c.chains[dir.index()].len() {
+            let mut next = Vec::with_capacity(items.len());
+            for item in items {
+                match item {
+                    Out::Send(m) => next.extend(self.call(c, dir, i, |f, cx| f.on_message(m, cx))),
+                    other => next.push(other),
+                }
+            }
+            items = next;
+        }
+        items
+    }
+
+    /// Turns the chain's output into actions: delivery times made monotonic per direction (TCP
+    /// keeps order), link actions timed after what was sent before them.
+    fn finish(&mut self, c: &mut Conn, dir: Direction, outs: Vec<Out>) -> Vec<Action> {
+        let mut actions = Vec::with_capacity(outs.len());
+        let d = dir.index();
+        for o in outs {
+            match o {
+                Out::Send(m) if c.closed => {
+                    self.log.push(undelivered(
+                        self.now,
+                        self.conn,
+                        dir,
+                        m.idx,
+                        m.bytes.len(),
+                        "after the link closed",
+                    ));
+                }
+                Out::Send(m) => {
+                    let at = m.at.max(self.now).max(c.last_at[d]);
+                    c.last_at[d] = at;
+                    actions.push(Action::Send {
+                        dir,
+                        at,
+                        bytes: m.bytes,
+                    });
+                }
+                Out::Close { .. } | Out::Abort if c.closed => {}
+                Out::Close { code, reason } => {
+                    c.closed = true;
+                    let at = self.now.max(c.last_at[0]).max(c.last_at[1]);
+                    actions.push(Action::Close { code, reason, at });
+                }
+                Out::Abort => {
+                    c.closed = true;
+                    let at = self.now.max(c.last_at[0]).max(c.last_at[1]);
+                    actions.push(Action::Abort { at });
+                }
+                Out::Stall { until, both, name } => {
+                    if both {
+                        c.entry_hold = Some(EntryHold {
+                            name,
+                            dir: dir.other(),
+                            until,
+                            held: Vec::new(),
+                        });
+                    }
+                    actions.push(Action::Stall { until });
+                }
+            }
+        }
+        actions
+    }
+}

@@ -1,0 +1,37 @@
+//! `refuse`: the WebSocket handshake is answered with an HTTP error instead of 101, as a gateway
+//! behind a load balancer does while it restarts. Evaluated in [`super::Pipeline::on_connect`]:
+//! the trigger counts handshakes across the run (`after = 1, count = 2`: the first handshake
+//! succeeds, the next two are refused), `after_ms`/`until_ms` are measured from time 0.
+
+use serde::{Deserialize, Serialize};
+
+/// `refuse` parameters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Refuse {
+    /// How many handshakes to refuse in the run (default 1).
+    #[serde(default = "one")]
+    pub count: u64,
+    /// HTTP status of the refusal (default 503 Service Unavailable).
+    #[serde(default = "unavailable")]
+    pub status: u16,
+}
+
+fn one() -> u64 {
+    1
+}
+fn unavailable() -> u16 {
+    503
+}
+
+impl Refuse {
+    pub(crate) fn validate(&self) -> Result<(), String> {
+        if !(400..=599).contains(&self.status) {
+            return Err(format!("status {} is not an HTTP error (400..=599)", self.status));
+        }
+        if self.count == 0 {
+            return Err("`count` must be at least 1".into());
+        }
+        Ok(())
+    }
+}
