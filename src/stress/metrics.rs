@@ -898,9 +898,10 @@ impl Series {
     /// The reconnect times in an hdrhistogram (microseconds, 3 significant digits), for tools that
     /// speak its formats.
     pub fn reconnect_histogram(&self) -> Histogram<u64> {
-        // 3 significant figures is a valid precision, so creation cannot fail; auto-resize covers
-        // any value.
-        let mut h = Histogram::<u64>::new(3).expect("sigfig 3 is valid");
+        // Sized for the largest sample, so no value is clamped; a high of at least 2 and 3 significant
+        // figures are valid bounds, so creation cannot fail.
+        let high = self.reconnect_us.last().copied().unwrap_or(0).max(2);
+        let mut h = Histogram::<u64>::new_with_max(high, 3).expect("high >= 2 and sigfig 3 are valid");
         for &v in &self.reconnect_us {
             h.saturating_record(v);
         }
