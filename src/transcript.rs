@@ -108,7 +108,7 @@ impl Transcript {
 
 /// Seconds with millisecond precision (and µs when not whole milliseconds): `12.500`, `0.000250`.
 pub fn format_t(t_us: u64) -> String {
-    if t_us % 1000 == 0 {
+    if t_us.is_multiple_of(1000) {
         format!("{}.{:03}", t_us / 1_000_000, (t_us / 1000) % 1000)
     } else {
         format!("{}.{:06}", t_us / 1_000_000, t_us % 1_000_000)

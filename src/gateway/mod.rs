@@ -197,6 +197,9 @@ pub enum ConnCommand {
     Stall,
 }
 
+/// The session a handshake picked: its key and state.
+type Chosen = (String, Arc<Mutex<Session>>);
+
 type FeedFactory = dyn Fn(&str) -> Box<dyn Feed> + Send + Sync;
 
 struct Session {
@@ -503,12 +506,14 @@ async fn handle(inner: Arc<Inner>, io: BoxIo, conn: u64) {
         .write_buffer_size(inner.cfg.write_buffer)
         .max_message_size(Some(1 << 20))
         .max_frame_size(Some(1 << 20));
-    let chosen: Arc<Mutex<Option<(String, Arc<Mutex<Session>>)>>> = Arc::default();
+    let chosen: Arc<Mutex<Option<Chosen>>> = Arc::default();
     let refused: Arc<Mutex<Option<u16>>> = Arc::default();
     let callback = {
         let inner = inner.clone();
         let chosen = chosen.clone();
         let refused = refused.clone();
+        // tungstenite's callback signature fixes the error type; it is built once per refused handshake.
+        #[allow(clippy::result_large_err)]
         move |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
             let key = req.uri().path().to_string();
             let session = match inner.session(&key) {
