@@ -32,7 +32,10 @@ fn write_capture(header: &CaptureHeader, records: &[Record]) -> Vec<u8> {
     w.into_inner()
 }
 
-fn read_all(bytes: &[u8]) -> (Vec<Record>, Option<CaptureError>, CaptureReader<Cursor<&[u8]>>) {
+/// Every record read, the error that stopped the reader (if any), and the reader.
+type ReadAll<'a> = (Vec<Record>, Option<CaptureError>, CaptureReader<Cursor<&'a [u8]>>);
+
+fn read_all(bytes: &[u8]) -> ReadAll<'_> {
     let mut reader = CaptureReader::from_reader(Cursor::new(bytes), "captures/x.jsonl").unwrap();
     let mut records = Vec::new();
     let mut error = None;
@@ -113,11 +116,21 @@ fn corrupted_middle_line_is_an_error_naming_line_and_column_after_the_records_be
     let msg = err.to_string();
     assert!(msg.starts_with("captures/x.jsonl:4:46: "), "{msg}");
     assert!(
-        matches!(err, CaptureError::Parse { line: 4, column: 46, .. }),
+        matches!(
+            err,
+            CaptureError::Parse {
+                line: 4,
+                column: 46,
+                ..
+            }
+        ),
         "{err:?}"
     );
     assert!(reader.next().is_none(), "the reader stops at the first error");
-    assert!(reader.truncated().is_none(), "a damaged middle line is not a truncation");
+    assert!(
+        reader.truncated().is_none(),
+        "a damaged middle line is not a truncation"
+    );
 }
 
 #[test]
@@ -154,8 +167,14 @@ fn time_going_back_is_an_error() {
 fn wrong_format_or_version_is_a_clear_error() {
     let cases = [
         ("", "captures/x.jsonl: empty file"),
-        ("{\"t_us\":0}\n", "captures/x.jsonl:1: not a jt808-capture capture: line 1 has no \"format\""),
-        ("hello\n", "captures/x.jsonl:1: not a jt808-capture capture: line 1 is not JSON"),
+        (
+            "{\"t_us\":0}\n",
+            "captures/x.jsonl:1: not a jt808-capture capture: line 1 has no \"format\"",
+        ),
+        (
+            "hello\n",
+            "captures/x.jsonl:1: not a jt808-capture capture: line 1 is not JSON",
+        ),
         (
             "{\"format\":\"pcap\",\"version\":1,\"prefix_len\":0}\n",
             "captures/x.jsonl:1: not a jt808-capture capture: \"format\" is \"pcap\"",
@@ -185,7 +204,17 @@ fn a_line_over_the_limit_is_an_error_not_a_memory_blowup() {
     let cfg = jt808_harness::capture::ReaderConfig { max_line_len: 120 };
     let mut r = CaptureReader::with_config(Cursor::new(text.as_bytes()), "x.jsonl", cfg).unwrap();
     let err = r.next().unwrap().unwrap_err();
-    assert!(matches!(err, CaptureError::LineTooLong { line: 2, limit: 120, .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            CaptureError::LineTooLong {
+                line: 2,
+                limit: 120,
+                ..
+            }
+        ),
+        "{err}"
+    );
 }
 
 #[test]
@@ -218,10 +247,28 @@ fn inspect_counts_connections_terminals_messages_and_rejections() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("feed.jsonl");
     let prefix = [0xAAu8; 18];
-    let loc = Message::new(0x0200, Version::V2013, phone("13800138000"), 1, Body::Raw(RawBody { raw: vec![0; 28] }));
-    let beat = Message::new(0x0002, Version::V2019, phone("13900139000"), 2, Body::Raw(RawBody { raw: vec![] }));
+    let loc = Message::new(
+        0x0200,
+        Version::V2013,
+        phone("13800138000"),
+        1,
+        Body::Raw(RawBody { raw: vec![0; 28] }),
+    );
+    let beat = Message::new(
+        0x0002,
+        Version::V2019,
+        phone("13900139000"),
+        2,
+        Body::Raw(RawBody { raw: vec![] }),
+    );
     // A 0x1205 list in three packets of 10 bytes.
-    let list = Message::new(0x1205, Version::V2013, phone("13800138000"), 0, Body::Raw(RawBody { raw: vec![7; 26] }));
+    let list = Message::new(
+        0x1205,
+        Version::V2013,
+        phone("13800138000"),
+        0,
+        Body::Raw(RawBody { raw: vec![7; 26] }),
+    );
     let mut serial = 10;
     let packets = list.encode_packets(10, || {
         serial += 1;
@@ -247,7 +294,9 @@ fn inspect_counts_connections_terminals_messages_and_rejections() {
         Version::V2013,
         phone("13800138000"),
         5,
-        Body::Raw(RawBody { raw: vec![0, 1, 2, 0, 0] }),
+        Body::Raw(RawBody {
+            raw: vec![0, 1, 2, 0, 0],
+        }),
     )
     .encode();
     let records = vec![
@@ -284,7 +333,10 @@ fn inspect_counts_connections_terminals_messages_and_rejections() {
     assert_eq!(g.ws_messages, 6);
     assert_eq!(g.short_messages, 1);
     assert_eq!(
-        g.messages_by_id.iter().map(|(k, v)| (k.as_str(), *v)).collect::<Vec<_>>(),
+        g.messages_by_id
+            .iter()
+            .map(|(k, v)| (k.as_str(), *v))
+            .collect::<Vec<_>>(),
         [("0x0002", 1), ("0x0200", 2), ("0x1205", 1)]
     );
     assert_eq!(g.rejected_by_check.get("bad_checksum"), Some(&1));
@@ -295,7 +347,10 @@ fn inspect_counts_connections_terminals_messages_and_rejections() {
 
     let table = s.to_string();
     assert!(table.contains("connections   2 (1 close events)"), "{table}");
-    assert!(table.contains("  0x0200                             2           0"), "{table}");
+    assert!(
+        table.contains("  0x0200                             2           0"),
+        "{table}"
+    );
     let json = serde_json::to_value(&s).unwrap();
     assert_eq!(json["gateway"]["messages_by_id"]["0x1205"], 1);
     assert_eq!(json["truncated"], serde_json::Value::Null);

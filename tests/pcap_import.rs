@@ -29,7 +29,14 @@ const PLATFORM6: [u8; 16] = [0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0];
 const EPOCH_S: u64 = 1_700_000_000;
 
 fn msg(id: u16, version: Version, phone: &str, serial: u16, body: Vec<u8>) -> Vec<u8> {
-    Message::new(id, version, Phone::parse(phone).unwrap(), serial, Body::Raw(RawBody { raw: body })).encode()
+    Message::new(
+        id,
+        version,
+        Phone::parse(phone).unwrap(),
+        serial,
+        Body::Raw(RawBody { raw: body }),
+    )
+    .encode()
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -132,7 +139,11 @@ fn build(s: &Seg, link: Link) -> Vec<u8> {
     };
     let ip = match s.flow {
         Flow::B => {
-            let (a, b) = if s.to_platform { (TERMINAL_B6, PLATFORM6) } else { (PLATFORM6, TERMINAL_B6) };
+            let (a, b) = if s.to_platform {
+                (TERMINAL_B6, PLATFORM6)
+            } else {
+                (PLATFORM6, TERMINAL_B6)
+            };
             start.ipv6(a, b, 64)
         }
         Flow::A | Flow::C | Flow::Udp => {
@@ -165,7 +176,11 @@ fn build(s: &Seg, link: Link) -> Vec<u8> {
 
 fn build_sll(s: &Seg, addr: [u8; 8], sp: u16, dp: u16) -> Vec<u8> {
     assert_eq!(s.flow, Flow::B, "only flow B is written as Linux SLL");
-    let (a, b) = if s.to_platform { (TERMINAL_B6, PLATFORM6) } else { (PLATFORM6, TERMINAL_B6) };
+    let (a, b) = if s.to_platform {
+        (TERMINAL_B6, PLATFORM6)
+    } else {
+        (PLATFORM6, TERMINAL_B6)
+    };
     let mut tcp = PacketBuilder::linux_sll(LinuxSllPacketType::HOST, 6, addr)
         .ipv6(a, b, 64)
         .tcp(sp, dp, s.seq, 65535);
@@ -180,10 +195,13 @@ fn build_sll(s: &Seg, addr: [u8; 8], sp: u16, dp: u16) -> Vec<u8> {
     out
 }
 
+/// (message id, serial) of decoded messages, in order.
+type Ids = Vec<(u16, u16)>;
+
 struct Scenario {
     segs: Vec<Seg>,
     /// Expected (msg id, serial) per imported conn, gateway side then client side.
-    expect: Vec<(Vec<(u16, u16)>, Vec<(u16, u16)>)>,
+    expect: Vec<(Ids, Ids)>,
     stream_a: Vec<u8>,
     stream_b: Vec<u8>,
 }
@@ -191,7 +209,13 @@ struct Scenario {
 fn scenario() -> Scenario {
     // Flow A: four frames from terminal 13800138000; frame 2's body holds 0x7E and 0x7D (escaped).
     let f1 = msg(0x0200, Version::V2013, "13800138000", 1, vec![0; 28]);
-    let f2 = msg(0x0200, Version::V2013, "13800138000", 2, vec![0x7E; 20].into_iter().chain([0x7D; 8]).collect());
+    let f2 = msg(
+        0x0200,
+        Version::V2013,
+        "13800138000",
+        2,
+        vec![0x7E; 20].into_iter().chain([0x7D; 8]).collect(),
+    );
     let f3 = msg(0x0002, Version::V2013, "13800138000", 3, vec![]);
     let f4 = msg(0x0001, Version::V2013, "13800138000", 4, vec![0, 100, 0x80, 0x01, 0]);
     let p1 = msg(0x8001, Version::V2013, "13800138000", 100, vec![0, 1, 0x02, 0x00, 0]);
@@ -243,7 +267,10 @@ fn scenario() -> Scenario {
         seg(21, B, true, b2 + g2.len() as u32, RST, b""),
     ];
     let expect = vec![
-        (vec![(0x0200, 1), (0x0200, 2), (0x0002, 3), (0x0001, 4)], vec![(0x8001, 100)]),
+        (
+            vec![(0x0200, 1), (0x0200, 2), (0x0002, 3), (0x0001, 4)],
+            vec![(0x8001, 100)],
+        ),
         (vec![(0x0102, 9), (0x0200, 10)], vec![(0x8001, 101)]),
     ];
     Scenario {
@@ -334,21 +361,24 @@ fn decode(bytes: &[u8]) -> Vec<(u16, u16)> {
 
 fn check_import(report: &ImportReport, records: &[Record], sc: &Scenario) {
     assert_eq!(report.packets, sc.segs.len() as u64);
-    assert_eq!((report.flows_seen, report.flows_imported, report.flows_skipped), (3, 2, 1));
+    assert_eq!(
+        (report.flows_seen, report.flows_imported, report.flows_skipped),
+        (3, 2, 1)
+    );
     assert_eq!(report.skipped.len(), 1);
     assert_eq!(report.skipped[0].terminal, "10.0.0.3:40003");
     assert_eq!(report.skipped[0].platform, "10.0.0.100:8081");
     assert_eq!(report.retransmissions_dropped, 1, "the second copy of s1");
     assert_eq!(report.out_of_order_fixed, 1, "s3 held until s2 arrived");
     assert_eq!((report.gaps, report.gap_bytes, report.overlaps_trimmed), (0, 0, 0));
-    assert_eq!(report.segments, 9, "A: 5 from the terminal + 1 from the platform; B: 2 + 1");
+    assert_eq!(
+        report.segments, 9,
+        "A: 5 from the terminal + 1 from the platform; B: 2 + 1"
+    );
     assert_eq!(report.packets_other, 1, "the UDP datagram");
     assert_eq!(report.packets_after_close, 1, "the last ACK of flow A");
     assert_eq!(report.packets_unparsed, 0);
-    assert_eq!(
-        report.bytes_gateway,
-        (sc.stream_a.len() + sc.stream_b.len()) as u64
-    );
+    assert_eq!(report.bytes_gateway, (sc.stream_a.len() + sc.stream_b.len()) as u64);
     assert!(!report.truncated);
     assert_eq!(report.records, records.len() as u64);
 
@@ -357,10 +387,21 @@ fn check_import(report: &ImportReport, records: &[Record], sc: &Scenario) {
     assert_eq!(bytes_of(records, 2, Side::Gateway), sc.stream_b);
     for (i, (gateway, client)) in sc.expect.iter().enumerate() {
         let conn = i as u64 + 1;
-        assert_eq!(&decode(&bytes_of(records, conn, Side::Gateway)), gateway, "conn {conn} gateway");
-        assert_eq!(&decode(&bytes_of(records, conn, Side::Client)), client, "conn {conn} client");
+        assert_eq!(
+            &decode(&bytes_of(records, conn, Side::Gateway)),
+            gateway,
+            "conn {conn} gateway"
+        );
+        assert_eq!(
+            &decode(&bytes_of(records, conn, Side::Client)),
+            client,
+            "conn {conn} client"
+        );
     }
-    assert!(records.iter().all(|r| r.conn == 1 || r.conn == 2), "flow C was not written");
+    assert!(
+        records.iter().all(|r| r.conn == 1 || r.conn == 2),
+        "flow C was not written"
+    );
 
     // Connection 1 record by record: original timing, reordered bytes delivered at the packet
     // that filled the gap, one close when both FINs were seen, from the side that sent the first.
@@ -480,7 +521,8 @@ fn not_a_pcap_is_a_clear_error() {
     std::fs::write(&input, b"hello world").unwrap();
     let err = import_pcap(&input, &ImportOpts::new(dir.path().join("x.jsonl"))).unwrap_err();
     assert!(
-        err.to_string().ends_with("not a pcap or pcapng file (starts with 68656c6c)"),
+        err.to_string()
+            .ends_with("not a pcap or pcapng file (starts with 68656c6c)"),
         "{err}"
     );
 }

@@ -485,7 +485,8 @@ pub struct CaptureReader<R> {
     cfg: ReaderConfig,
     header: CaptureHeader,
     buf: Vec<u8>,
-    line: u64,
+    /// Lines read so far (the number of the line in `buf`).
+    lines_read: u64,
     record_line: u64,
     last_t_us: u64,
     truncated: Option<Truncation>,
@@ -519,7 +520,7 @@ impl<R: BufRead> CaptureReader<R> {
             cfg,
             header: CaptureHeader::new(0),
             buf: Vec::new(),
-            line: 0,
+            lines_read: 0,
             record_line: 0,
             last_t_us: 0,
             truncated: None,
@@ -565,13 +566,13 @@ impl<R: BufRead> CaptureReader<R> {
             if n == 0 {
                 return Ok(None);
             }
-            self.line += 1;
+            self.lines_read += 1;
             let newline = self.buf.last() == Some(&b'\n');
             let content_len = self.buf.len() - usize::from(newline);
             if content_len > self.cfg.max_line_len {
                 return Err(CaptureError::LineTooLong {
                     path: self.path.clone(),
-                    line: self.line,
+                    line: self.lines_read,
                     limit: self.cfg.max_line_len,
                 });
             }
@@ -588,7 +589,7 @@ impl<R: BufRead> CaptureReader<R> {
         let message = full.strip_suffix(&suffix).unwrap_or(&full).to_string();
         CaptureError::Parse {
             path: self.path.clone(),
-            line: self.line,
+            line: self.lines_read,
             column: e.column().max(1),
             message,
         }
@@ -601,7 +602,7 @@ impl<R: BufRead> CaptureReader<R> {
             });
         }
         let value: serde_json::Value = serde_json::from_slice(&self.buf).map_err(|e| {
-            if self.line == 1 {
+            if self.lines_read == 1 {
                 CaptureError::NotACapture {
                     path: self.path.clone(),
                     detail: format!("line 1 is not JSON ({e})"),
@@ -663,7 +664,7 @@ impl<R: BufRead> CaptureReader<R> {
                 // parse is a record cut mid-write, not damage.
                 let full = e.to_string();
                 self.truncated = Some(Truncation {
-                    line: self.line,
+                    line: self.lines_read,
                     bytes: self.buf.len(),
                     error: full,
                 });
@@ -674,14 +675,14 @@ impl<R: BufRead> CaptureReader<R> {
         if record.t_us < self.last_t_us {
             return Some(Err(CaptureError::TimeBackwards {
                 path: self.path.clone(),
-                line: self.line,
+                line: self.lines_read,
                 t_us: record.t_us,
                 prev_line: self.record_line,
                 prev_t_us: self.last_t_us,
             }));
         }
         self.last_t_us = record.t_us;
-        self.record_line = self.line;
+        self.record_line = self.lines_read;
         Some(Ok(record))
     }
 }
@@ -793,7 +794,10 @@ mod tests {
         for (line, want) in [
             (r#"{"t_us":1,"conn":1,"hex":"00"}"#, "needs \"from\""),
             (r#"{"t_us":1,"conn":1,"from":"client"}"#, "exactly one"),
-            (r#"{"t_us":1,"conn":1,"from":"client","hex":"00","text":"a"}"#, "exactly one"),
+            (
+                r#"{"t_us":1,"conn":1,"from":"client","hex":"00","text":"a"}"#,
+                "exactly one",
+            ),
             (r#"{"t_us":1,"conn":1,"from":"client","hex":"0g"}"#, "not hex"),
             (r#"{"t_us":1,"conn":1,"event":"open","hex":"00"}"#, "no payload"),
             (r#"{"t_us":1,"conn":1,"from":"client","hx":"00"}"#, "unknown field"),

@@ -925,7 +925,10 @@ mod tests {
     fn sequence_numbers_wrap() {
         let mut d = Direction::default();
         d.syn(u32::MAX - 2);
-        let (out, st) = run(&mut d, &[(2, b"cd"), (u32::MAX - 1, b"xy"), (u32::MAX.wrapping_add(1), b"ab")]);
+        let (out, st) = run(
+            &mut d,
+            &[(2, b"cd"), (u32::MAX - 1, b"xy"), (u32::MAX.wrapping_add(1), b"ab")],
+        );
         assert_eq!(out, b"xyabcd");
         assert_eq!(st.out_of_order_fixed, 1);
     }

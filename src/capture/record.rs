@@ -190,10 +190,12 @@ impl Recorder {
     /// Time zero of the capture is now.
     pub async fn bind(opts: RecordOpts) -> Result<Recorder, RecordError> {
         let upstream = parse_upstream(&opts.upstream)?;
-        let listener = TcpListener::bind(opts.listen).await.map_err(|source| RecordError::Bind {
-            addr: opts.listen,
-            source,
-        })?;
+        let listener = TcpListener::bind(opts.listen)
+            .await
+            .map_err(|source| RecordError::Bind {
+                addr: opts.listen,
+                source,
+            })?;
         let addr = listener.local_addr().map_err(|source| RecordError::Bind {
             addr: opts.listen,
             source,
@@ -334,7 +336,10 @@ impl Ctx {
         let keep_own = up.path() != "/" && !up.path().is_empty() || up.query().is_some();
         let pq = match (keep_own, path_and_query) {
             (false, Some(pq)) if !pq.is_empty() => pq.to_string(),
-            _ => up.path_and_query().map(|p| p.as_str().to_string()).unwrap_or_else(|| "/".into()),
+            _ => up
+                .path_and_query()
+                .map(|p| p.as_str().to_string())
+                .unwrap_or_else(|| "/".into()),
         };
         let authority = up.authority().map(|a| a.as_str()).unwrap_or_default();
         format!("ws://{authority}{pq}")
@@ -393,6 +398,8 @@ async fn handle(stream: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>, mut stop: wa
     let setup = async {
         let requested = Arc::new(Mutex::new(None::<String>));
         let seen = requested.clone();
+        // The callback's error type is tungstenite's (an HTTP response), large by design.
+        #[allow(clippy::result_large_err)]
         let callback = move |req: &Request, resp: Response| {
             if let Ok(mut slot) = seen.lock() {
                 *slot = req.uri().path_and_query().map(|p| p.as_str().to_string());
@@ -450,9 +457,7 @@ async fn handle(stream: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>, mut stop: wa
         e = &mut up => (e, false),
         e = &mut down => (e, true),
     };
-    let rest = async {
-        if rest_is_up { up.await } else { down.await }
-    };
+    let rest = async { if rest_is_up { up.await } else { down.await } };
     match first {
         // A clean close: let the other side answer its close (or keep sending until it does).
         Ended::CloseFrame | Ended::PeerGone => {
@@ -464,8 +469,11 @@ async fn handle(stream: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>, mut stop: wa
         // Shutdown: the other pump saw the same signal and sent its close 1001 too.
         Ended::Shutdown => {
             rest.await;
-            ctx.record(conn, close_kind(None, Some(1001), Some("recorder shutting down".into())))
-                .await;
+            ctx.record(
+                conn,
+                close_kind(None, Some(1001), Some("recorder shutting down".into())),
+            )
+            .await;
         }
         // One side vanished: drop the other without a close frame, as the original peer would.
         Ended::Dropped => {}
@@ -498,12 +506,16 @@ where
         let msg = match next {
             Some(Ok(m)) => m,
             Some(Err(e)) => {
-                ctx.record(conn, close_kind(Some(from), None, Some(e.to_string()))).await;
+                ctx.record(conn, close_kind(Some(from), None, Some(e.to_string())))
+                    .await;
                 return Ended::Dropped;
             }
             None => {
-                ctx.record(conn, close_kind(Some(from), None, Some("ended without a close frame".into())))
-                    .await;
+                ctx.record(
+                    conn,
+                    close_kind(Some(from), None, Some("ended without a close frame".into())),
+                )
+                .await;
                 return Ended::Dropped;
             }
         };
@@ -528,6 +540,21 @@ where
         ctx.record(conn, record).await;
         if is_close {
             let _ = tx.send(msg).await;
+            // Reading on makes tungstenite flush its automatic close reply to the sender, and ends
+            // when the sender's side is done (no data frame may follow a close, RFC 6455 §5.5.1).
+            let drain = async { while let Some(Ok(_)) = rx.next().await {} };
+            let drain = async {
+                match ctx.close_grace {
+                    Some(limit) => {
+                        let _ = tokio::time::timeout(limit, drain).await;
+                    }
+                    None => drain.await,
+                }
+            };
+            tokio::select! {
+                _ = drain => {}
+                _ = stop.wait_for(|s| *s) => {}
+            }
             return Ended::CloseFrame;
         }
         if tx.send(msg).await.is_err() {
