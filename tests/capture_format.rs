@@ -368,3 +368,62 @@ fn inspect_reports_a_truncated_capture() {
     assert_eq!(s.truncated.as_ref().map(|t| t.line), Some(3));
     assert!(s.to_string().contains("truncated     yes: line 3"));
 }
+
+/// Peak resident memory of this process, from /proc (Linux), in KiB.
+fn peak_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Flat memory on a large capture: `CAPTURE_MB` (default 64) of records written then read back
+/// and inspected; the peak RSS must not grow with the file. Ignored by default (it writes that many
+/// megabytes): `CAPTURE_MB=1024 cargo test --release --test capture_format -- --ignored`.
+#[test]
+#[ignore]
+fn large_capture_reads_in_flat_memory() {
+    let mb: u64 = std::env::var("CAPTURE_MB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(64);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("large.jsonl");
+    let frame = Message::new(
+        0x0200,
+        Version::V2013,
+        phone("13800138000"),
+        1,
+        Body::Raw(RawBody { raw: vec![0x11; 200] }),
+    )
+    .encode();
+    let mut payload = vec![0u8; 18];
+    for _ in 0..4 {
+        payload.extend_from_slice(&frame);
+    }
+    let mut w = CaptureWriter::create(&path, &CaptureHeader::new(18)).unwrap();
+    let mut t = 0;
+    while w.records() * (payload.len() as u64 * 2 + 50) < mb << 20 {
+        w.write(&Record::binary(t, 1 + t % 16, Side::Gateway, payload.clone()))
+            .unwrap();
+        t += 1;
+    }
+    drop(w);
+    let before = peak_rss_kib().unwrap_or(0);
+    let started = std::time::Instant::now();
+    let s = inspect(&path).unwrap();
+    let secs = started.elapsed().as_secs_f64();
+    let after = peak_rss_kib().unwrap_or(0);
+    let size = std::fs::metadata(&path).unwrap().len();
+    eprintln!(
+        "{} MB, {} records: inspected in {secs:.2} s ({:.0} MB/s), peak RSS {before} KiB before, {after} KiB after",
+        size >> 20,
+        s.records,
+        size as f64 / 1e6 / secs
+    );
+    assert_eq!(s.gateway.messages_by_id.get("0x0200"), Some(&(4 * t)));
+    assert!(
+        after < before + 32 * 1024,
+        "reading grew the peak RSS by {} KiB",
+        after - before
+    );
+}

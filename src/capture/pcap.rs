@@ -182,7 +182,8 @@ pub struct ImportReport {
     pub unsupported_link_types: BTreeSet<String>,
     /// IP fragments (not reassembled; their TCP bytes are missing, and show up as gaps).
     pub ip_fragments: u64,
-    /// Packets that were not TCP to or from a platform port.
+    /// Packets that were not TCP to or from a platform port, or were a bare ACK/FIN/RST of a
+    /// connection whose start was not captured (nothing to import from them).
     pub packets_other: u64,
     /// Packets of a flow after it closed (late retransmissions, final ACKs).
     pub packets_after_close: u64,
