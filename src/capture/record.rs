@@ -329,21 +329,21 @@ impl Ctx {
         };
         let _ = self.tx.send(record).await;
     }
+}
 
-    /// The upstream URL for a client that asked for `path_and_query`.
-    fn upstream_for(&self, path_and_query: Option<&str>) -> String {
-        let up = &self.upstream;
-        let keep_own = up.path() != "/" && !up.path().is_empty() || up.query().is_some();
-        let pq = match (keep_own, path_and_query) {
-            (false, Some(pq)) if !pq.is_empty() => pq.to_string(),
-            _ => up
-                .path_and_query()
-                .map(|p| p.as_str().to_string())
-                .unwrap_or_else(|| "/".into()),
-        };
-        let authority = up.authority().map(|a| a.as_str()).unwrap_or_default();
-        format!("ws://{authority}{pq}")
-    }
+/// The upstream URL for a client that asked for `path_and_query`: the upstream's own path when it
+/// has one (other than `/`) or a query, else the client's.
+fn upstream_url(up: &Uri, path_and_query: Option<&str>) -> String {
+    let keep_own = (up.path() != "/" && !up.path().is_empty()) || up.query().is_some();
+    let pq = match (keep_own, path_and_query) {
+        (false, Some(pq)) if !pq.is_empty() => pq.to_string(),
+        _ => up
+            .path_and_query()
+            .map(|p| p.as_str().to_string())
+            .unwrap_or_else(|| "/".into()),
+    };
+    let authority = up.authority().map(|a| a.as_str()).unwrap_or_default();
+    format!("ws://{authority}{pq}")
 }
 
 /// The writer task: the only place that touches the file. Returns its counts and the first write
@@ -415,7 +415,7 @@ async fn handle(stream: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>, mut stop: wa
         };
         let conn = ctx.next_conn.fetch_add(1, Ordering::Relaxed);
         let path = requested.lock().ok().and_then(|p| p.clone());
-        let url = ctx.upstream_for(path.as_deref());
+        let url = upstream_url(&ctx.upstream, path.as_deref());
         let connect = tokio_tungstenite::connect_async(url.as_str());
         let upstream = match ctx.connect_timeout {
             Some(limit) => match tokio::time::timeout(limit, connect).await {
@@ -560,5 +560,24 @@ where
         if tx.send(msg).await.is_err() {
             return Ended::PeerGone;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_path_is_used_only_when_the_upstream_has_none() {
+        let bare: Uri = "ws://10.0.0.5:9001".parse().unwrap();
+        let slash: Uri = "ws://10.0.0.5:9001/".parse().unwrap();
+        let own: Uri = "ws://10.0.0.5:9001/feed?k=1".parse().unwrap();
+        assert_eq!(
+            upstream_url(&bare, Some("/live?sim=1")),
+            "ws://10.0.0.5:9001/live?sim=1"
+        );
+        assert_eq!(upstream_url(&slash, Some("/live")), "ws://10.0.0.5:9001/live");
+        assert_eq!(upstream_url(&slash, None), "ws://10.0.0.5:9001/");
+        assert_eq!(upstream_url(&own, Some("/live")), "ws://10.0.0.5:9001/feed?k=1");
     }
 }
