@@ -1,1 +1,87 @@
-//! TODO
+//! Field captures: the capture file format, the recording proxy, pcap import and inspection.
+//!
+//! - [`format`](mod@format): the `jt808-capture` JSON Lines format (documented there), its streaming reader
+//!   and appending writer. Plain `std::io`.
+//! - [`record`]: the recording proxy. A WebSocket server between a real client and a real gateway
+//!   that relays both ways untouched and writes what passed. The only tokio code in this module.
+//! - [`pcap`]: TCP flows of JT808 terminals in a pcap/pcapng file -> a capture (pcap-file +
+//!   etherparse, TCP reassembly by sequence number).
+//! - [`inspect`](mod@inspect): what a capture holds (connections, terminals, messages per id, rejected frames),
+//!   as a table or JSON.
+//!
+//! Redaction (stripping SIM numbers and positions) comes later and rewrites captures with the same
+//! reader and writer.
+
+pub mod format;
+pub mod inspect;
+pub mod pcap;
+pub mod record;
+
+pub use format::{
+    CaptureError, CaptureHeader, CaptureReader, CaptureWriter, FORMAT_NAME, FORMAT_VERSION, Payload, ReaderConfig,
+    Record, RecordKind, Side, Truncation,
+};
+pub use inspect::{InspectArgs, Summary, inspect};
+pub use pcap::{ImportOpts, ImportPcapArgs, ImportReport, PcapError, import_pcap};
+pub use record::{RecordError, RecordOpts, RecordReport, Recorder};
+
+#[cfg(test)]
+mod cli_tests {
+    use clap::{Parser, Subcommand};
+
+    /// The shape the binary wires: one subcommand per options struct.
+    #[derive(Parser)]
+    struct Cli {
+        #[command(subcommand)]
+        cmd: Cmd,
+    }
+
+    #[derive(Subcommand)]
+    enum Cmd {
+        Record(super::RecordOpts),
+        ImportPcap(super::ImportPcapArgs),
+        Inspect(super::InspectArgs),
+    }
+
+    #[test]
+    fn options_structs_parse_as_subcommands() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+        let cli = Cli::try_parse_from([
+            "x",
+            "record",
+            "--listen",
+            "127.0.0.1:0",
+            "--upstream",
+            "ws://10.0.0.5:9001",
+            "--out",
+            "r.jsonl",
+        ])
+        .unwrap();
+        let Cmd::Record(o) = cli.cmd else { panic!() };
+        assert_eq!(
+            (o.prefix_len, o.connect_timeout_ms, o.close_grace_ms),
+            (18, 10_000, 5_000)
+        );
+
+        let cli = Cli::try_parse_from([
+            "x",
+            "import-pcap",
+            "f.pcapng",
+            "-o",
+            "c.jsonl",
+            "--port",
+            "7000",
+            "--port",
+            "808",
+        ])
+        .unwrap();
+        let Cmd::ImportPcap(a) = cli.cmd else { panic!() };
+        assert_eq!(a.opts.ports, [7000, 808]);
+        assert_eq!(a.opts.max_pending_bytes, super::pcap::DEFAULT_MAX_PENDING_BYTES);
+
+        let cli = Cli::try_parse_from(["x", "inspect", "c.jsonl", "--json"]).unwrap();
+        let Cmd::Inspect(a) = cli.cmd else { panic!() };
+        assert!(a.json);
+    }
+}
