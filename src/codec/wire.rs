@@ -511,7 +511,10 @@ mod tests {
     fn trailing_bytes_are_reported() {
         let mut r = Reader::new(&[1, 2, 3]);
         r.u8("x").unwrap();
-        assert_eq!(r.finish("x").unwrap_err().to_string(), "x at body byte 1: 2 bytes left over after the last field");
+        assert_eq!(
+            r.finish("x").unwrap_err().to_string(),
+            "x at body byte 1: 2 bytes left over after the last field"
+        );
     }
 
     #[test]

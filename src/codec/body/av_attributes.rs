@@ -76,7 +76,10 @@ mod tests {
         // go-1003-2013
         let b = hex::decode("7f04020094490120 0808".replace(' ', "")).unwrap();
         let a = AvAttributes::decode(&b).unwrap();
-        assert_eq!((a.audio_encoding, a.audio_frame_len, a.max_video_channels), (127, 37961, 8));
+        assert_eq!(
+            (a.audio_encoding, a.audio_frame_len, a.max_video_channels),
+            (127, 37961, 8)
+        );
         let mut out = Vec::new();
         a.encode(&mut out);
         assert_eq!(out, b);

@@ -193,6 +193,9 @@ mod tests {
     #[test]
     fn a_count_that_does_not_match_the_bytes_is_named() {
         let e = AvResourceList::decode(&[0, 1, 0, 0, 0, 2, 9, 9]).unwrap_err();
-        assert_eq!(e.to_string(), "count at body byte 6: declares 2 items of 28 bytes but 2 bytes follow");
+        assert_eq!(
+            e.to_string(),
+            "count at body byte 6: declares 2 items of 28 bytes but 2 bytes follow"
+        );
     }
 }

@@ -161,7 +161,7 @@ mod tests {
 
     #[test]
     fn an_item_too_short_for_a_location_is_kept_raw_with_the_offset() {
-        let b = hex::decode("000100" .to_owned() + "0003aabbcc").unwrap();
+        let b = hex::decode("000100".to_owned() + "0003aabbcc").unwrap();
         let batch = BatchLocation::decode(&b).unwrap();
         let BatchItem::Invalid { error, .. } = &batch.items[0] else {
             panic!("expected invalid item")

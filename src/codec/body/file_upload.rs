@@ -164,7 +164,10 @@ mod tests {
         let hex_body = "0b3139322e3136382e312e312b2d08757365726e616d650870617373776f72640b2f616c61726d5f66696c6501200726000000200726232359000000000000000000010101";
         let b = hex::decode(hex_body).unwrap();
         let c = FileUploadCommand::decode(&b).unwrap();
-        assert_eq!((c.server.as_str(), c.port, c.path.as_str()), ("192.168.1.1", 11053, "/alarm_file"));
+        assert_eq!(
+            (c.server.as_str(), c.port, c.path.as_str()),
+            ("192.168.1.1", 11053, "/alarm_file")
+        );
         assert_eq!(c.end.to_string(), "2020-07-26 23:23:59");
         let mut out = Vec::new();
         c.encode(&mut out);

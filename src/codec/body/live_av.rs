@@ -105,7 +105,10 @@ mod tests {
         let hex_body = "0f3132332e3132332e3132332e313233030440c60c0100";
         let b = hex::decode(hex_body).unwrap();
         let v = LiveAvRequest::decode(&b).unwrap();
-        assert_eq!((v.server.as_str(), v.tcp_port, v.udp_port), ("123.123.123.123", 772, 16582));
+        assert_eq!(
+            (v.server.as_str(), v.tcp_port, v.udp_port),
+            ("123.123.123.123", 772, 16582)
+        );
         let mut out = Vec::new();
         v.encode(&mut out);
         assert_eq!(hex::encode(out), hex_body);
@@ -114,7 +117,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(t.server.as_str(), "10.0.0.1");
-        assert!(toml::from_str::<LiveAvRequest>("server = \"x\"\nport = 1").is_err(), "unknown fields are refused");
+        assert!(
+            toml::from_str::<LiveAvRequest>("server = \"x\"\nport = 1").is_err(),
+            "unknown fields are refused"
+        );
     }
 
     #[test]

@@ -603,7 +603,10 @@ mod tests {
     #[test]
     fn basic_block_and_every_spec_item_are_typed() {
         let loc = round_trip(YZ);
-        assert_eq!((loc.alarm, loc.status, loc.lat, loc.lng), (1024, 2048, 116307629, 40058359));
+        assert_eq!(
+            (loc.alarm, loc.status, loc.lat, loc.lng),
+            (1024, 2048, 116307629, 40058359)
+        );
         assert_eq!((loc.altitude, loc.speed, loc.direction), (312, 3, 99));
         assert_eq!(loc.time.to_string(), "2020-07-07 19:23:59");
         assert_eq!(loc.items.len(), 13);
@@ -627,7 +630,10 @@ mod tests {
         assert!(loc.items.iter().all(|i| !matches!(i.value, ItemValue::Raw(_))));
         let json = serde_json::to_value(&loc).unwrap();
         assert_eq!(json["items"][0], serde_json::json!({"id": "0x01", "mileage": 11}));
-        assert_eq!(json["items"][11], serde_json::json!({"id": "0x30", "signal_strength": 30}));
+        assert_eq!(
+            json["items"][11],
+            serde_json::json!({"id": "0x30", "signal_strength": 30})
+        );
     }
 
     #[test]
@@ -635,7 +641,10 @@ mod tests {
         // basic block, then: 0x17 with length 1 (spec: 2), 0x5D unknown, 0x01 twice, then 0x31
         // declaring 5 bytes with 2 present.
         let basic = &YZ[..56];
-        let body = format!("{basic}170102{}{}{}{}", "5d02abcd", "010400000001", "010400000002", "310501ff");
+        let body = format!(
+            "{basic}170102{}{}{}{}",
+            "5d02abcd", "010400000001", "010400000002", "310501ff"
+        );
         let loc = round_trip(&body);
         let kinds: Vec<_> = loc.issues.iter().map(|i| (i.issue, i.id, i.offset)).collect();
         assert_eq!(

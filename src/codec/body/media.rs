@@ -104,7 +104,10 @@ impl MediaUploadResponse {
         let mut r = Reader::new(b);
         let media_id = r.u32("media_id")?;
         if r.is_empty() {
-            return Ok(MediaUploadResponse { media_id, indices: None });
+            return Ok(MediaUploadResponse {
+                media_id,
+                indices: None,
+            });
         }
         let count = r.u8("count")? as usize;
         if r.remaining() != 2 * count {
@@ -144,7 +147,10 @@ mod tests {
     fn header_location_and_data_round_trip() {
         let b = hex::decode(YZ).unwrap();
         let m = MediaUpload::decode(&b, Version::V2013).unwrap();
-        assert_eq!((m.media_id, m.media_type, m.media_format, m.event, m.channel), (123, 1, 2, 1, 2));
+        assert_eq!(
+            (m.media_id, m.media_type, m.media_format, m.event, m.channel),
+            (123, 1, 2, 1, 2)
+        );
         assert_eq!(m.location.as_ref().unwrap().lat, 116307629);
         assert_eq!(m.data.len(), 5);
         let mut out = Vec::new();

@@ -54,7 +54,8 @@ pub use register::{Register, RegisterResponse};
 pub use retransmit::RetransmitRequest;
 
 /// A message body. Serialises untagged: the JSON is the body's own fields (the message id sits
-/// beside it in the message).
+/// beside it in the message). The bodies with several strings are boxed so a `Body` stays small
+/// (the hot 0x0200 body is inline).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum Body {
@@ -67,17 +68,17 @@ pub enum Body {
     /// 0x0003 terminal deregister.
     Deregister(EmptyBody),
     /// 0x0100 terminal register (2011, 2013 or 2019 layout).
-    Register(Register),
+    Register(Box<Register>),
     /// 0x8100 register response.
     RegisterResponse(RegisterResponse),
     /// 0x0102 terminal authentication.
-    Auth(Auth),
+    Auth(Box<Auth>),
     /// 0x0200 location report.
     LocationReport(Location),
     /// 0x0704 batch location upload.
     BatchLocation(BatchLocation),
     /// 0x0801 multimedia data upload.
-    MediaUpload(MediaUpload),
+    MediaUpload(Box<MediaUpload>),
     /// 0x8800 multimedia upload response.
     MediaUploadResponse(MediaUploadResponse),
     /// 0x8003 platform asks for packets again.
@@ -97,7 +98,7 @@ pub enum Body {
     /// 0x9205 audio/video resource query (JT/T 1078).
     AvResourceQuery(AvResourceQuery),
     /// 0x9206 file upload command (JT/T 1078).
-    FileUploadCommand(FileUploadCommand),
+    FileUploadCommand(Box<FileUploadCommand>),
     /// 0x9207 file upload control (JT/T 1078).
     FileUploadControl(FileUploadControl),
     /// Any id without a typed body: the raw bytes.
@@ -165,12 +166,12 @@ impl Body {
             GeneralResponse::PLATFORM_ID => GeneralResponse::decode(bytes).map(Body::PlatformGeneralResponse),
             EmptyBody::HEARTBEAT_ID => Ok(Body::Heartbeat(EmptyBody::decode(bytes))),
             EmptyBody::DEREGISTER_ID => Ok(Body::Deregister(EmptyBody::decode(bytes))),
-            Register::ID => Register::decode(bytes, version).map(Body::Register),
+            Register::ID => Register::decode(bytes, version).map(|b| Body::Register(Box::new(b))),
             RegisterResponse::ID => RegisterResponse::decode(bytes).map(Body::RegisterResponse),
-            Auth::ID => Auth::decode(bytes, version).map(Body::Auth),
+            Auth::ID => Auth::decode(bytes, version).map(|b| Body::Auth(Box::new(b))),
             Location::ID => Location::decode(bytes).map(Body::LocationReport),
             BatchLocation::ID => BatchLocation::decode(bytes).map(Body::BatchLocation),
-            MediaUpload::ID => MediaUpload::decode(bytes, version).map(Body::MediaUpload),
+            MediaUpload::ID => MediaUpload::decode(bytes, version).map(|b| Body::MediaUpload(Box::new(b))),
             MediaUploadResponse::ID => MediaUploadResponse::decode(bytes).map(Body::MediaUploadResponse),
             RetransmitRequest::PLATFORM_ID => {
                 RetransmitRequest::decode(bytes, version).map(Body::PlatformRetransmitRequest)
@@ -184,7 +185,7 @@ impl Body {
             LiveAvRequest::ID => LiveAvRequest::decode(bytes).map(Body::LiveAvRequest),
             LiveAvControl::ID => LiveAvControl::decode(bytes).map(Body::LiveAvControl),
             AvResourceQuery::ID => AvResourceQuery::decode(bytes).map(Body::AvResourceQuery),
-            FileUploadCommand::ID => FileUploadCommand::decode(bytes).map(Body::FileUploadCommand),
+            FileUploadCommand::ID => FileUploadCommand::decode(bytes).map(|b| Body::FileUploadCommand(Box::new(b))),
             FileUploadControl::ID => FileUploadControl::decode(bytes).map(Body::FileUploadControl),
             _ => return Body::Raw(RawBody { raw: bytes.to_vec() }),
         };
@@ -299,7 +300,7 @@ impl Body {
             LiveAvRequest::ID => Body::LiveAvRequest(LiveAvRequest::deserialize(d)?),
             LiveAvControl::ID => Body::LiveAvControl(LiveAvControl::deserialize(d)?),
             AvResourceQuery::ID => Body::AvResourceQuery(AvResourceQuery::deserialize(d)?),
-            FileUploadCommand::ID => Body::FileUploadCommand(FileUploadCommand::deserialize(d)?),
+            FileUploadCommand::ID => Body::FileUploadCommand(Box::new(FileUploadCommand::deserialize(d)?)),
             FileUploadControl::ID => Body::FileUploadControl(FileUploadControl::deserialize(d)?),
             other => {
                 return Err(serde::de::Error::custom(format!(

@@ -211,6 +211,9 @@ mod tests {
         assert_eq!(out, b);
         let refused = RegisterResponse::decode(&[0, 5, 3]).unwrap();
         assert_eq!(refused.auth_code, None);
-        assert_eq!(serde_json::to_string(&refused).unwrap(), r#"{"reply_serial":5,"result":3}"#);
+        assert_eq!(
+            serde_json::to_string(&refused).unwrap(),
+            r#"{"reply_serial":5,"result":3}"#
+        );
     }
 }

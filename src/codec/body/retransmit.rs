@@ -84,7 +84,10 @@ mod tests {
     #[test]
     fn a_count_that_does_not_fit_is_named() {
         let e = RetransmitRequest::decode(&[0, 1, 3, 0, 1], Version::V2013).unwrap_err();
-        assert_eq!(e.to_string(), "count at body byte 3: declares 3 indices but 2 bytes follow");
+        assert_eq!(
+            e.to_string(),
+            "count at body byte 3: declares 3 indices but 2 bytes follow"
+        );
     }
 
     #[test]
