@@ -67,7 +67,27 @@ impl Location {
     }
 
     /// Reads the 28-byte basic block only (0x0801 carries no items).
+    #[inline]
     pub fn decode_basic(r: &mut Reader<'_>) -> Result<Location, WireError> {
+        if r.remaining() >= BASIC_LEN {
+            // One bounds check for the whole block; the per-field reads below only run to name
+            // the field a short body ends in.
+            let a: [u8; BASIC_LEN] = r.array("basic")?;
+            let w = |i: usize| u32::from_be_bytes([a[i], a[i + 1], a[i + 2], a[i + 3]]);
+            let h = |i: usize| u16::from_be_bytes([a[i], a[i + 1]]);
+            return Ok(Location {
+                alarm: w(0),
+                status: w(4),
+                lat: w(8),
+                lng: w(12),
+                altitude: h(16),
+                speed: h(18),
+                direction: h(20),
+                time: BcdTime([a[22], a[23], a[24], a[25], a[26], a[27]]),
+                items: Vec::new(),
+                issues: Vec::new(),
+            });
+        }
         Ok(Location {
             alarm: r.u32("alarm")?,
             status: r.u32("status")?,
@@ -303,165 +323,167 @@ fn ser_id8<S: Serializer>(id: &u8, s: S) -> Result<S::Ok, S::Error> {
     s.collect_str(&format_args!("0x{id:02X}"))
 }
 
-/// How an id's value is to be read.
-enum Class {
-    Typed(ItemValue),
-    /// A typed id with another length.
-    NonSpec,
-    /// A known id with no fixed layout (0x64-0x67, 0xE1-0xFF).
-    Opaque,
-    Unknown,
-}
-
-#[inline]
+#[inline(always)]
 fn be16(v: &[u8]) -> u16 {
     u16::from_be_bytes([v[0], v[1]])
 }
 
-#[inline]
+#[inline(always)]
 fn be32(v: &[u8]) -> u32 {
     u32::from_be_bytes([v[0], v[1], v[2], v[3]])
 }
 
-/// The typed value of an item, by id and length (JT808.md §5.4 table).
-#[inline]
-fn classify(id: u8, v: &[u8]) -> Class {
+/// The typed value of an item whose id and length match the table of JT808.md §5.4, else `None`.
+/// Dispatches on the id first (a jump table), then checks the length.
+#[inline(always)]
+fn typed(id: u8, v: &[u8]) -> Option<ItemValue> {
     use ItemValue as V;
     let n = v.len();
-    let typed = match (id, n) {
-        (0x01, 4) => V::Mileage(be32(v)),
-        (0x02, 2) => V::Fuel(be16(v)),
-        (0x03, 2) => V::RecorderSpeed(be16(v)),
-        (0x04, 2) => V::AlarmEventId(be16(v)),
-        (0x05, 30) => {
+    Some(match id {
+        0x01 if n == 4 => V::Mileage(be32(v)),
+        0x02 if n == 2 => V::Fuel(be16(v)),
+        0x03 if n == 2 => V::RecorderSpeed(be16(v)),
+        0x04 if n == 2 => V::AlarmEventId(be16(v)),
+        0x05 if n == 30 => {
             let mut a = [0u8; 30];
             a.copy_from_slice(v);
             V::TyrePressure(a)
         }
-        (0x06, 2) => V::CompartmentTemp(be16(v)),
-        (0x11, 1) => V::Overspeed {
+        0x06 if n == 2 => V::CompartmentTemp(be16(v)),
+        0x11 if n == 1 => V::Overspeed {
             area_type: v[0],
             area_id: None,
         },
-        (0x11, 5) => V::Overspeed {
+        0x11 if n == 5 => V::Overspeed {
             area_type: v[0],
             area_id: Some(be32(&v[1..])),
         },
-        (0x12, 6) => V::AreaRoute {
+        0x12 if n == 6 => V::AreaRoute {
             area_type: v[0],
             area_id: be32(&v[1..]),
             direction: v[5],
         },
-        (0x13, 7) => V::RouteTime {
+        0x13 if n == 7 => V::RouteTime {
             route_id: be32(v),
             drive_time: be16(&v[4..]),
             result: v[6],
         },
-        (0x14, 4) => V::VideoAlarm(be32(v)),
-        (0x15, 4) => V::VideoSignalLoss(be32(v)),
-        (0x16, 4) => V::VideoOcclusion(be32(v)),
-        (0x17, 2) => V::StorageFault(be16(v)),
-        (0x18, 2) => V::AbnormalDriving {
+        0x14 if n == 4 => V::VideoAlarm(be32(v)),
+        0x15 if n == 4 => V::VideoSignalLoss(be32(v)),
+        0x16 if n == 4 => V::VideoOcclusion(be32(v)),
+        0x17 if n == 2 => V::StorageFault(be16(v)),
+        0x18 if n == 2 => V::AbnormalDriving {
             bits: be16(v),
             fatigue_level: None,
         },
-        (0x18, 3) => V::AbnormalDriving {
+        0x18 if n == 3 => V::AbnormalDriving {
             bits: be16(v),
             fatigue_level: Some(v[2]),
         },
-        (0x25, 4) => V::VehicleSignal(be32(v)),
-        (0x2A, 2) => V::IoStatus(be16(v)),
-        (0x2B, 4) => V::Analog(be32(v)),
-        (0x30, 1) => V::SignalStrength(v[0]),
-        (0x31, 1) => V::Satellites(v[0]),
-        (0xE0, 1) => V::CustomLen(v[0]),
-        (0x01..=0x06 | 0x11..=0x18 | 0x25 | 0x2A | 0x2B | 0x30 | 0x31 | 0xE0, _) => return Class::NonSpec,
-        (0x64..=0x67 | 0xE1..=0xFF, _) => return Class::Opaque,
-        _ => return Class::Unknown,
+        0x25 if n == 4 => V::VehicleSignal(be32(v)),
+        0x2A if n == 2 => V::IoStatus(be16(v)),
+        0x2B if n == 4 => V::Analog(be32(v)),
+        0x30 if n == 1 => V::SignalStrength(v[0]),
+        0x31 if n == 1 => V::Satellites(v[0]),
+        0xE0 if n == 1 => V::CustomLen(v[0]),
+        _ => return None,
+    })
+}
+
+/// An item without a typed value: kept raw, and named in `issues` unless its id is one the table
+/// leaves opaque (0x64-0x67 active safety, reused by vendors for short values; 0xE1-0xFF vendor).
+#[cold]
+#[inline(never)]
+fn untyped(id: u8, v: &[u8], offset: usize, issues: &mut Vec<LocationIssue>) -> ItemValue {
+    let issue = match id {
+        0x64..=0x67 | 0xE1..=0xFF => None,
+        0x01..=0x06 | 0x11..=0x18 | 0x25 | 0x2A | 0x2B | 0x30 | 0x31 | 0xE0 => Some(IssueKind::NonSpecLength),
+        _ => Some(IssueKind::UnknownId),
     };
-    Class::Typed(typed)
+    if let Some(issue) = issue {
+        issues.push(LocationIssue {
+            issue,
+            id,
+            offset,
+            len: Some(v.len() as u8),
+        });
+    }
+    ItemValue::Raw(v.to_vec())
+}
+
+/// The last item, cut by the end of the body (`rest` starts at its id byte).
+#[cold]
+#[inline(never)]
+fn truncated(rest: &[u8], offset: usize, issues: &mut Vec<LocationIssue>) -> LocationItem {
+    let id = rest[0];
+    let declared_len = rest.get(1).copied();
+    issues.push(LocationIssue {
+        issue: IssueKind::Truncated,
+        id,
+        offset,
+        len: declared_len,
+    });
+    LocationItem {
+        id,
+        value: ItemValue::Truncated {
+            declared_len,
+            raw: rest.get(2..).unwrap_or_default().to_vec(),
+        },
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn duplicate(id: u8, len: usize, offset: usize, issues: &mut Vec<LocationIssue>) {
+    issues.push(LocationIssue {
+        issue: IssueKind::DuplicateId,
+        id,
+        offset,
+        len: Some(len as u8),
+    });
 }
 
 /// Walks the items after the basic block (`b` starts at body offset `base`).
+#[inline]
 fn decode_items(b: &[u8], base: usize, loc: &mut Location) {
     // Counting pass: one exact allocation for the items instead of growing 4, 8, 16.
     let mut count = 0;
-    let mut i = 0;
-    while i < b.len() {
+    let mut p = b;
+    while let [_, len, rest @ ..] = p {
         count += 1;
-        i += 2 + b.get(i + 1).map_or(0, |&l| l as usize);
+        p = rest.get(*len as usize..).unwrap_or_default();
     }
-    let mut items = Vec::with_capacity(count);
-    let mut seen = [0u64; 4];
-    let mut i = 0;
-    while i < b.len() {
-        let id = b[i];
-        let offset = base + i;
-        let Some(&len) = b.get(i + 1) else {
-            loc.issues.push(LocationIssue {
-                issue: IssueKind::Truncated,
-                id,
-                offset,
-                len: None,
-            });
-            items.push(LocationItem {
-                id,
-                value: ItemValue::Truncated {
-                    declared_len: None,
-                    raw: Vec::new(),
-                },
-            });
+    let mut items = Vec::with_capacity(count + p.len().min(1));
+    // Duplicate ids: a bit per id. Ids below 64 (all but 0xE0 and the vendor ids of the table)
+    // live in a register; the rest in a small array.
+    let mut seen_low = 0u64;
+    let mut seen_high = [0u64; 3];
+    let mut p = b;
+    while let [id, len, rest @ ..] = p {
+        let (id, len) = (*id, *len as usize);
+        if rest.len() < len {
             break;
+        }
+        let (v, next) = rest.split_at(len);
+        let bit = 1u64 << (id & 63);
+        let word = if id < 64 {
+            &mut seen_low
+        } else {
+            &mut seen_high[(id >> 6) as usize - 1]
         };
-        let start = i + 2;
-        let end = start + len as usize;
-        if end > b.len() {
-            loc.issues.push(LocationIssue {
-                issue: IssueKind::Truncated,
-                id,
-                offset,
-                len: Some(len),
-            });
-            items.push(LocationItem {
-                id,
-                value: ItemValue::Truncated {
-                    declared_len: Some(len),
-                    raw: b[start..].to_vec(),
-                },
-            });
-            break;
+        if *word & bit != 0 {
+            duplicate(id, len, base + b.len() - p.len(), &mut loc.issues);
         }
-        let v = &b[start..end];
-        let (word, bit) = ((id >> 6) as usize, 1u64 << (id & 63));
-        if seen[word] & bit != 0 {
-            loc.issues.push(LocationIssue {
-                issue: IssueKind::DuplicateId,
-                id,
-                offset,
-                len: Some(len),
-            });
-        }
-        seen[word] |= bit;
-        let value = match classify(id, v) {
-            Class::Typed(t) => t,
-            Class::Opaque => ItemValue::Raw(v.to_vec()),
-            class @ (Class::NonSpec | Class::Unknown) => {
-                let issue = if matches!(class, Class::NonSpec) {
-                    IssueKind::NonSpecLength
-                } else {
-                    IssueKind::UnknownId
-                };
-                loc.issues.push(LocationIssue {
-                    issue,
-                    id,
-                    offset,
-                    len: Some(len),
-                });
-                ItemValue::Raw(v.to_vec())
-            }
+        *word |= bit;
+        let value = match typed(id, v) {
+            Some(t) => t,
+            None => untyped(id, v, base + b.len() - p.len(), &mut loc.issues),
         };
         items.push(LocationItem { id, value });
-        i = end;
+        p = next;
+    }
+    if !p.is_empty() {
+        items.push(truncated(p, base + b.len() - p.len(), &mut loc.issues));
     }
     loc.items = items;
 }

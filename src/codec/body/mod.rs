@@ -161,6 +161,13 @@ impl Body {
     /// does not parse is kept raw with the reason ([`Body::Invalid`]); an id without a typed body
     /// is [`Body::Raw`].
     pub fn decode(msg_id: u16, version: Version, bytes: &[u8]) -> Body {
+        if msg_id == Location::ID {
+            // The hot path: no intermediate `Result<Body, _>` to move the location through.
+            return match Location::decode(bytes) {
+                Ok(loc) => Body::LocationReport(loc),
+                Err(e) => Body::invalid(msg_id, e, bytes),
+            };
+        }
         let typed: Result<Body, WireError> = match msg_id {
             GeneralResponse::TERMINAL_ID => GeneralResponse::decode(bytes).map(Body::TerminalGeneralResponse),
             GeneralResponse::PLATFORM_ID => GeneralResponse::decode(bytes).map(Body::PlatformGeneralResponse),
@@ -169,7 +176,6 @@ impl Body {
             Register::ID => Register::decode(bytes, version).map(|b| Body::Register(Box::new(b))),
             RegisterResponse::ID => RegisterResponse::decode(bytes).map(Body::RegisterResponse),
             Auth::ID => Auth::decode(bytes, version).map(|b| Body::Auth(Box::new(b))),
-            Location::ID => Location::decode(bytes).map(Body::LocationReport),
             BatchLocation::ID => BatchLocation::decode(bytes).map(Body::BatchLocation),
             MediaUpload::ID => MediaUpload::decode(bytes, version).map(|b| Body::MediaUpload(Box::new(b))),
             MediaUploadResponse::ID => MediaUploadResponse::decode(bytes).map(Body::MediaUploadResponse),
@@ -189,11 +195,14 @@ impl Body {
             FileUploadControl::ID => FileUploadControl::decode(bytes).map(Body::FileUploadControl),
             _ => return Body::Raw(RawBody { raw: bytes.to_vec() }),
         };
-        typed.unwrap_or_else(|e| {
-            Body::Invalid(InvalidBody {
-                error: format!("{}: {e}", kind_of(msg_id).unwrap_or("body")),
-                raw: bytes.to_vec(),
-            })
+        typed.unwrap_or_else(|e| Body::invalid(msg_id, e, bytes))
+    }
+
+    #[cold]
+    fn invalid(msg_id: u16, e: WireError, bytes: &[u8]) -> Body {
+        Body::Invalid(InvalidBody {
+            error: format!("{}: {e}", kind_of(msg_id).unwrap_or("body")),
+            raw: bytes.to_vec(),
         })
     }
 
@@ -336,5 +345,65 @@ pub mod hex_id {
                 u16::from_str_radix(t, 16).map_err(|_| serde::de::Error::custom(format!("bad message id {s:?}")))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_body_that_does_not_parse_is_kept_raw_with_kind_field_and_offset() {
+        let b = Body::decode(0x0200, Version::V2013, &[0; 10]);
+        let Body::Invalid(inv) = &b else { panic!("{b:?}") };
+        assert_eq!(inv.error, "location_report: lat at body byte 8: needs 4 bytes, 2 left");
+        assert_eq!(b.kind(), "invalid");
+        let mut out = Vec::new();
+        b.encode(Version::V2013, &mut out);
+        assert_eq!(out, [0; 10]);
+    }
+
+    #[test]
+    fn kinds_and_reply_serials() {
+        let raw = Body::decode(0x0104, Version::V2013, &[1, 2]);
+        assert_eq!((raw.kind(), raw.msg_id()), ("raw", None));
+        let done = Body::decode(0x1206, Version::V2019, &[0x1B, 0x8A, 1]);
+        assert_eq!((done.kind(), done.reply_serial()), ("file_upload_complete", Some(7050)));
+        let reg = Body::decode(0x8100, Version::V2013, &[0, 9, 0, b'a']);
+        assert_eq!(reg.reply_serial(), Some(9));
+        let resend = Body::decode(0x8003, Version::V2013, &[0, 9, 1, 0, 2]);
+        assert_eq!(
+            (resend.kind(), resend.reply_serial()),
+            ("platform_retransmit_request", None)
+        );
+        for id in [0x0001, 0x0002, 0x0200, 0x0704, 0x1205, 0x9101, 0x9207] {
+            let name = kind_of(id).unwrap();
+            assert!(name.bytes().all(|c| c.is_ascii_lowercase() || c == b'_'), "{name}");
+        }
+    }
+
+    #[test]
+    fn a_2011_register_body_reveals_its_version() {
+        let b = hex::decode("001f007363640000007777772e3830382e3736353433323101b2e24131323334").unwrap();
+        assert_eq!(
+            Body::decode(0x0100, Version::V2013, &b).detected_version(),
+            Some(Version::V2011)
+        );
+        assert_eq!(Body::decode(0x0200, Version::V2013, &[0; 28]).detected_version(), None);
+    }
+
+    #[test]
+    fn platform_commands_build_from_toml_by_id() {
+        let t: toml::Value = toml::from_str("channel = 1\ncommand = 0\nclose_av_type = 0\nstream_type = 1").unwrap();
+        let b = Body::command(0x9102, t).unwrap();
+        assert_eq!(b.kind(), "live_av_control");
+        let mut out = Vec::new();
+        b.encode(Version::V2013, &mut out);
+        assert_eq!(out, [1, 0, 0, 1]);
+        let t: toml::Value = toml::from_str("reply_serial = 1\nreply_id = \"0x0200\"\nresult = 0").unwrap();
+        assert!(matches!(Body::command(0x8001, t), Ok(Body::PlatformGeneralResponse(_))));
+        let t: toml::Value = toml::from_str("x = 1").unwrap();
+        let e = Body::command(0x0200, t).unwrap_err().to_string();
+        assert!(e.contains("0x0200 is not a platform command"), "{e}");
     }
 }
