@@ -3,8 +3,11 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::codec::wire::{Reader, WireError};
+
 /// The body of 0x0001 and 0x8001.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct GeneralResponse {
     /// Serial of the message answered.
     pub reply_serial: u16,
@@ -26,15 +29,15 @@ impl GeneralResponse {
     pub const UNSUPPORTED: u8 = 3;
 
     /// Decodes 5 bytes (extra bytes are an error: the body has a fixed size, JT808.md §8).
-    pub fn decode(b: &[u8]) -> Result<GeneralResponse, String> {
-        if b.len() != 5 {
-            return Err(format!("general response body is {} bytes, expected 5", b.len()));
-        }
-        Ok(GeneralResponse {
-            reply_serial: u16::from_be_bytes([b[0], b[1]]),
-            reply_id: u16::from_be_bytes([b[2], b[3]]),
-            result: b[4],
-        })
+    pub fn decode(b: &[u8]) -> Result<GeneralResponse, WireError> {
+        let mut r = Reader::new(b);
+        let v = GeneralResponse {
+            reply_serial: r.u16("reply_serial")?,
+            reply_id: r.u16("reply_id")?,
+            result: r.u8("result")?,
+        };
+        r.finish("result")?;
+        Ok(v)
     }
 
     /// Appends the 5 bytes.
@@ -42,5 +45,24 @@ impl GeneralResponse {
         out.extend_from_slice(&self.reply_serial.to_be_bytes());
         out.extend_from_slice(&self.reply_id.to_be_bytes());
         out.push(self.result);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn five_bytes_round_trip_and_extra_bytes_are_named() {
+        let b = [0x00, 0x7B, 0x01, 0xC8, 0x03];
+        let g = GeneralResponse::decode(&b).unwrap();
+        assert_eq!((g.reply_serial, g.reply_id, g.result), (123, 0x01C8, 3));
+        let mut out = Vec::new();
+        g.encode(&mut out);
+        assert_eq!(out, b);
+        assert_eq!(
+            GeneralResponse::decode(&[0, 1, 2, 3, 4, 5]).unwrap_err().to_string(),
+            "result at body byte 5: 1 bytes left over after the last field"
+        );
     }
 }
