@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! ceiling(n) = min(max, min * factor^n)
-//! delay(n)   = uniform in [0, ceiling(n)]          ("full jitter")
+//! delay(n)   = uniform in [0, ceiling(n)], whole ms  ("full jitter")
 //! ```
 //!
 //! Full jitter rather than a fixed exponential schedule because the disconnect this client must
@@ -110,9 +110,10 @@ impl Backoff {
         }
         let ceiling = self.ceiling(self.retries);
         self.retries = self.retries.saturating_add(1);
-        // Nanoseconds fit a u64 for 584 years; anything longer is clamped, not wrapped.
-        let ceiling_ns = u64::try_from(ceiling.as_nanos()).unwrap_or(u64::MAX);
-        Some(Duration::from_nanos(self.rng.random_range(0..=ceiling_ns)))
+        // Whole milliseconds: tokio's timers have millisecond resolution and round a finer
+        // deadline up, so this is exactly the delay that happens (and what transcripts show).
+        let ceiling_ms = u64::try_from(ceiling.as_millis()).unwrap_or(u64::MAX);
+        Some(Duration::from_millis(self.rng.random_range(0..=ceiling_ms)))
     }
 
     /// A connection ended after `uptime`. Returns true when that was long enough to reset the
@@ -153,23 +154,23 @@ mod tests {
     #[test]
     fn the_schedule_for_a_seed_is_exact_and_each_delay_is_under_its_ceiling() {
         let mut b = Backoff::new(cfg());
-        let got: Vec<u128> = (0..8).map(|_| b.next_delay().unwrap().as_micros()).collect();
+        let got: Vec<u128> = (0..8).map(|_| b.next_delay().unwrap().as_millis()).collect();
         // Pinned: ChaCha8 seeded with 7. A change here changes every transcript with a reconnect.
         assert_eq!(got, EXPECTED_SEED_7);
         let b2 = Backoff::new(cfg());
         for (n, d) in got.iter().enumerate() {
-            assert!(*d <= b2.ceiling(n as u32).as_micros(), "delay {n} above its ceiling");
+            assert!(*d <= b2.ceiling(n as u32).as_millis(), "delay {n} above its ceiling");
         }
         // Same seed, same schedule; another seed, another one.
         let mut again = Backoff::new(cfg());
-        let again: Vec<u128> = (0..8).map(|_| again.next_delay().unwrap().as_micros()).collect();
+        let again: Vec<u128> = (0..8).map(|_| again.next_delay().unwrap().as_millis()).collect();
         assert_eq!(again, got);
         let mut other = Backoff::new(BackoffConfig { seed: 8, ..cfg() });
-        let other: Vec<u128> = (0..8).map(|_| other.next_delay().unwrap().as_micros()).collect();
+        let other: Vec<u128> = (0..8).map(|_| other.next_delay().unwrap().as_millis()).collect();
         assert_ne!(other, got);
     }
 
-    const EXPECTED_SEED_7: [u128; 8] = [15779, 33597, 281710, 581393, 962014, 718728, 166119, 1698579];
+    const EXPECTED_SEED_7: [u128; 8] = [15, 33, 282, 582, 962, 719, 166, 1699];
 
     #[test]
     fn a_long_connection_resets_the_count_and_a_short_one_does_not() {

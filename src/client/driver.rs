@@ -160,7 +160,6 @@ impl Driver {
         let mut last_read = start;
         let mut ping = tokio::time::interval_at(start + self.cfg.ping_interval, self.cfg.ping_interval);
         ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut close: Option<Option<CloseFrame>> = None;
         let mut first_flush = true;
         let gate = self.shared.lock().sink.gate.clone();
         loop {
@@ -180,12 +179,15 @@ impl Driver {
                     }
                 }
                 m = conn.recv(), if room => match m {
-                    None => return ended(close, "stream ended without a close frame".into()),
-                    Some(Err(e)) => return ended(close, e.to_string()),
+                    None => return ended(None, "stream ended without a close frame".into()),
+                    Some(Err(e)) => return ended(None, e.to_string()),
                     Some(Ok(msg)) => {
                         last_read = Instant::now();
                         if let WsMessage::Close(frame) = msg {
-                            close = Some(frame);
+                            // tungstenite queued the reply close frame: send it and end here
+                            // rather than wait for the server to close the TCP connection.
+                            let _ = tokio::time::timeout(Duration::from_secs(1), conn.flush()).await;
+                            return ended(Some(frame), String::new());
                         } else {
                             self.on_ws_message(msg);
                         }
@@ -201,7 +203,7 @@ impl Driver {
                         return DisconnectReason::WriteFailed { error: e.to_string() };
                     }
                 }
-                _ = sleep_until(idle), if close.is_none() => return DisconnectReason::IdleTimeout,
+                _ = sleep_until(idle) => return DisconnectReason::IdleTimeout,
                 _ = sleep_until_opt(group_deadline) => self.expire_groups(),
                 _ = sleep_until_opt(confirm_deadline) => {
                     let now = self.shared.now();
