@@ -43,6 +43,7 @@ impl Gateway {
     }
 
     /// Refuses the next attempt's handshake with HTTP 503.
+    #[allow(clippy::result_large_err)] // the shape tungstenite's Callback requires
     async fn refuse(&mut self) {
         let raw = self.raw().await;
         let refuse = |_: &Request, _: Response| -> Result<Response, ErrorResponse> {
@@ -136,7 +137,13 @@ fn phone() -> Phone {
 }
 
 fn raw(msg_id: u16, serial: u16, body: &[u8]) -> Message {
-    Message::new(msg_id, Version::V2013, phone(), serial, Body::Raw(RawBody { raw: body.to_vec() }))
+    Message::new(
+        msg_id,
+        Version::V2013,
+        phone(),
+        serial,
+        Body::Raw(RawBody { raw: body.to_vec() }),
+    )
 }
 
 /// 0x8103 with an empty parameter list: a command the terminal confirms with 0x0001.
@@ -261,7 +268,13 @@ async fn reconnects_after_an_abrupt_drop() {
     drop(ws); // no close frame: the stream just ends
     let (e, _) = until(&mut events, |k| matches!(k, EventKind::Disconnected { .. })).await;
     assert!(
-        matches!(e.kind, EventKind::Disconnected { reason: DisconnectReason::Dropped { .. }, uptime_ms: 2000 }),
+        matches!(
+            e.kind,
+            EventKind::Disconnected {
+                reason: DisconnectReason::Dropped { .. },
+                uptime_ms: 2000
+            }
+        ),
         "{e:?}"
     );
     let _ws2 = gw.accept().await;
@@ -301,7 +314,11 @@ async fn a_half_open_connection_is_detected_within_ping_interval_plus_idle_timeo
         }
     ));
     let bound = (cfg.ping_interval + cfg.idle_timeout).as_millis() as u64;
-    assert!(e.t_ms - connected.t_ms <= bound, "detected after {} ms", e.t_ms - connected.t_ms);
+    assert!(
+        e.t_ms - connected.t_ms <= bound,
+        "detected after {} ms",
+        e.t_ms - connected.t_ms
+    );
     assert!(
         e.t_ms - connected.t_ms >= cfg.idle_timeout.as_millis() as u64,
         "not before the idle timeout"
@@ -341,7 +358,8 @@ async fn a_full_queue_returns_an_error_and_reports_it() {
     assert!(matches!(err, SendError::QueueFull(f) if f.capacity == 3 && f.held == 3));
     let seen = drain(&mut events).await;
     assert!(
-        seen.iter().any(|e| matches!(e.kind, EventKind::QueueFull { capacity: 3, .. })),
+        seen.iter()
+            .any(|e| matches!(e.kind, EventKind::QueueFull { capacity: 3, .. })),
         "{seen:?}"
     );
     // Once connected the queue drains (fire-and-forget messages leave once written) and takes again.
@@ -368,7 +386,10 @@ async fn queue_order_is_kept_across_two_reconnects() {
     for _ in 0..5 {
         got.push(read_msg(&mut ws, &mut d).await);
     }
-    assert_eq!(got.iter().map(|m| m.body_bytes()[0]).collect::<Vec<_>>(), [1, 2, 3, 4, 5]);
+    assert_eq!(
+        got.iter().map(|m| m.body_bytes()[0]).collect::<Vec<_>>(),
+        [1, 2, 3, 4, 5]
+    );
     ws.send(ack(&got[0], 0)).await.unwrap();
     ws.send(ack(&got[1], 0)).await.unwrap();
     until(&mut events, |k| matches!(k, EventKind::Confirmed { serial: 1, .. })).await;
@@ -398,7 +419,10 @@ async fn queue_order_is_kept_across_two_reconnects() {
     for _ in 0..5 {
         got3.push(read_msg(&mut ws, &mut d).await);
     }
-    assert_eq!(got3.iter().map(|m| m.body_bytes()[0]).collect::<Vec<_>>(), [4, 5, 6, 7, 8]);
+    assert_eq!(
+        got3.iter().map(|m| m.body_bytes()[0]).collect::<Vec<_>>(),
+        [4, 5, 6, 7, 8]
+    );
     for m in &got3 {
         ws.send(ack(m, 0)).await.unwrap();
     }
@@ -543,7 +567,10 @@ async fn a_frame_cut_by_a_disconnect_is_reported_and_never_glued_to_the_next_con
         kinds(&before)
     );
     let more = drain(&mut events).await;
-    assert!(!more.iter().any(|e| matches!(e.kind, EventKind::Message(_))), "{more:?}");
+    assert!(
+        !more.iter().any(|e| matches!(e.kind, EventKind::Message(_))),
+        "{more:?}"
+    );
 }
 
 // ===== requests =====
@@ -615,7 +642,9 @@ async fn request_0x9206_waits_past_the_0x0001_for_the_0x1206() {
         tokio::time::sleep(Duration::from_secs(5)).await; // the FTP upload
         let mut done = order.header.serial.to_be_bytes().to_vec();
         done.push(0);
-        ws.send(Ws::Binary(raw(0x1206, 77, &done).encode().into())).await.unwrap();
+        ws.send(Ws::Binary(raw(0x1206, 77, &done).encode().into()))
+            .await
+            .unwrap();
         ws
     });
     let answer = client
@@ -638,10 +667,23 @@ async fn a_request_rejected_or_unanswered_says_so() {
         while let Some(Ok(_)) = ws.next().await {}
     });
     let r = client.request(raw(0x9205, 0, &[0; 24]), Duration::from_secs(30)).await;
-    assert!(matches!(r, Err(RequestError::Rejected { result: 3, msg_id: 0x9205, .. })), "{r:?}");
+    assert!(
+        matches!(
+            r,
+            Err(RequestError::Rejected {
+                result: 3,
+                msg_id: 0x9205,
+                ..
+            })
+        ),
+        "{r:?}"
+    );
     let r = client.request(command(2), Duration::from_secs(4)).await;
     assert!(matches!(r, Err(RequestError::TimedOut { msg_id: 0x8103, .. })), "{r:?}");
-    until(&mut events, |k| matches!(k, EventKind::RequestTimedOut { msg_id: 0x8103, .. })).await;
+    until(&mut events, |k| {
+        matches!(k, EventKind::RequestTimedOut { msg_id: 0x8103, .. })
+    })
+    .await;
     gateway.abort();
 }
 
@@ -663,7 +705,9 @@ async fn an_expired_group_is_reported_and_its_missing_packets_asked_for_with_0x8
     ws.send(Ws::Binary(packets[0].clone().into())).await.unwrap();
     ws.send(Ws::Binary(packets[2].clone().into())).await.unwrap();
     let (e, _) = until(&mut events, |k| matches!(k, EventKind::GroupExpired(_))).await;
-    let EventKind::GroupExpired(x) = &e.kind else { unreachable!() };
+    let EventKind::GroupExpired(x) = &e.kind else {
+        unreachable!()
+    };
     assert_eq!((x.missing.as_slice(), x.first_serial), (&[2u16][..], 0x0101));
     let mut d = Decoder::default();
     let req = read_msg(&mut ws, &mut d).await;

@@ -148,7 +148,11 @@ mod tests {
         let b = Backoff::new(cfg());
         let ms: Vec<u128> = (0..8).map(|n| b.ceiling(n).as_millis()).collect();
         assert_eq!(ms, [100, 200, 400, 800, 1600, 2000, 2000, 2000]);
-        assert_eq!(b.ceiling(u32::MAX), Duration::from_secs(2), "saturates, never overflows");
+        assert_eq!(
+            b.ceiling(u32::MAX),
+            Duration::from_secs(2),
+            "saturates, never overflows"
+        );
     }
 
     #[test]
@@ -194,7 +198,10 @@ mod tests {
         assert!(b.next_delay().is_some());
         assert_eq!(b.next_delay(), None);
         b.on_disconnect(Duration::from_secs(60));
-        assert!(b.next_delay().is_some(), "a connection that stayed up restores the budget");
+        assert!(
+            b.next_delay().is_some(),
+            "a connection that stayed up restores the budget"
+        );
     }
 
     #[test]

@@ -200,7 +200,11 @@ fn log(kind: &EventKind) {
         EventKind::GaveUp { retries } => tracing::error!(retries, "gave up reconnecting"),
         EventKind::FrameRejected { error, .. } => tracing::warn!(%error, "frame rejected"),
         EventKind::DeliveryFailed { serial, msg_id, .. } => {
-            tracing::error!(serial, msg_id = format_args!("0x{msg_id:04X}"), "command never confirmed")
+            tracing::error!(
+                serial,
+                msg_id = format_args!("0x{msg_id:04X}"),
+                "command never confirmed"
+            )
         }
         EventKind::QueueFull { capacity, .. } => tracing::error!(capacity, "send queue full"),
         _ => tracing::debug!(?kind),

@@ -79,7 +79,9 @@ impl TcpConnector {
             url: url.to_string(),
             why: why.to_string(),
         };
-        let uri: Uri = url.parse().map_err(|e: tungstenite::http::uri::InvalidUri| bad(&e.to_string()))?;
+        let uri: Uri = url
+            .parse()
+            .map_err(|e: tungstenite::http::uri::InvalidUri| bad(&e.to_string()))?;
         let default_port = match uri.scheme_str() {
             Some("ws") => 80,
             Some("wss") => 443,

@@ -419,12 +419,11 @@ impl Driver {
         let mut out = Vec::new();
         self.decoder.end_stream(|e| out.push(e));
         self.on_decoded(out);
-        let gave_up = {
+        {
             let mut s = self.shared.lock();
             s.connected = false;
-            s.outbox.on_disconnect()
-        };
-        self.report_gave_up(gave_up);
+            s.outbox.on_disconnect();
+        }
         self.emit(EventKind::Disconnected {
             reason,
             uptime_ms: uptime.as_millis() as u64,

@@ -178,7 +178,11 @@ pub async fn measure_reconnect_flush(n: usize) -> Result<Figures, ClientError> {
             .await
             .ok_or_else(|| ClientError::Task("measurement server ended".into()))?;
         samples.push(arrived_at.saturating_duration_since(dropped_at));
-        wait_for(&mut events, |k| matches!(k, EventKind::Confirmed { serial: s, .. } if *s == serial)).await?;
+        wait_for(
+            &mut events,
+            |k| matches!(k, EventKind::Confirmed { serial: s, .. } if *s == serial),
+        )
+        .await?;
     }
     drop(to_server);
     client.shutdown().await?;

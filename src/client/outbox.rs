@@ -10,7 +10,9 @@
 //! A platform command ([`needs_confirmation`]) stays held after it was written until the
 //! terminal's 0x0001 general response naming its serial (or, for 0x9205/0x9206, the 0x1205/0x1206
 //! answer) arrives. When the connection dies first, or no answer comes within the confirmation
-//! timeout, it is written again: at-least-once delivery, bounded by [`OutboxConfig::max_resends`].
+//! timeout, it is written again: at-least-once delivery. Re-sends after a confirmation timeout are
+//! bounded by [`OutboxConfig::max_resends`]; re-sends after a reconnect are not (a dead connection
+//! says nothing about the terminal, and a disconnect storm must not cost commands).
 //!
 //! **Re-sends keep the original serial and bytes.** JT/T 808 gives the receiver only the serial to
 //! recognise a repeat by; a terminal that already executed the command (its answer was what got
@@ -44,14 +46,18 @@ pub struct OutboxConfig {
     /// `n`-th re-send waits `n + 1` times this. Default 10 s.
     #[serde(with = "crate::codec::reassembly::duration_ms", rename = "confirm_timeout_ms")]
     pub confirm_timeout: Duration,
-    /// Re-sends of one command (after a timeout or a reconnect) before it is given up and
-    /// reported. Default 3.
+    /// Re-sends of one command after confirmation timeouts before it is given up and reported.
+    /// Default 3.
     pub max_resends: u32,
     /// Body bytes per packet when a body must be split (at most 1023, the 10-bit length field).
     /// Default 1023.
     pub packet_size: usize,
     /// Serial of the first message. Default 0.
     pub first_serial: u16,
+    /// Most commands written and not yet confirmed at once (a send window). Later messages wait
+    /// behind, in order. Default 16. Without a window a long queue flushed into a connection
+    /// that then dies must be re-sent whole, and answers already on their way are lost with it.
+    pub max_in_flight: usize,
 }
 
 impl Default for OutboxConfig {
@@ -62,6 +68,7 @@ impl Default for OutboxConfig {
             max_resends: 3,
             packet_size: crate::codec::frame::MAX_BODY_LEN,
             first_serial: 0,
+            max_in_flight: 16,
         }
     }
 }
@@ -119,6 +126,8 @@ struct Entry {
     state: State,
     /// Times written.
     writes: u32,
+    /// Confirmation timeouts so far (re-sends after a reconnect do not count: see `requeue`).
+    timeouts: u32,
 }
 
 /// What [`Outbox::push`] did.
@@ -165,7 +174,7 @@ pub struct Confirmed {
     pub writes: u32,
 }
 
-/// A command given up after [`OutboxConfig::max_resends`] re-sends without confirmation.
+/// A command given up after [`OutboxConfig::max_resends`] timed-out re-sends.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GaveUp {
     /// Message serial.
@@ -270,6 +279,7 @@ impl Outbox {
             confirm,
             state: State::Waiting,
             writes: 0,
+            timeouts: 0,
         });
         self.next_seq += 1;
         Ok(Pushed {
@@ -287,10 +297,22 @@ impl Outbox {
 
     /// Up to `limit` entries due for writing, in push order, so a flush after a reconnect can go
     /// out in one write. Does not change state: call [`Outbox::written`] for each once written.
+    ///
+    /// The send window ([`OutboxConfig::max_in_flight`]) is applied here: once it is full, the
+    /// first command that does not fit ends the batch, and nothing behind it overtakes it.
     pub fn due_batch(&self, limit: usize) -> Vec<Outgoing> {
+        let mut slots = self.cfg.max_in_flight.max(1).saturating_sub(self.in_flight());
         self.entries
             .iter()
             .filter(|e| !matches!(e.state, State::InFlight { .. }))
+            .take_while(|e| {
+                if !e.confirm {
+                    return true;
+                }
+                let fits = slots > 0;
+                slots = slots.saturating_sub(1);
+                fits
+            })
             .take(limit)
             .map(|e| Outgoing {
                 seq: e.seq,
@@ -316,8 +338,8 @@ impl Outbox {
         let e = &mut self.entries[i];
         e.writes += 1;
         if e.confirm {
-            // JT/T 808 retransmission: T(n+1) = T(n) * (n + 1), n = re-sends so far.
-            let wait = self.cfg.confirm_timeout.saturating_mul(e.writes);
+            // JT/T 808 retransmission: T(n+1) = T(n) * (n + 1), n = timeouts so far.
+            let wait = self.cfg.confirm_timeout.saturating_mul(e.timeouts + 1);
             e.state = State::InFlight {
                 deadline: now.saturating_add(wait),
             };
@@ -332,11 +354,7 @@ impl Outbox {
     /// answer to any of its packets.
     pub fn confirm(&mut self, phone: &Phone, reply_serial: u16, reply_id: u16) -> Option<Confirmed> {
         let i = self.entries.iter().position(|e| {
-            e.confirm
-                && e.writes > 0
-                && e.msg_id == reply_id
-                && e.phone == *phone
-                && e.serials.contains(&reply_serial)
+            e.confirm && e.writes > 0 && e.msg_id == reply_id && e.phone == *phone && e.serials.contains(&reply_serial)
         })?;
         let e = self.entries.remove(i)?;
         Some(Confirmed {
@@ -347,16 +365,44 @@ impl Outbox {
         })
     }
 
-    /// The connection died: every command awaiting confirmation is due again (in its original
-    /// place in the order), except those that used up their re-sends, which are returned.
-    pub fn on_disconnect(&mut self) -> Vec<GaveUp> {
-        self.requeue(|_| true, ResendReason::Reconnect)
+    /// The connection died: every command awaiting confirmation is due again, in its original
+    /// place in the order. This never gives a command up: a connection that died says nothing
+    /// about the terminal, and a disconnect storm must not cost commands. (Reconnects are
+    /// themselves bounded by the backoff.)
+    pub fn on_disconnect(&mut self) {
+        for e in &mut self.entries {
+            if let State::InFlight { .. } = e.state {
+                e.state = State::Resend(ResendReason::Reconnect);
+            }
+        }
     }
 
-    /// Commands whose confirmation is overdue at `now` become due for a re-send; those that used
-    /// up their re-sends leave the outbox and are returned.
+    /// Commands whose confirmation is overdue at `now` become due for a re-send; those that had
+    /// [`OutboxConfig::max_resends`] timeouts already leave the outbox and are returned. Only
+    /// these timeouts, on a connection that was up, count against the limit (as the JT/T 808
+    /// retransmission count does).
     pub fn expire(&mut self, now: Duration) -> Vec<GaveUp> {
-        self.requeue(|deadline| deadline <= now, ResendReason::Timeout)
+        let max = self.cfg.max_resends;
+        let mut gave_up = Vec::new();
+        self.entries.retain_mut(|e| match e.state {
+            State::InFlight { deadline } if deadline <= now => {
+                if e.timeouts >= max {
+                    gave_up.push(GaveUp {
+                        serial: e.serial,
+                        msg_id: e.msg_id,
+                        phone: e.phone,
+                        writes: e.writes,
+                    });
+                    false
+                } else {
+                    e.timeouts += 1;
+                    e.state = State::Resend(ResendReason::Timeout);
+                    true
+                }
+            }
+            _ => true,
+        });
+        gave_up
     }
 
     /// The earliest confirmation deadline, for the caller's timer.
@@ -377,29 +423,6 @@ impl Outbox {
         self.entries.clear();
         (due, in_flight)
     }
-
-    fn requeue(&mut self, pick: impl Fn(Duration) -> bool, why: ResendReason) -> Vec<GaveUp> {
-        let max_writes = self.cfg.max_resends.saturating_add(1);
-        let mut gave_up = Vec::new();
-        self.entries.retain_mut(|e| match e.state {
-            State::InFlight { deadline } if pick(deadline) => {
-                if e.writes >= max_writes {
-                    gave_up.push(GaveUp {
-                        serial: e.serial,
-                        msg_id: e.msg_id,
-                        phone: e.phone,
-                        writes: e.writes,
-                    });
-                    false
-                } else {
-                    e.state = State::Resend(why);
-                    true
-                }
-            }
-            _ => true,
-        });
-        gave_up
-    }
 }
 
 #[cfg(test)]
@@ -415,7 +438,13 @@ mod tests {
     }
 
     fn msg(id: u16, body: &[u8]) -> Message {
-        Message::new(id, Version::V2013, phone(), 0, Body::Raw(RawBody { raw: body.to_vec() }))
+        Message::new(
+            id,
+            Version::V2013,
+            phone(),
+            0,
+            Body::Raw(RawBody { raw: body.to_vec() }),
+        )
     }
 
     fn cfg() -> OutboxConfig {
@@ -481,7 +510,11 @@ mod tests {
         assert_eq!(write_all(&mut o, SEC), [(0, None), (1, None)]);
         assert_eq!((o.len(), o.in_flight()), (1, 1));
         assert_eq!(o.confirm(&phone(), 1, 0x8104), None, "wrong reply id");
-        assert_eq!(o.confirm(&Phone::parse("1").unwrap(), 1, 0x8103), None, "wrong terminal");
+        assert_eq!(
+            o.confirm(&Phone::parse("1").unwrap(), 1, 0x8103),
+            None,
+            "wrong terminal"
+        );
         let c = o.confirm(&phone(), 1, 0x8103).unwrap();
         assert_eq!((c.serial, c.writes), (1, 1));
         assert!(o.is_empty());
@@ -505,7 +538,7 @@ mod tests {
         o.push(&msg(0x8103, &[2])).unwrap(); // 2
         write_all(&mut o, SEC);
         o.push(&msg(0x8103, &[3])).unwrap(); // 3, pushed while disconnected
-        assert!(o.on_disconnect().is_empty());
+        o.on_disconnect();
         let r = Some((ResendReason::Reconnect, 2));
         assert_eq!(write_all(&mut o, 2 * SEC), [(0, r), (2, r), (3, None)]);
     }
@@ -539,6 +572,37 @@ mod tests {
         assert_eq!(gave_up.len(), 1);
         assert_eq!((gave_up[0].serial, gave_up[0].writes), (0, 3));
         assert!(o.is_empty());
+    }
+
+    #[test]
+    fn the_send_window_holds_later_messages_back_in_order() {
+        let mut o = Outbox::new(OutboxConfig {
+            capacity: 8,
+            max_in_flight: 2,
+            ..cfg()
+        });
+        o.push(&msg(0x8103, &[1])).unwrap(); // 0
+        o.push(&msg(0x8103, &[2])).unwrap(); // 1
+        o.push(&msg(0x8103, &[3])).unwrap(); // 2: beyond the window
+        o.push(&msg(0x8001, &[])).unwrap(); // 3: must not overtake 2
+        assert_eq!(write_all(&mut o, SEC), [(0, None), (1, None)]);
+        assert!(o.next_due().is_none());
+        o.confirm(&phone(), 0, 0x8103).unwrap();
+        assert_eq!(write_all(&mut o, SEC), [(2, None), (3, None)]);
+    }
+
+    #[test]
+    fn reconnect_resends_do_not_use_up_the_retry_budget() {
+        let mut o = Outbox::new(cfg()); // 2 re-sends after timeouts
+        o.push(&msg(0x8103, &[1])).unwrap();
+        for i in 0..10 {
+            write_all(&mut o, SEC * i);
+            o.on_disconnect();
+        }
+        assert_eq!(o.len(), 1, "ten dead connections, still held");
+        let w = write_all(&mut o, SEC * 10);
+        assert_eq!(w, [(0, Some((ResendReason::Reconnect, 11)))]);
+        assert_eq!(o.next_deadline(), Some(SEC * 11), "the timeout did not grow either");
     }
 
     #[test]

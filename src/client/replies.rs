@@ -27,12 +27,14 @@ pub const RETRANSMIT_REQUEST: u16 = 0x8003;
 /// standard puts the reply serial in their first two body bytes (JT808.md §7.1, §7.2), so it is read
 /// from there. Once the typed bodies exist `reply_serial()` answers first and the shim is unused.
 pub fn reply_serial(msg: &Message) -> Option<u16> {
-    msg.body.reply_serial().or_else(|| match (&msg.body, msg.header.msg_id) {
-        (Body::Raw(RawBody { raw }), AV_RESOURCE_LIST | FILE_UPLOAD_DONE) if raw.len() >= 2 => {
-            Some(u16::from_be_bytes([raw[0], raw[1]]))
-        }
-        _ => None,
-    })
+    msg.body
+        .reply_serial()
+        .or_else(|| match (&msg.body, msg.header.msg_id) {
+            (Body::Raw(RawBody { raw }), AV_RESOURCE_LIST | FILE_UPLOAD_DONE) if raw.len() >= 2 => {
+                Some(u16::from_be_bytes([raw[0], raw[1]]))
+            }
+            _ => None,
+        })
 }
 
 /// An answer to an earlier platform message, as far as delivery and requests care.
@@ -83,7 +85,11 @@ pub fn final_answer_id(msg_id: u16) -> u16 {
 
 /// Largest index count in one 0x8003: a BYTE in 2011/2013, a WORD in 2019 (JT808.md §3).
 pub fn max_indices(version: Version) -> usize {
-    if version.is_2019() { u16::MAX as usize } else { u8::MAX as usize }
+    if version.is_2019() {
+        u16::MAX as usize
+    } else {
+        u8::MAX as usize
+    }
 }
 
 /// The bodies of the 0x8003 retransmit requests for an expired group: original serial WORD (the
