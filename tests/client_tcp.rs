@@ -160,3 +160,116 @@ async fn reconnect_to_flush_figures() {
     println!("{f}");
     println!("{}", serde_json::to_string(&f).unwrap());
 }
+
+/// A gateway that serves `frames` to every connection and then stays quiet (answering pings).
+async fn serve_frames(listener: TcpListener, frames: Vec<Vec<u8>>) {
+    loop {
+        let Ok((tcp, _)) = listener.accept().await else { return };
+        let frames = frames.clone();
+        tokio::spawn(async move {
+            let Ok(mut ws) = tokio_tungstenite::accept_async(tcp).await else {
+                return;
+            };
+            for f in frames {
+                if ws.send(Ws::Binary(f.into())).await.is_err() {
+                    return;
+                }
+            }
+            while let Some(Ok(_)) = ws.next().await {}
+        });
+    }
+}
+
+fn location(serial: u16) -> Vec<u8> {
+    let phone = Phone::parse("13800138000").unwrap();
+    Message::new(
+        0x0200,
+        Version::V2013,
+        phone,
+        serial,
+        Body::Raw(RawBody { raw: vec![0; 28] }),
+    )
+    .encode()
+}
+
+fn cli_args(url: String) -> jt808_harness::client::ClientArgs {
+    use clap::Parser;
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: jt808_harness::client::ClientArgs,
+    }
+    Cli::parse_from(["client", "--url", &url]).args
+}
+
+#[tokio::test]
+async fn the_cli_exits_after_count_messages_and_after_idle_seconds() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("ws://{}/", listener.local_addr().unwrap());
+    let server = tokio::spawn(serve_frames(listener, vec![location(1), location(2), location(3)]));
+    let mut args = cli_args(url.clone());
+    args.count = Some(2);
+    tokio::time::timeout(Duration::from_secs(20), jt808_harness::client::run_cli(args))
+        .await
+        .expect("--count 2 did not exit")
+        .unwrap();
+    let mut args = cli_args(url);
+    args.idle_exit = Some(0.3);
+    args.count = Some(100);
+    tokio::time::timeout(Duration::from_secs(20), jt808_harness::client::run_cli(args))
+        .await
+        .expect("--idle-exit did not exit")
+        .unwrap();
+    server.abort();
+}
+
+#[tokio::test]
+async fn the_cli_fails_when_the_client_gives_up() {
+    // A port that refuses: bind, learn the port, close.
+    let port = TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut args = cli_args(format!("ws://127.0.0.1:{port}/"));
+    args.max_attempts = Some(2);
+    args.backoff_min_ms = 1;
+    let r = tokio::time::timeout(Duration::from_secs(20), jt808_harness::client::run_cli(args))
+        .await
+        .unwrap();
+    assert!(
+        matches!(r, Err(jt808_harness::client::ClientError::GaveUp { retries: 2 })),
+        "{r:?}"
+    );
+}
+
+#[tokio::test]
+async fn wss_urls_go_through_tls() {
+    // A plain TCP server that hangs up: the client must fail in the TLS handshake (proving TLS is
+    // compiled in), not with "TLS support not compiled in".
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            drop(tcp);
+        }
+    });
+    let cfg = ClientConfig {
+        backoff: BackoffConfig {
+            max_attempts: Some(0),
+            ..BackoffConfig::default()
+        },
+        ..ClientConfig::default()
+    };
+    let (_client, mut events) = Client::connect(&format!("wss://localhost:{port}/"), cfg).unwrap();
+    let failed = loop {
+        let e = events.recv().await.expect("stream ended before the attempt failed");
+        if let EventKind::ConnectFailed { stage, error, .. } = e.kind {
+            break (stage, error);
+        }
+    };
+    assert_eq!(failed.0, jt808_harness::client::ConnectStage::Handshake, "{failed:?}");
+    assert!(!failed.1.contains("not compiled"), "{failed:?}");
+    server.abort();
+}
