@@ -122,7 +122,8 @@ impl Driver {
                         retry: self.backoff.retries(),
                         delay_ms: delay.as_millis() as u64,
                     });
-                    if !self.pause(delay).await {
+                    // A zero delay skips the timer: tokio rounds deadlines up to its 1 ms tick.
+                    if !delay.is_zero() && !self.pause(delay).await {
                         return Ok(());
                     }
                 }
