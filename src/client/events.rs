@@ -254,9 +254,10 @@ pub enum EventKind {
         /// Why.
         reason: ResendReason,
     },
-    /// What waited in the send queue while disconnected was written on a new connection.
+    /// What waited in the send queue while disconnected was written on a new connection, in
+    /// order (commands beyond the send window follow as confirmations free it).
     Flushed {
-        /// Messages written.
+        /// Messages written in that first pass.
         count: usize,
     },
     /// The terminal confirmed a command.
