@@ -1,0 +1,417 @@
+//! What the client did, as a stream of [`Event`]s: the material transcripts are made of.
+//!
+//! Each event carries `t_ms`, the virtual time since the client started (tokio's clock, so paused
+//! runs are exact), and never an address, a port or a wall-clock time, so two runs of one scenario
+//! produce the same events. JSON shape: `{"type":"<snake_case kind>", ...fields, "t_ms":N}`; a
+//! decoded message keeps the shape of `decode` (`{"type":"message","msg_id":"0x0200",...}`).
+//!
+//! Delivery to the consumer is ordered and lossless. The channel is bounded by
+//! [`super::ClientConfig::event_capacity`] through backpressure: when that many events are not yet
+//! taken, the client stops reading the socket (TCP then slows the server) until the consumer
+//! catches up. Events produced by [`super::Client::send`] never wait, so a caller that sends without
+//! reading events cannot deadlock the client; they are bounded by the send queue's capacity.
+//! Dropping [`Events`] turns events off.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use serde::Serialize;
+use tokio::sync::{Notify, mpsc};
+
+use super::outbox::ResendReason;
+use crate::codec::body::hex_id;
+use crate::codec::reassembly::Expired;
+use crate::codec::{Message, Phone};
+
+/// One thing the client did, at `t_ms` milliseconds of virtual time since it started.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Event {
+    /// What happened.
+    #[serde(flatten)]
+    pub kind: EventKind,
+    /// Milliseconds since the client started (tokio clock).
+    pub t_ms: u64,
+}
+
+/// Which stage of opening a connection failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConnectStage {
+    /// The transport (TCP connect, or the test's connector).
+    Transport,
+    /// TLS or the WebSocket handshake (e.g. the server answered 503).
+    Handshake,
+    /// Neither finished within the connect timeout.
+    Timeout,
+}
+
+/// Why a connection ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum DisconnectReason {
+    /// The server closed with a WebSocket close frame.
+    Closed {
+        /// Close code (1000 normal, 1001 going away, ...), if the frame had one.
+        code: Option<u16>,
+        /// Close reason text.
+        reason: String,
+    },
+    /// The stream ended or failed without a close frame (TCP reset, EOF, protocol error).
+    Dropped {
+        /// The error, without addresses.
+        error: String,
+    },
+    /// Nothing was read for [`super::ClientConfig::idle_timeout`] although pings were sent: a
+    /// half-open connection.
+    IdleTimeout,
+    /// A write failed.
+    WriteFailed {
+        /// The error.
+        error: String,
+    },
+    /// The client was shut down.
+    Shutdown,
+}
+
+/// The kinds of [`Event`]. Serialised with `"type"` = the variant name in snake_case.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum EventKind {
+    /// A connection attempt starts (attempt 1 is the first since the client started).
+    Connecting {
+        /// Attempt number.
+        attempt: u64,
+    },
+    /// The WebSocket handshake completed.
+    Connected {
+        /// Attempt number.
+        attempt: u64,
+    },
+    /// A connection attempt failed.
+    ConnectFailed {
+        /// Attempt number.
+        attempt: u64,
+        /// Which stage.
+        stage: ConnectStage,
+        /// The error text.
+        error: String,
+    },
+    /// A connection ended.
+    Disconnected {
+        /// Why.
+        reason: DisconnectReason,
+        /// How long it had been up.
+        uptime_ms: u64,
+    },
+    /// The client waits before the next attempt.
+    Backoff {
+        /// Retries in a row so far, this one included.
+        retry: u32,
+        /// The delay.
+        delay_ms: u64,
+    },
+    /// [`super::BackoffConfig::max_attempts`] retries in a row failed; the client stopped.
+    GaveUp {
+        /// Retries made.
+        retries: u32,
+    },
+    /// A decoded message (single frame or reassembled), in the `decode` JSON shape.
+    Message(Message),
+    /// A frame failed a check and was dropped (JT808.md §1); the stream goes on.
+    FrameRejected {
+        /// Stable name of the failed check.
+        check: &'static str,
+        /// Byte offset of the frame in this connection's stream (after the envelope prefixes).
+        offset: u64,
+        /// What failed.
+        error: String,
+    },
+    /// Bytes outside any frame were skipped.
+    Skipped {
+        /// Stream offset.
+        offset: u64,
+        /// Byte count.
+        len: u64,
+    },
+    /// One packet of a multi-packet message was buffered.
+    Packet {
+        /// Message id.
+        #[serde(with = "hex_id")]
+        msg_id: u16,
+        /// Terminal.
+        phone: Phone,
+        /// Packet serial.
+        serial: u16,
+        /// Packet index (1-based).
+        index: u16,
+        /// Packets in the message.
+        total: u16,
+    },
+    /// A packet index already held came again and was ignored.
+    DuplicatePacket {
+        /// Message id.
+        #[serde(with = "hex_id")]
+        msg_id: u16,
+        /// Terminal.
+        phone: Phone,
+        /// Packet serial.
+        serial: u16,
+        /// Packet index.
+        index: u16,
+        /// Whether its bytes differ from the copy held.
+        differs: bool,
+    },
+    /// A packet with index 0 or above its total was dropped.
+    InvalidPacket {
+        /// Message id.
+        #[serde(with = "hex_id")]
+        msg_id: u16,
+        /// Terminal.
+        phone: Phone,
+        /// Packet serial.
+        serial: u16,
+        /// Packet index.
+        index: u16,
+        /// Packets in the message.
+        total: u16,
+    },
+    /// A packet group was given up (timeout or limit) with its missing indices.
+    GroupExpired(Expired),
+    /// A 0x8003 retransmit request for an expired group's missing packets was queued.
+    RetransmitRequested {
+        /// Terminal.
+        phone: Phone,
+        /// Serial of the group's first packet (the one 0x8003 names).
+        first_serial: u16,
+        /// Whether that serial was seen or inferred (JT808.md §4).
+        first_serial_known: bool,
+        /// Indices asked for.
+        missing: Vec<u16>,
+        /// Serial of the 0x8003 itself.
+        serial: u16,
+    },
+    /// A binary WebSocket message shorter than the envelope prefix was skipped.
+    EnvelopeTooShort {
+        /// Its length.
+        len: usize,
+        /// [`super::ClientConfig::prefix_len`].
+        prefix_len: usize,
+    },
+    /// A text WebSocket message (not part of the JT808 stream) arrived.
+    TextReceived {
+        /// Its text.
+        text: String,
+    },
+    /// A message was taken into the send queue.
+    Queued {
+        /// Its serial.
+        serial: u16,
+        /// Message id.
+        #[serde(with = "hex_id")]
+        msg_id: u16,
+        /// Terminal.
+        phone: Phone,
+        /// Packets it was split into.
+        packets: usize,
+        /// Messages held now.
+        held: usize,
+    },
+    /// A message was refused because the send queue was full.
+    QueueFull {
+        /// Message id.
+        #[serde(with = "hex_id")]
+        msg_id: u16,
+        /// Terminal.
+        phone: Phone,
+        /// [`super::OutboxConfig::capacity`].
+        capacity: usize,
+    },
+    /// A message was written for the first time.
+    Sent {
+        /// Serial.
+        serial: u16,
+        /// Message id.
+        #[serde(with = "hex_id")]
+        msg_id: u16,
+        /// Terminal.
+        phone: Phone,
+        /// Frames written.
+        packets: usize,
+        /// Whether it is held until the terminal confirms it.
+        awaits_confirmation: bool,
+    },
+    /// A command was written again with its original serial.
+    Resent {
+        /// Serial.
+        serial: u16,
+        /// Message id.
+        #[serde(with = "hex_id")]
+        msg_id: u16,
+        /// Terminal.
+        phone: Phone,
+        /// Which write this is (2 = first re-send).
+        write: u32,
+        /// Why.
+        reason: ResendReason,
+    },
+    /// What waited in the send queue while disconnected was written on a new connection, in
+    /// order (commands beyond the send window follow as confirmations free it).
+    Flushed {
+        /// Messages written in that first pass.
+        count: usize,
+    },
+    /// The terminal confirmed a command.
+    Confirmed {
+        /// Serial.
+        serial: u16,
+        /// Message id.
+        #[serde(with = "hex_id")]
+        msg_id: u16,
+        /// Terminal.
+        phone: Phone,
+        /// Result byte of the general response (0 success); absent when confirmed by a
+        /// 0x1205/0x1206 answer.
+        result: Option<u8>,
+        /// Times it was written.
+        writes: u32,
+    },
+    /// A command was given up after its re-sends ([`super::OutboxConfig::max_resends`]).
+    DeliveryFailed {
+        /// Serial.
+        serial: u16,
+        /// Message id.
+        #[serde(with = "hex_id")]
+        msg_id: u16,
+        /// Terminal.
+        phone: Phone,
+        /// Times it was written.
+        writes: u32,
+    },
+    /// [`super::Client::request`] got no answer in time.
+    RequestTimedOut {
+        /// Serial of the request.
+        serial: u16,
+        /// Message id.
+        #[serde(with = "hex_id")]
+        msg_id: u16,
+        /// Terminal.
+        phone: Phone,
+    },
+    /// The client stopped; what it still held is reported, not dropped silently.
+    Stopped {
+        /// Messages never written.
+        unsent: usize,
+        /// Commands written but never confirmed.
+        unconfirmed: usize,
+    },
+}
+
+/// The consumer side of the event stream (see the module doc on backpressure).
+#[derive(Debug)]
+pub struct Events {
+    rx: mpsc::UnboundedReceiver<Event>,
+    gate: Arc<Gate>,
+}
+
+impl Events {
+    /// The next event; `None` once the client stopped and every event was taken.
+    pub async fn recv(&mut self) -> Option<Event> {
+        let e = self.rx.recv().await;
+        if e.is_some() {
+            self.gate.taken();
+        }
+        e
+    }
+
+    /// The next event if one is ready.
+    pub fn try_recv(&mut self) -> Option<Event> {
+        let e = self.rx.try_recv().ok();
+        if e.is_some() {
+            self.gate.taken();
+        }
+        e
+    }
+}
+
+impl Drop for Events {
+    fn drop(&mut self) {
+        // Nobody will take the rest: release a client waiting for room.
+        self.rx.close();
+        self.gate.pending.store(0, Ordering::Release);
+        self.gate.drained.notify_waiters();
+    }
+}
+
+/// Counts events not yet taken and wakes the client when the consumer catches up.
+#[derive(Debug)]
+pub(crate) struct Gate {
+    pending: AtomicUsize,
+    capacity: usize,
+    drained: Notify,
+}
+
+impl Gate {
+    fn taken(&self) {
+        let before = self.pending.fetch_sub(1, Ordering::AcqRel);
+        if before == self.capacity {
+            self.drained.notify_waiters();
+        }
+    }
+
+    /// True while fewer than `capacity` events wait.
+    pub(crate) fn has_room(&self) -> bool {
+        self.pending.load(Ordering::Acquire) < self.capacity
+    }
+
+    /// Resolves once there is room.
+    pub(crate) async fn room(&self) {
+        loop {
+            let notified = self.drained.notified();
+            if self.has_room() {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+/// The producer side: held in the client's shared state, dropped when the client stops.
+#[derive(Debug)]
+pub(crate) struct Sink {
+    tx: Option<mpsc::UnboundedSender<Event>>,
+    pub(crate) gate: Arc<Gate>,
+}
+
+impl Sink {
+    pub(crate) fn new(capacity: usize) -> (Sink, Events) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let gate = Arc::new(Gate {
+            pending: AtomicUsize::new(0),
+            capacity: capacity.max(1),
+            drained: Notify::new(),
+        });
+        (
+            Sink {
+                tx: Some(tx),
+                gate: gate.clone(),
+            },
+            Events { rx, gate },
+        )
+    }
+
+    pub(crate) fn emit(&self, t_ms: u64, kind: EventKind) {
+        let Some(tx) = &self.tx else { return };
+        if tx.is_closed() {
+            return;
+        }
+        self.gate.pending.fetch_add(1, Ordering::AcqRel);
+        if tx.send(Event { kind, t_ms }).is_err() {
+            self.gate.pending.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+
+    /// Ends the stream: the consumer's `recv` returns `None` after the last event.
+    pub(crate) fn close(&mut self) {
+        self.tx = None;
+    }
+}

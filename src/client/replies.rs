@@ -1,0 +1,206 @@
+//! Which incoming message answers which outgoing one, and the 0x8003 retransmit request. Pure.
+//!
+//! JT/T 808 answers name the serial they answer (JT808.md §3, §7): 0x0001 carries reply serial,
+//! reply id and result; 0x1205 (answer to 0x9205) and 0x1206 (final answer to 0x9206) start with
+//! the reply serial WORD. Matching uses [`Body::reply_serial`] and the message id, plus the phone,
+//! because one gateway may carry many terminals and serials are only unique per sender.
+
+use crate::codec::body::{Body, GeneralResponse, RawBody};
+use crate::codec::reassembly::Expired;
+use crate::codec::{Message, Version};
+
+/// 0x1205 terminal uploads its audio/video resource list (JT/T 1078 §5.5.2).
+pub const AV_RESOURCE_LIST: u16 = 0x1205;
+/// 0x1206 file upload complete notice (JT/T 1078 §5.5.5).
+pub const FILE_UPLOAD_DONE: u16 = 0x1206;
+/// 0x9205 platform queries the resource list.
+pub const QUERY_AV_RESOURCES: u16 = 0x9205;
+/// 0x9206 platform orders a file upload.
+pub const FILE_UPLOAD: u16 = 0x9206;
+/// 0x8003 platform retransmit request (JT808.md §3).
+pub const RETRANSMIT_REQUEST: u16 = 0x8003;
+
+/// The serial an answer names.
+///
+/// Temporary shim: until the typed 0x1205/0x1206 bodies land in `codec::body` (being added in
+/// parallel), those ids decode as [`Body::Raw`] and `reply_serial()` returns `None` for them; the
+/// standard puts the reply serial in their first two body bytes (JT808.md §7.1, §7.2), so it is read
+/// from there. Once the typed bodies exist `reply_serial()` answers first and the shim is unused.
+pub fn reply_serial(msg: &Message) -> Option<u16> {
+    msg.body
+        .reply_serial()
+        .or_else(|| match (&msg.body, msg.header.msg_id) {
+            (Body::Raw(RawBody { raw }), AV_RESOURCE_LIST | FILE_UPLOAD_DONE) if raw.len() >= 2 => {
+                Some(u16::from_be_bytes([raw[0], raw[1]]))
+            }
+            _ => None,
+        })
+}
+
+/// An answer to an earlier platform message, as far as delivery and requests care.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Answer {
+    /// Serial of the message answered.
+    pub serial: u16,
+    /// Id of the message answered.
+    pub answers: u16,
+    /// The general response's result, for 0x0001.
+    pub result: Option<u8>,
+}
+
+/// What `msg` answers, if it is an answer this client tracks: 0x0001 (any command), 0x1205
+/// (0x9205), 0x1206 (0x9206).
+pub fn answer_of(msg: &Message) -> Option<Answer> {
+    match (&msg.body, msg.header.msg_id) {
+        (Body::TerminalGeneralResponse(GeneralResponse { reply_id, result, .. }), GeneralResponse::TERMINAL_ID) => {
+            Some(Answer {
+                serial: reply_serial(msg)?,
+                answers: *reply_id,
+                result: Some(*result),
+            })
+        }
+        (_, AV_RESOURCE_LIST) => Some(Answer {
+            serial: reply_serial(msg)?,
+            answers: QUERY_AV_RESOURCES,
+            result: None,
+        }),
+        (_, FILE_UPLOAD_DONE) => Some(Answer {
+            serial: reply_serial(msg)?,
+            answers: FILE_UPLOAD,
+            result: None,
+        }),
+        _ => None,
+    }
+}
+
+/// The message id that finally answers a request of `msg_id` in [`super::Client::request`]:
+/// 0x9205 -> 0x1205; 0x9206 -> 0x1206 (after a 0x0001); anything else -> its 0x0001.
+pub fn final_answer_id(msg_id: u16) -> u16 {
+    match msg_id {
+        QUERY_AV_RESOURCES => AV_RESOURCE_LIST,
+        FILE_UPLOAD => FILE_UPLOAD_DONE,
+        _ => GeneralResponse::TERMINAL_ID,
+    }
+}
+
+/// Largest index count in one 0x8003: a BYTE in 2011/2013, a WORD in 2019 (JT808.md §3).
+pub fn max_indices(version: Version) -> usize {
+    if version.is_2019() {
+        u16::MAX as usize
+    } else {
+        u8::MAX as usize
+    }
+}
+
+/// The bodies of the 0x8003 retransmit requests for an expired group: original serial WORD (the
+/// first packet's), count (BYTE in 2011/2013, WORD in 2019), then the indices as WORDs. More
+/// missing indices than one count can hold are split over several requests.
+///
+/// Built as raw bytes here because the codec has no typed 0x8003 body yet.
+pub fn retransmit_bodies(e: &Expired) -> Vec<Vec<u8>> {
+    e.missing
+        .chunks(max_indices(e.version))
+        .map(|chunk| {
+            let mut b = Vec::with_capacity(4 + 2 * chunk.len());
+            b.extend_from_slice(&e.first_serial.to_be_bytes());
+            if e.version.is_2019() {
+                b.extend_from_slice(&(chunk.len() as u16).to_be_bytes());
+            } else {
+                b.push(chunk.len() as u8);
+            }
+            for i in chunk {
+                b.extend_from_slice(&i.to_be_bytes());
+            }
+            b
+        })
+        .collect()
+}
+
+/// The 0x8003 messages for an expired group, addressed to its terminal in its header version,
+/// each with the indices it asks for.
+pub fn retransmit_requests(e: &Expired) -> Vec<(Message, Vec<u16>)> {
+    retransmit_bodies(e)
+        .into_iter()
+        .zip(e.missing.chunks(max_indices(e.version)))
+        .map(|(raw, indices)| {
+            let msg = Message::new(RETRANSMIT_REQUEST, e.version, e.phone, 0, Body::Raw(RawBody { raw }));
+            (msg, indices.to_vec())
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::Phone;
+    use crate::codec::reassembly::ExpireReason;
+
+    fn expired(version: Version, missing: Vec<u16>) -> Expired {
+        Expired {
+            phone: Phone::parse("13800138000").unwrap(),
+            msg_id: 0x0801,
+            version,
+            total: 300,
+            received: 300 - missing.len() as u16,
+            missing,
+            first_serial: 0x1234,
+            first_serial_known: true,
+            reason: ExpireReason::Timeout,
+        }
+    }
+
+    #[test]
+    fn retransmit_request_counts_with_a_byte_in_2013_and_a_word_in_2019() {
+        // JT808.md §8: 0x8003 is 3 + 2n bytes in 2013, 4 + 2n in 2019.
+        let b13 = retransmit_bodies(&expired(Version::V2013, vec![2, 5]));
+        assert_eq!(b13, [vec![0x12, 0x34, 2, 0, 2, 0, 5]]);
+        let b19 = retransmit_bodies(&expired(Version::V2019, vec![2, 5]));
+        assert_eq!(b19, [vec![0x12, 0x34, 0, 2, 0, 2, 0, 5]]);
+    }
+
+    #[test]
+    fn more_than_255_missing_packets_in_2013_take_two_requests() {
+        let missing: Vec<u16> = (1..=256).collect();
+        let b = retransmit_bodies(&expired(Version::V2013, missing));
+        assert_eq!(b.len(), 2);
+        assert_eq!(b[0][2], 255);
+        assert_eq!(b[0].len(), 3 + 2 * 255);
+        assert_eq!(b[1], vec![0x12, 0x34, 1, 1, 0]);
+    }
+
+    #[test]
+    fn answers_name_the_request_they_answer() {
+        let phone = Phone::parse("1").unwrap();
+        let ack = Message::new(
+            0x0001,
+            Version::V2013,
+            phone,
+            9,
+            Body::TerminalGeneralResponse(GeneralResponse {
+                reply_serial: 7,
+                reply_id: 0x9206,
+                result: 0,
+            }),
+        );
+        assert_eq!(
+            answer_of(&ack),
+            Some(Answer {
+                serial: 7,
+                answers: 0x9206,
+                result: Some(0)
+            })
+        );
+        let list = decoded_1205(phone, &[0x00, 0x07, 0, 0, 0, 0]);
+        assert_eq!(answer_of(&list).map(|a| (a.serial, a.answers)), Some((7, 0x9205)));
+        assert_eq!(final_answer_id(0x9205), 0x1205);
+        assert_eq!(final_answer_id(0x9206), 0x1206);
+        assert_eq!(final_answer_id(0x8103), 0x0001);
+    }
+
+    /// A 0x1205 as the decoder produces it (typed or raw, whichever the codec has).
+    fn decoded_1205(phone: Phone, body: &[u8]) -> Message {
+        let mut h = crate::codec::Header::new(AV_RESOURCE_LIST, Version::V2013, phone, 3);
+        h.body_len = body.len() as u16;
+        crate::codec::decoder::decode_message(h, body, None)
+    }
+}
