@@ -191,6 +191,11 @@ impl Deframer {
                 break;
             };
             self.append(&rest[..j]);
+            // Before the delimiter is handled: a candidate that outgrew the limit inside this run
+            // is too long, not (with its unbuffered tail) too short or a bad check code.
+            if self.raw_len > self.cfg.max_frame_len {
+                self.overflow(&mut f);
+            }
             let k = i + j;
             if chunk[k] == FLAG {
                 self.delimiter(base + k as u64, &mut f);
