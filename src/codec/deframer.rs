@@ -131,11 +131,14 @@ impl Deframer {
         &self.cfg
     }
 
-    /// Bytes held for an incomplete frame or unresolved garbage (the opening 0x7E counted).
+    /// Bytes held for an incomplete frame or unresolved garbage (the opening 0x7E counted), as wire
+    /// bytes. Never more than [`DeframerConfig::max_frame_len`] + 1: an over-long candidate or
+    /// garbage run is only counted, not held, so it holds nothing.
     pub fn pending_len(&self) -> usize {
         match self.state {
-            State::Outside => self.raw_len,
-            State::Inside | State::Discarding => self.raw_len + 1,
+            State::Outside if self.raw_len <= self.cfg.max_frame_len => self.raw_len,
+            State::Inside => self.raw_len + 1,
+            State::Outside | State::Discarding => 0,
         }
     }
 
@@ -149,7 +152,8 @@ impl Deframer {
     /// (offsets restart at 0), as after a reconnect: nothing of the old stream is glued to the new.
     pub fn finish(&mut self, mut f: impl FnMut(Item<'_>)) {
         match self.state {
-            State::Inside | State::Discarding if self.raw_len > 0 || self.state == State::Discarding => {
+            // A discarded candidate was already reported as too long: it is not reported twice.
+            State::Inside if self.raw_len > 0 => {
                 f(Item::Rejected(FrameError::Unterminated {
                     offset: self.start,
                     len: self.raw_len,
