@@ -288,11 +288,16 @@ impl Header {
             (false, n) if n == len_2019 => (true, Some(HeaderQuirk::V2019LayoutWithoutFlag)),
             (flag, n) => {
                 let header_len = if flag { 17 + pk } else { 12 + pk };
+                if n < header_len {
+                    // Not even the header its own flags call for: a length comparison would read
+                    // "declares 0, carries 0".
+                    return Err(FrameError::TooShort { offset, len: n });
+                }
                 return Err(FrameError::BodyLengthMismatch {
                     offset,
                     msg_id,
                     declared: body_len,
-                    actual: n.saturating_sub(header_len),
+                    actual: n - header_len,
                 });
             }
         };
