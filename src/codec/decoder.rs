@@ -228,10 +228,16 @@ fn handle_item(reassembler: &mut Reassembler, item: Item<'_>, now: Duration, f: 
                 );
                 let mut done = false;
                 reassembler.insert(&frame.header, frame.body(), now, |e| {
-                    done |= matches!(
-                        e,
-                        ReassemblyEvent::Complete { .. } | ReassemblyEvent::InvalidIndex { .. }
-                    ) || matches!(&e, ReassemblyEvent::Duplicate { .. });
+                    // The packet's own group given up (byte limit) already counts it in `received`.
+                    let own_group_expired = matches!(&e, ReassemblyEvent::Expired(x)
+                        if x.phone == key.phone && x.msg_id == key.msg_id && x.total == key.total);
+                    done |= own_group_expired
+                        || matches!(
+                            e,
+                            ReassemblyEvent::Complete { .. }
+                                | ReassemblyEvent::InvalidIndex { .. }
+                                | ReassemblyEvent::Duplicate { .. }
+                        );
                     f(from_reassembly(e))
                 });
                 if !done {

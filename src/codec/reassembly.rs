@@ -212,6 +212,22 @@ impl Reassembler {
             });
             return;
         }
+        if p.total == 1 {
+            // A "group" of one is complete as it arrives: it never occupies a slot, so it can never
+            // evict a real group under the limits.
+            let mut first = header.clone();
+            first.packet = None;
+            first.body_len = fragment.len() as u16;
+            f(ReassemblyEvent::Complete {
+                header: first,
+                body: fragment.to_vec(),
+                assembled: Assembled {
+                    packets: 1,
+                    first_serial: header.serial,
+                },
+            });
+            return;
+        }
         if let Some(g) = self.groups.get_mut(&key) {
             if let Some(held) = g.parts.get(&p.index) {
                 let differs = held.as_slice() != fragment;
@@ -267,8 +283,13 @@ impl Reassembler {
                 body,
                 assembled,
             });
+        } else if g.bytes > self.cfg.max_bytes {
+            // This group alone holds more than the limit: it can never complete within it, and
+            // evicting others would not help. Give it up (the limit is a hard bound on bytes held).
+            let e = self.give_up(key, ExpireReason::ByteLimit);
+            f(ReassemblyEvent::Expired(e));
         } else if self.bytes > self.cfg.max_bytes {
-            // The new fragment pushed us over: give up the oldest groups other than this one first.
+            // The new fragment pushed us over: give up the oldest groups other than this one.
             self.evict_until(
                 |r| r.bytes <= r.cfg.max_bytes,
                 ExpireReason::ByteLimit,
@@ -306,7 +327,9 @@ impl Reassembler {
             let target = self.cfg.max_groups.saturating_sub(1);
             self.evict_until(|r| r.groups.len() <= target, ExpireReason::GroupLimit, None, f);
         }
-        if self.bytes + incoming > self.cfg.max_bytes {
+        // A fragment over the limit on its own cannot be made room for; its group is given up
+        // right after it is inserted, so the others are left alone.
+        if self.bytes + incoming > self.cfg.max_bytes && incoming <= self.cfg.max_bytes {
             let limit = self.cfg.max_bytes.saturating_sub(incoming);
             self.evict_until(|r| r.bytes <= limit, ExpireReason::ByteLimit, None, f);
         }
