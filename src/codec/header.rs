@@ -152,15 +152,18 @@ impl fmt::Debug for Phone {
     }
 }
 
+// Every form of a number is left-padded with zeros into the same 20 places, so comparing the
+// whole arrays is comparing the significant digits (and, digit count first, their numeric order):
+// the reassembly map compares keys on every packet, and this costs no scan for the first digit.
 impl PartialEq for Phone {
     fn eq(&self, other: &Self) -> bool {
-        self.significant() == other.significant()
+        self.nibbles == other.nibbles
     }
 }
 impl Eq for Phone {}
 impl Hash for Phone {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        self.significant().hash(state)
+        self.nibbles.hash(state)
     }
 }
 impl PartialOrd for Phone {
@@ -170,8 +173,7 @@ impl PartialOrd for Phone {
 }
 impl Ord for Phone {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        let (a, b) = (self.significant(), other.significant());
-        a.len().cmp(&b.len()).then_with(|| a.cmp(b))
+        self.nibbles.cmp(&other.nibbles)
     }
 }
 
@@ -391,6 +393,32 @@ mod tests {
         let mut out = Vec::new();
         a.write_bcd(6, &mut out);
         assert_eq!(out, [0x01, 0x23, 0x45, 0x67, 0x89, 0x01]);
+    }
+
+    #[test]
+    fn phone_order_is_numeric_order_whatever_the_width() {
+        let mut phones: Vec<Phone> = ["90", "100", "0", "12345678901234567890", "99999999999", "123"]
+            .iter()
+            .map(|s| Phone::parse(s).unwrap())
+            .collect();
+        phones.push(Phone::from_bcd(&[0, 0, 0, 0, 0, 0x99]));
+        phones.push(Phone::from_bcd(&[0, 0, 0, 0, 0, 0, 0, 0, 0x01, 0x00]));
+        phones.sort();
+        let shown: Vec<String> = phones.iter().map(|p| p.to_string()).collect();
+        assert_eq!(
+            shown,
+            [
+                "0",
+                "90",
+                "99",
+                "100",
+                "100",
+                "123",
+                "99999999999",
+                "12345678901234567890"
+            ]
+        );
+        assert_eq!(phones[3], phones[4], "the 2013 and 2019 forms of 100 are one terminal");
     }
 
     #[test]
