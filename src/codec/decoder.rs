@@ -277,6 +277,7 @@ fn from_reassembly(e: ReassemblyEvent) -> DecodeEvent {
 
 /// Decodes a whole body under its header. An encrypted body is kept raw (JT808.md §2.2: bit 10 = RSA,
 /// and this harness holds no keys). A 0x0100 body's layout may reveal 2011.
+#[inline]
 pub fn decode_message(mut header: Header, body: &[u8], assembled: Option<super::message::Assembled>) -> Message {
     let body = if header.encryption != 0 {
         Body::Encrypted(RawBody { raw: body.to_vec() })
