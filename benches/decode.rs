@@ -271,8 +271,11 @@ fn main() {
         bench(&mut c, s);
     }
     c.final_summary();
-    // `cargo test --benches` runs this binary in test mode: the asserts in `bench` ran, skip the summary.
-    if !std::env::args().any(|a| a == "--test" || a == "--list") {
+    // Only under `cargo bench` (criterion's rule: `--bench` without `--test`). `cargo test --benches`
+    // runs each benchmark once as a test (the asserts in `bench` ran); profiling wants no extra work.
+    let args: Vec<String> = std::env::args().collect();
+    let has = |flag: &str| args.iter().any(|a| a == flag);
+    if has("--bench") && !has("--test") && !has("--list") && !has("--profile-time") {
         summary(&streams);
     }
 }
