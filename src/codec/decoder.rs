@@ -238,10 +238,16 @@ fn handle_item(reassembler: &mut Reassembler, item: Item<'_>, now: Duration, f: 
                 );
                 let mut done = false;
                 reassembler.insert(&frame.header, frame.body(), now, |e| {
-                    done |= matches!(
-                        e,
-                        ReassemblyEvent::Complete { .. } | ReassemblyEvent::InvalidIndex { .. }
-                    ) || matches!(&e, ReassemblyEvent::Duplicate { .. });
+                    // The packet's own group given up (byte limit) already counts it in `received`.
+                    let own_group_expired = matches!(&e, ReassemblyEvent::Expired(x)
+                        if x.phone == key.phone && x.msg_id == key.msg_id && x.total == key.total);
+                    done |= own_group_expired
+                        || matches!(
+                            e,
+                            ReassemblyEvent::Complete { .. }
+                                | ReassemblyEvent::InvalidIndex { .. }
+                                | ReassemblyEvent::Duplicate { .. }
+                        );
                     f(from_reassembly(e))
                 });
                 if !done {
@@ -281,6 +287,7 @@ fn from_reassembly(e: ReassemblyEvent) -> DecodeEvent {
 
 /// Decodes a whole body under its header. An encrypted body is kept raw (JT808.md §2.2: bit 10 = RSA,
 /// and this harness holds no keys). A 0x0100 body's layout may reveal 2011.
+#[inline]
 pub fn decode_message(mut header: Header, body: &[u8], assembled: Option<super::message::Assembled>) -> Message {
     let body = if header.encryption != 0 {
         Body::Encrypted(RawBody { raw: body.to_vec() })

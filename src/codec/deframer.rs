@@ -131,11 +131,14 @@ impl Deframer {
         &self.cfg
     }
 
-    /// Bytes held for an incomplete frame or unresolved garbage (the opening 0x7E counted).
+    /// Bytes held for an incomplete frame or unresolved garbage (the opening 0x7E counted), as wire
+    /// bytes. Never more than [`DeframerConfig::max_frame_len`] + 1: an over-long candidate or
+    /// garbage run is only counted, not held, so it holds nothing.
     pub fn pending_len(&self) -> usize {
         match self.state {
-            State::Outside => self.raw_len,
-            State::Inside | State::Discarding => self.raw_len + 1,
+            State::Outside if self.raw_len <= self.cfg.max_frame_len => self.raw_len,
+            State::Inside => self.raw_len + 1,
+            State::Outside | State::Discarding => 0,
         }
     }
 
@@ -149,7 +152,8 @@ impl Deframer {
     /// (offsets restart at 0), as after a reconnect: nothing of the old stream is glued to the new.
     pub fn finish(&mut self, mut f: impl FnMut(Item<'_>)) {
         match self.state {
-            State::Inside | State::Discarding if self.raw_len > 0 || self.state == State::Discarding => {
+            // A discarded candidate was already reported as too long: it is not reported twice.
+            State::Inside if self.raw_len > 0 => {
                 f(Item::Rejected(FrameError::Unterminated {
                     offset: self.start,
                     len: self.raw_len,
@@ -190,8 +194,38 @@ impl Deframer {
                 self.append(rest);
                 break;
             };
-            self.append(&rest[..j]);
             let k = i + j;
+            if chunk[k] == FLAG && self.state == State::Inside && self.raw_len == 0 && j > 0 {
+                // The common case: a whole candidate inside this chunk with no escape in it. It is
+                // checked where it lies, without the copy into `buf`; the result is the same as on
+                // the copying path below (which the chunking tests compare byte by byte).
+                if j <= self.cfg.max_frame_len {
+                    let content = &rest[..j];
+                    match check_candidate(content, None, self.start) {
+                        Ok((header, body_start)) => f(Item::Frame(Frame {
+                            offset: self.start,
+                            header,
+                            content: &content[..j - 1],
+                            body_start,
+                        })),
+                        Err(e) => f(Item::Rejected(e)),
+                    }
+                    self.reset_candidate(State::Outside, base + k as u64 + 1);
+                    i = k + 1;
+                    if chunk.get(i) == Some(&FLAG) {
+                        // Back to back: nothing outside, the next 0x7E opens the next frame.
+                        self.reset_candidate(State::Inside, base + i as u64);
+                        i += 1;
+                    }
+                    continue;
+                }
+            }
+            self.append(&rest[..j]);
+            // Before the delimiter is handled: a candidate that outgrew the limit inside this run
+            // is too long, not (with its unbuffered tail) too short or a bad check code.
+            if self.raw_len > self.cfg.max_frame_len {
+                self.overflow(&mut f);
+            }
             if chunk[k] == FLAG {
                 self.delimiter(base + k as u64, &mut f);
                 i = k + 1;
@@ -324,32 +358,44 @@ impl Deframer {
 
     /// Escape, length, check-code and header checks of the current candidate.
     fn check(&self, offset: u64) -> Result<(Header, usize), FrameError> {
-        if let Some((at, next)) = self.bad_escape {
-            return Err(FrameError::InvalidEscape {
-                offset,
-                at,
-                next: next.map_or_else(|| "at end of frame".to_string(), |b| format!("0x{b:02X}")),
-            });
-        }
-        let n = self.buf.len();
-        if n < 13 {
-            return Err(FrameError::TooShort {
-                offset,
-                len: n.saturating_sub(1),
-            });
-        }
-        let content = &self.buf[..n - 1];
-        let found = self.buf[n - 1];
-        let computed = xor(content);
-        if found != computed {
-            return Err(FrameError::BadChecksum {
-                offset,
-                found,
-                computed,
-            });
-        }
-        Header::parse(content, offset)
+        check_candidate(&self.buf, self.bad_escape, offset)
     }
+}
+
+/// Escape, length, check-code and header checks of one candidate: `unescaped` is the content
+/// between the delimiters with the check code last; `bad_escape` the first invalid escape seen in
+/// it (stream offset of the 0x7D and the byte after, None at the end of the frame).
+#[inline]
+fn check_candidate(
+    unescaped: &[u8],
+    bad_escape: Option<(u64, Option<u8>)>,
+    offset: u64,
+) -> Result<(Header, usize), FrameError> {
+    if let Some((at, next)) = bad_escape {
+        return Err(FrameError::InvalidEscape {
+            offset,
+            at,
+            next: next.map_or_else(|| "at end of frame".to_string(), |b| format!("0x{b:02X}")),
+        });
+    }
+    let n = unescaped.len();
+    if n < 13 {
+        return Err(FrameError::TooShort {
+            offset,
+            len: n.saturating_sub(1),
+        });
+    }
+    let content = &unescaped[..n - 1];
+    let found = unescaped[n - 1];
+    let computed = xor(content);
+    if found != computed {
+        return Err(FrameError::BadChecksum {
+            offset,
+            found,
+            computed,
+        });
+    }
+    Header::parse(content, offset)
 }
 
 #[cfg(test)]

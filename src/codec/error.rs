@@ -10,7 +10,8 @@ use thiserror::Error;
 #[derive(Debug, Clone, PartialEq, Eq, Error, Serialize)]
 #[serde(tag = "check", rename_all = "snake_case")]
 pub enum FrameError {
-    /// Fewer bytes than the smallest header (12) plus the check code.
+    /// Fewer bytes than the smallest header (12) plus the check code, or than the header its own
+    /// flags call for (16 with the sub-packet item, 17 or 21 with the 2019 version flag).
     #[error("frame at byte {offset}: {len} bytes is shorter than the smallest header")]
     TooShort {
         /// Stream offset of the frame.

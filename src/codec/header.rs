@@ -12,7 +12,6 @@
 
 use serde::{Serialize, Serializer};
 use std::fmt;
-use std::hash::{Hash, Hasher};
 
 use super::error::FrameError;
 
@@ -82,22 +81,37 @@ impl<'de> serde::Deserialize<'de> for Version {
 /// JT808.md §2.4: all three anchor implementations strip leading zeros, so the 12-digit 2013 form and
 /// the 20-digit 2019 form of one SIM are the same terminal. Equality and hashing follow that
 /// normalised form; the raw digits are kept for re-encoding.
-#[derive(Clone, Copy)]
+///
+/// The 20 nibbles are kept packed, left-padded with zeros, as one 80-bit number (`hi` the top 16
+/// bits): every form of a number packs the same, so equality, hashing and order (which is numeric
+/// order) are plain integer operations — the reassembly map compares keys on every packet.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Phone {
-    /// One nibble per element, left-padded into 20 places.
-    nibbles: [u8; 20],
+    hi: u16,
+    lo: u64,
 }
 
 impl Phone {
+    fn from_value(v: u128) -> Phone {
+        Phone {
+            hi: (v >> 64) as u16,
+            lo: v as u64,
+        }
+    }
+
+    fn value(&self) -> u128 {
+        (u128::from(self.hi) << 64) | u128::from(self.lo)
+    }
+
+    /// Nibble `i` of 20, the most significant first.
+    fn nibble(&self, i: usize) -> u8 {
+        ((self.value() >> (4 * (19 - i))) & 0x0F) as u8
+    }
+
     /// Reads the BCD bytes of a header (6 or 10 bytes).
     pub fn from_bcd(bcd: &[u8]) -> Phone {
-        let mut nibbles = [0u8; 20];
-        let start = 20 - bcd.len() * 2;
-        for (i, b) in bcd.iter().enumerate() {
-            nibbles[start + 2 * i] = b >> 4;
-            nibbles[start + 2 * i + 1] = b & 0x0F;
-        }
-        Phone { nibbles }
+        let bcd = &bcd[bcd.len().saturating_sub(10)..];
+        Phone::from_value(bcd.iter().fold(0u128, |v, &b| (v << 8) | u128::from(b)))
     }
 
     /// Parses a digit string of at most 20 digits (shorter strings are left-padded with zeros).
@@ -106,41 +120,39 @@ impl Phone {
         if s.is_empty() || s.len() > 20 || !s.bytes().all(|b| b.is_ascii_digit()) {
             return Err(format!("phone {s:?} must be 1 to 20 decimal digits"));
         }
-        let mut nibbles = [0u8; 20];
-        let start = 20 - s.len();
-        for (i, b) in s.bytes().enumerate() {
-            nibbles[start + i] = b - b'0';
-        }
-        Ok(Phone { nibbles })
+        Ok(Phone::from_value(
+            s.bytes().fold(0u128, |v, b| (v << 4) | u128::from(b - b'0')),
+        ))
     }
 
-    /// The significant nibbles (leading zeros stripped; at least one).
-    fn significant(&self) -> &[u8] {
-        let first = self.nibbles.iter().position(|&n| n != 0).unwrap_or(19);
-        &self.nibbles[first..]
+    /// How many nibbles are significant (leading zeros stripped; at least one).
+    fn significant_len(&self) -> usize {
+        // The value has 80 bits in a u128: 48 leading zero bits are padding.
+        let zero_nibbles = (self.value().leading_zeros() as usize - 48) / 4;
+        (20 - zero_nibbles).max(1)
     }
 
     /// Writes the phone as `width` BCD bytes (6 for 2011/2013, 10 for 2019). Digits that do not
     /// fit are cut from the left, as a 2013 header cannot carry more than 12 digits.
     pub fn write_bcd(&self, width: usize, out: &mut Vec<u8>) {
-        let start = 20 - width * 2;
-        for i in 0..width {
-            out.push((self.nibbles[start + 2 * i] << 4) | self.nibbles[start + 2 * i + 1]);
+        let v = self.value();
+        for i in (0..width).rev() {
+            out.push((v >> (8 * i)) as u8);
         }
     }
 
     /// True when the number has more digits than a 2013 header's 12.
     pub fn needs_2019(&self) -> bool {
-        self.significant().len() > 12
+        self.significant_len() > 12
     }
 }
 
 impl fmt::Display for Phone {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         use fmt::Write;
-        for &n in self.significant() {
+        for i in 20 - self.significant_len()..20 {
             // A nibble above 9 is not BCD; show it as a hex digit rather than hide it.
-            f.write_char(char::from_digit(n as u32, 16).unwrap_or('?'))?;
+            f.write_char(char::from_digit(u32::from(self.nibble(i)), 16).unwrap_or('?'))?;
         }
         Ok(())
     }
@@ -149,29 +161,6 @@ impl fmt::Display for Phone {
 impl fmt::Debug for Phone {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Phone({self})")
-    }
-}
-
-impl PartialEq for Phone {
-    fn eq(&self, other: &Self) -> bool {
-        self.significant() == other.significant()
-    }
-}
-impl Eq for Phone {}
-impl Hash for Phone {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        self.significant().hash(state)
-    }
-}
-impl PartialOrd for Phone {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Phone {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        let (a, b) = (self.significant(), other.significant());
-        a.len().cmp(&b.len()).then_with(|| a.cmp(b))
     }
 }
 
@@ -288,11 +277,16 @@ impl Header {
             (false, n) if n == len_2019 => (true, Some(HeaderQuirk::V2019LayoutWithoutFlag)),
             (flag, n) => {
                 let header_len = if flag { 17 + pk } else { 12 + pk };
+                if n < header_len {
+                    // Not even the header its own flags call for: a length comparison would read
+                    // "declares 0, carries 0".
+                    return Err(FrameError::TooShort { offset, len: n });
+                }
                 return Err(FrameError::BodyLengthMismatch {
                     offset,
                     msg_id,
                     declared: body_len,
-                    actual: n.saturating_sub(header_len),
+                    actual: n - header_len,
                 });
             }
         };
@@ -386,6 +380,32 @@ mod tests {
         let mut out = Vec::new();
         a.write_bcd(6, &mut out);
         assert_eq!(out, [0x01, 0x23, 0x45, 0x67, 0x89, 0x01]);
+    }
+
+    #[test]
+    fn phone_order_is_numeric_order_whatever_the_width() {
+        let mut phones: Vec<Phone> = ["90", "100", "0", "12345678901234567890", "99999999999", "123"]
+            .iter()
+            .map(|s| Phone::parse(s).unwrap())
+            .collect();
+        phones.push(Phone::from_bcd(&[0, 0, 0, 0, 0, 0x99]));
+        phones.push(Phone::from_bcd(&[0, 0, 0, 0, 0, 0, 0, 0, 0x01, 0x00]));
+        phones.sort();
+        let shown: Vec<String> = phones.iter().map(|p| p.to_string()).collect();
+        assert_eq!(
+            shown,
+            [
+                "0",
+                "90",
+                "99",
+                "100",
+                "100",
+                "123",
+                "99999999999",
+                "12345678901234567890"
+            ]
+        );
+        assert_eq!(phones[3], phones[4], "the 2013 and 2019 forms of 100 are one terminal");
     }
 
     #[test]

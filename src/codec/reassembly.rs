@@ -17,6 +17,9 @@ use serde::Serialize;
 use super::header::{Header, Phone, Version};
 use super::message::Assembled;
 
+/// The most a new group reserves up front for its fragments (it grows past this as needed).
+const RESERVE_CAP: usize = 64 << 10;
+
 /// Reassembly settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -150,8 +153,11 @@ struct Group {
     first: Option<Header>,
     /// Header and index of the earliest-indexed packet held (for inferring the first serial).
     earliest: (u16, Header),
-    parts: BTreeMap<u16, Vec<u8>>,
-    bytes: usize,
+    /// The fragments back to back in arrival order: one buffer per group, not one per packet, and
+    /// when the packets came in index order it is the finished body as it stands.
+    data: Vec<u8>,
+    /// Index -> where its fragment lies in `data`.
+    parts: BTreeMap<u16, std::ops::Range<usize>>,
     opened: Duration,
     last: Duration,
 }
@@ -212,9 +218,25 @@ impl Reassembler {
             });
             return;
         }
+        if p.total == 1 {
+            // A "group" of one is complete as it arrives: it never occupies a slot, so it can never
+            // evict a real group under the limits.
+            let mut first = header.clone();
+            first.packet = None;
+            first.body_len = fragment.len() as u16;
+            f(ReassemblyEvent::Complete {
+                header: first,
+                body: fragment.to_vec(),
+                assembled: Assembled {
+                    packets: 1,
+                    first_serial: header.serial,
+                },
+            });
+            return;
+        }
         if let Some(g) = self.groups.get_mut(&key) {
             if let Some(held) = g.parts.get(&p.index) {
-                let differs = held.as_slice() != fragment;
+                let differs = &g.data[held.clone()] != fragment;
                 f(ReassemblyEvent::Duplicate {
                     key,
                     index: p.index,
@@ -230,16 +252,22 @@ impl Reassembler {
                 Group {
                     first: None,
                     earliest: (p.index, header.clone()),
+                    // Room for the whole message if the packets are alike, within reason.
+                    data: Vec::with_capacity(
+                        (fragment.len() * p.total as usize)
+                            .min(self.cfg.max_bytes)
+                            .min(RESERVE_CAP),
+                    ),
                     parts: BTreeMap::new(),
-                    bytes: 0,
                     opened: now,
                     last: now,
                 },
             );
         }
         let g = self.groups.get_mut(&key).expect("group just ensured");
-        g.parts.insert(p.index, fragment.to_vec());
-        g.bytes += fragment.len();
+        let start = g.data.len();
+        g.data.extend_from_slice(fragment);
+        g.parts.insert(p.index, start..g.data.len());
         g.last = now;
         self.bytes += fragment.len();
         if p.index == 1 {
@@ -250,12 +278,23 @@ impl Reassembler {
         }
         if g.parts.len() == p.total as usize {
             let g = self.groups.remove(&key).expect("group present");
-            self.bytes -= g.bytes;
+            self.bytes -= g.data.len();
             let mut first = g.first.expect("index 1 is among `total` distinct valid indices");
-            let mut body = Vec::with_capacity(g.bytes);
-            for part in g.parts.values() {
-                body.extend_from_slice(part);
-            }
+            let mut next = 0;
+            let in_order = g.parts.values().all(|r| {
+                let follows = r.start == next;
+                next = r.end;
+                follows
+            });
+            let body = if in_order {
+                g.data
+            } else {
+                let mut body = Vec::with_capacity(g.data.len());
+                for r in g.parts.values() {
+                    body.extend_from_slice(&g.data[r.clone()]);
+                }
+                body
+            };
             let assembled = Assembled {
                 packets: p.total,
                 first_serial: first.serial,
@@ -267,8 +306,13 @@ impl Reassembler {
                 body,
                 assembled,
             });
+        } else if g.data.len() > self.cfg.max_bytes {
+            // This group alone holds more than the limit: it can never complete within it, and
+            // evicting others would not help. Give it up (the limit is a hard bound on bytes held).
+            let e = self.give_up(key, ExpireReason::ByteLimit);
+            f(ReassemblyEvent::Expired(e));
         } else if self.bytes > self.cfg.max_bytes {
-            // The new fragment pushed us over: give up the oldest groups other than this one first.
+            // The new fragment pushed us over: give up the oldest groups other than this one.
             self.evict_until(
                 |r| r.bytes <= r.cfg.max_bytes,
                 ExpireReason::ByteLimit,
@@ -306,7 +350,9 @@ impl Reassembler {
             let target = self.cfg.max_groups.saturating_sub(1);
             self.evict_until(|r| r.groups.len() <= target, ExpireReason::GroupLimit, None, f);
         }
-        if self.bytes + incoming > self.cfg.max_bytes {
+        // A fragment over the limit on its own cannot be made room for; its group is given up
+        // right after it is inserted, so the others are left alone.
+        if self.bytes + incoming > self.cfg.max_bytes && incoming <= self.cfg.max_bytes {
             let limit = self.cfg.max_bytes.saturating_sub(incoming);
             self.evict_until(|r| r.bytes <= limit, ExpireReason::ByteLimit, None, f);
         }
@@ -334,7 +380,7 @@ impl Reassembler {
 
     fn give_up(&mut self, key: GroupKey, reason: ExpireReason) -> Expired {
         let g = self.groups.remove(&key).expect("key taken from the map");
-        self.bytes -= g.bytes;
+        self.bytes -= g.data.len();
         let missing: Vec<u16> = (1..=key.total).filter(|i| !g.parts.contains_key(i)).collect();
         let (first_serial, first_serial_known) = match &g.first {
             Some(h) => (h.serial, true),

@@ -1,0 +1,353 @@
+//! Multi-packet messages as real terminals send them (JT808.md §4): other messages between the
+//! packets, serials that are not consecutive, packets out of order and twice, two terminals at
+//! once, and the real 18-packet 0x1205 resource list in any order. Reassembly is keyed on
+//! (phone, message id, total) and ordered by index, never on `first serial + index - 1`.
+
+use std::time::Duration;
+
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+
+use jt808_harness::codec::deframer::Item;
+use jt808_harness::codec::frame::frame_into;
+use jt808_harness::codec::reassembly::{ExpireReason, GroupKey, ReassemblyConfig};
+use jt808_harness::codec::{DecodeEvent, Decoder, DecoderConfig, Deframer, Header, Message, Phone, Version};
+
+/// The wire bytes of a vector of `tests/fixtures/jt808_vectors.json`.
+fn vector(id: &str) -> Vec<u8> {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/jt808_vectors.json"
+    ))
+    .expect("fixture file");
+    let all: Vec<serde_json::Value> = serde_json::from_str(&text).expect("fixture JSON");
+    let v = all
+        .iter()
+        .find(|v| v["id"] == id)
+        .unwrap_or_else(|| panic!("vector {id}"));
+    hex::decode(v["hex"].as_str().expect("hex")).expect("hex digits")
+}
+
+/// The 18 packets of `yz-1205-18pkt-*`, in index order.
+fn resource_list_packets() -> Vec<Vec<u8>> {
+    (1..=18).map(|i| vector(&format!("yz-1205-18pkt-{i:02}of18"))).collect()
+}
+
+/// Header and fragment of one wire frame.
+fn split_frame(wire: &[u8]) -> (Header, Vec<u8>) {
+    let mut out = None;
+    Deframer::default().push(wire, |item| match item {
+        Item::Frame(f) => out = Some((f.header.clone(), f.body().to_vec())),
+        other => panic!("not a frame: {other:?}"),
+    });
+    out.expect("one frame")
+}
+
+/// The same frame with another serial (check code recomputed).
+fn with_serial(wire: &[u8], serial: u16) -> Vec<u8> {
+    let (mut h, fragment) = split_frame(wire);
+    h.serial = serial;
+    let mut content = Vec::new();
+    h.write(fragment.len(), &mut content);
+    content.extend(&fragment);
+    let mut out = Vec::new();
+    frame_into(&content, &mut out);
+    out
+}
+
+fn heartbeat(phone: &str, serial: u16) -> Vec<u8> {
+    let phone = Phone::parse(phone).expect("digits");
+    Message::new(0x0002, Version::V2013, phone, serial, body(0x0002, &[])).encode()
+}
+
+fn body(msg_id: u16, bytes: &[u8]) -> jt808_harness::codec::body::Body {
+    jt808_harness::codec::body::Body::decode(msg_id, Version::V2013, bytes)
+}
+
+/// Pushes each frame as its own chunk, one millisecond apart; all events.
+fn feed(d: &mut Decoder, frames: &[Vec<u8>]) -> Vec<DecodeEvent> {
+    let mut events = Vec::new();
+    for (i, f) in frames.iter().enumerate() {
+        d.push(f, Duration::from_millis(i as u64), |e| events.push(e));
+    }
+    events
+}
+
+fn messages(events: &[DecodeEvent]) -> Vec<&Message> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            DecodeEvent::Message(m) => Some(m),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The 0x0104 two-packet reply of `yz-0104-2pkt-*` re-sent with serials 1233 and 1250, as the
+/// real reply in JT808.md §4 had them.
+fn param_reply_1233_1250() -> (Vec<u8>, Vec<u8>) {
+    (
+        with_serial(&vector("yz-0104-2pkt-1of2"), 1233),
+        with_serial(&vector("yz-0104-2pkt-2of2"), 1250),
+    )
+}
+
+fn param_reply_body() -> Vec<u8> {
+    let (_, mut a) = split_frame(&vector("yz-0104-2pkt-1of2"));
+    a.extend(split_frame(&vector("yz-0104-2pkt-2of2")).1);
+    assert_eq!(a.len(), 1169);
+    a
+}
+
+fn assert_param_reply(m: &Message) {
+    assert_eq!(m.header.msg_id, 0x0104);
+    assert_eq!(m.header.phone, Phone::parse("13224005528").expect("digits"));
+    assert_eq!(m.header.serial, 1233, "packet 1's serial");
+    assert_eq!(m.header.packet, None);
+    assert_eq!(m.header.body_len, 1169);
+    assert_eq!(m.assembled.map(|a| (a.packets, a.first_serial)), Some((2, 1233)));
+    assert_eq!(m.body_bytes(), param_reply_body());
+}
+
+#[test]
+fn sixteen_messages_between_packets_with_serials_1233_and_1250_do_not_break_the_group() {
+    let (p1, p2) = param_reply_1233_1250();
+    let mut frames = vec![p1];
+    // What the terminal sent in between: heartbeats and a location report, serials 1234..=1249.
+    for serial in 1234..=1249u16 {
+        frames.push(if serial == 1240 {
+            with_serial(&vector("yz-0200-2013"), serial)
+        } else {
+            heartbeat("13224005528", serial)
+        });
+    }
+    frames.push(p2);
+    let events = feed(&mut Decoder::default(), &frames);
+    assert_eq!(
+        events[0],
+        DecodeEvent::Packet {
+            key: GroupKey {
+                phone: Phone::parse("13224005528").expect("digits"),
+                msg_id: 0x0104,
+                total: 2
+            },
+            index: 1,
+            serial: 1233
+        }
+    );
+    let ms = messages(&events);
+    assert_eq!(ms.len(), 17, "16 in between and the reassembled one: {events:#?}");
+    let between: Vec<u16> = ms[..16].iter().map(|m| m.header.serial).collect();
+    assert_eq!(between, (1234..=1249).collect::<Vec<u16>>());
+    assert_eq!(ms[6].header.msg_id, 0x0200, "serial 1240");
+    assert_param_reply(ms[16]);
+}
+
+#[test]
+fn packets_out_of_order_reassemble_with_packet_1_header() {
+    let (p1, p2) = param_reply_1233_1250();
+    let mut d = Decoder::default();
+    let events = feed(&mut d, &[p2, heartbeat("13224005528", 1251), p1]);
+    assert!(matches!(
+        events[0],
+        DecodeEvent::Packet {
+            index: 2,
+            serial: 1250,
+            ..
+        }
+    ));
+    let ms = messages(&events);
+    assert_eq!(ms.len(), 2);
+    assert_param_reply(ms[1]);
+    assert_eq!(d.reassembler().open_groups(), 0);
+}
+
+#[test]
+fn message_sent_twice_comes_out_twice() {
+    // A terminal that got no answer sends the whole message again (new serials, same content).
+    let (p1, p2) = param_reply_1233_1250();
+    let again_1 = with_serial(&vector("yz-0104-2pkt-1of2"), 1300);
+    let again_2 = with_serial(&vector("yz-0104-2pkt-2of2"), 1301);
+    let events = feed(&mut Decoder::default(), &[p1, p2, again_1, again_2]);
+    let ms = messages(&events);
+    assert_eq!(ms.len(), 2);
+    assert_param_reply(ms[0]);
+    assert_eq!(ms[1].assembled.map(|a| a.first_serial), Some(1300));
+    assert_eq!(ms[1].body_bytes(), param_reply_body());
+}
+
+#[test]
+fn every_packet_twice_gives_one_message_and_a_late_copy_opens_a_group_that_expires() {
+    let (p1, p2) = param_reply_1233_1250();
+    let mut d = Decoder::new(DecoderConfig {
+        reassembly: ReassemblyConfig {
+            timeout: Duration::from_secs(5),
+            ..ReassemblyConfig::default()
+        },
+        ..DecoderConfig::default()
+    });
+    let events = feed(&mut d, &[p1.clone(), p1, p2.clone(), p2]);
+    assert!(matches!(events[0], DecodeEvent::Packet { index: 1, .. }));
+    assert!(matches!(
+        events[1],
+        DecodeEvent::DuplicatePacket {
+            index: 1,
+            serial: 1233,
+            differs: false,
+            ..
+        }
+    ));
+    assert_param_reply(messages(&events[2..3])[0]);
+    // The copy of packet 2 after completion cannot be told from the start of a new message.
+    assert!(matches!(
+        events[3],
+        DecodeEvent::Packet {
+            index: 2,
+            serial: 1250,
+            ..
+        }
+    ));
+    assert_eq!(events.len(), 4);
+    let mut expired = Vec::new();
+    d.expire(Duration::from_secs(6), |e| expired.push(e));
+    let [DecodeEvent::GroupExpired(e)] = &expired[..] else {
+        panic!("{expired:#?}")
+    };
+    assert_eq!((e.msg_id, e.total, e.received), (0x0104, 2, 1));
+    assert_eq!(e.missing, [1]);
+    // Inferred as 1250 - (2 - 1): a guess, and flagged as one (the true first serial was 1233).
+    assert_eq!((e.first_serial, e.first_serial_known), (1249, false));
+    assert_eq!(e.reason, ExpireReason::Timeout);
+}
+
+#[test]
+fn two_terminals_interleaved_each_get_their_own_message() {
+    // Same message id and packet count from two SIMs, one with a 2013 header and one with 2019.
+    let mut rng = ChaCha8Rng::seed_from_u64(1078);
+    let body_a: Vec<u8> = (0..2500u32).map(|i| (i % 251) as u8).collect();
+    let body_b: Vec<u8> = (0..2500u32).map(|i| (i % 253) as u8 ^ 0x7E).collect();
+    let a = Message::new(
+        0x0F30,
+        Version::V2013,
+        Phone::parse("13900000001").expect("digits"),
+        0,
+        body(0x0F30, &body_a),
+    );
+    let b = Message::new(
+        0x0F30,
+        Version::V2019,
+        Phone::parse("13900000002").expect("digits"),
+        0,
+        body(0x0F30, &body_b),
+    );
+    let mut sa = 100u16;
+    let mut sb = 900u16;
+    let pa = a.encode_packets(512, || {
+        sa += 3;
+        sa
+    });
+    let pb = b.encode_packets(512, || {
+        sb += 2;
+        sb
+    });
+    assert_eq!((pa.len(), pb.len()), (5, 5));
+    let mut frames: Vec<Vec<u8>> = pa.into_iter().zip(pb).flat_map(|(x, y)| [x, y]).collect();
+    let events = feed(&mut Decoder::default(), &frames);
+    let ms = messages(&events);
+    assert_eq!(ms.len(), 2);
+    assert_eq!(ms[0].header.phone.to_string(), "13900000001");
+    assert_eq!(ms[0].header.version, Version::V2013);
+    assert_eq!(ms[0].body_bytes(), body_a);
+    assert_eq!(ms[0].assembled.map(|x| x.first_serial), Some(103));
+    assert_eq!(ms[1].header.phone.to_string(), "13900000002");
+    assert_eq!(ms[1].header.version, Version::V2019);
+    assert_eq!(ms[1].body_bytes(), body_b);
+    assert_eq!(ms[1].assembled.map(|x| x.first_serial), Some(902));
+    // Shuffled across both terminals: still one message each.
+    frames.shuffle(&mut rng);
+    let ms_events = feed(&mut Decoder::default(), &frames);
+    let mut shuffled: Vec<(String, Vec<u8>)> = messages(&ms_events)
+        .iter()
+        .map(|m| (m.header.phone.to_string(), m.body_bytes()))
+        .collect();
+    shuffled.sort();
+    assert_eq!(
+        shuffled,
+        [("13900000001".to_string(), body_a), ("13900000002".to_string(), body_b)]
+    );
+}
+
+/// The one 0x1205 message of the 18 packets: 180 items of 28 bytes after the 6-byte head.
+fn assert_resource_list(events: &[DecodeEvent]) {
+    let ms = messages(events);
+    assert_eq!(ms.len(), 1, "{events:#?}");
+    let m = ms[0];
+    assert_eq!(m.header.msg_id, 0x1205);
+    assert_eq!(m.header.phone, Phone::parse("17299841738").expect("digits"));
+    assert_eq!(m.header.serial, 0x42FC);
+    assert_eq!(m.header.body_len, 5046);
+    assert_eq!(m.assembled.map(|a| (a.packets, a.first_serial)), Some((18, 0x42FC)));
+    let body = m.body_bytes();
+    assert_eq!(body.len(), 5046);
+    assert_eq!(body[0..2], [0x00, 0x02], "reply serial 2");
+    assert_eq!(
+        u32::from_be_bytes([body[2], body[3], body[4], body[5]]),
+        180,
+        "item count"
+    );
+    // The fragments in index order, whatever order they came in.
+    let joined: Vec<u8> = resource_list_packets().iter().flat_map(|p| split_frame(p).1).collect();
+    assert_eq!(body, joined);
+    // Every other event is one buffered packet.
+    let packets = events
+        .iter()
+        .filter(|e| matches!(e, DecodeEvent::Packet { .. }))
+        .count();
+    assert_eq!(packets, 17);
+    assert_eq!(events.len(), 18);
+}
+
+#[test]
+fn resource_list_of_18_packets_in_order() {
+    let packets = resource_list_packets();
+    let events = feed(&mut Decoder::default(), &packets);
+    assert_resource_list(&events);
+    let serials: Vec<u16> = events
+        .iter()
+        .filter_map(|e| match e {
+            DecodeEvent::Packet { serial, .. } => Some(*serial),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(serials, (0x42FC..0x430D).collect::<Vec<u16>>());
+}
+
+#[test]
+fn resource_list_of_18_packets_reversed() {
+    let mut packets = resource_list_packets();
+    packets.reverse();
+    assert_resource_list(&feed(&mut Decoder::default(), &packets));
+}
+
+#[test]
+fn resource_list_of_18_packets_shuffled() {
+    for seed in [1u64, 2, 3, 808, 1078] {
+        let mut packets = resource_list_packets();
+        packets.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));
+        assert_resource_list(&feed(&mut Decoder::default(), &packets));
+    }
+}
+
+#[test]
+fn resource_list_as_one_stream_in_odd_chunks() {
+    let stream = resource_list_packets().concat();
+    let mut d = Decoder::default();
+    let mut events = Vec::new();
+    for chunk in stream.chunks(333) {
+        d.push(chunk, Duration::ZERO, |e| events.push(e));
+    }
+    assert_resource_list(&events);
+    assert_eq!(d.reassembler().open_groups(), 0);
+    assert_eq!(d.reassembler().bytes_held(), 0);
+}
