@@ -192,8 +192,10 @@ pub struct PacketInfo {
 pub enum HeaderQuirk {
     /// Bit 14 was set but only the 2013 layout fits the frame's length: a 2013 device setting a
     /// reserved bit. Read as 2013.
+    #[serde(rename = "version_flag_on_2013_layout")]
     VersionFlagOn2013Layout,
     /// Bit 14 was clear but only the 2019 layout fits (SmallChi/JT808#26). Read as 2019.
+    #[serde(rename = "layout_2019_without_flag")]
     V2019LayoutWithoutFlag,
 }
 

@@ -79,7 +79,7 @@
 //! | `stray_flag` | `place` = inside \| after, `offset` | inserts a 0x7E inside the frame (two invalid frames) or after it (an empty frame, skipped) | `stray_flag` (frame, insert) |
 //! | `garbage` | `len` (8), `hex` | inserts bytes before the frame (random: never 0x7E/0x7D). Decoder: `skipped` | `garbage` (frame) |
 //! | `wrong_length` | `len` or `delta` (+1) | declared body length changed, check code recomputed. Decoder: `body_length_mismatch` | `wrong_length` (frame, props) |
-//! | `wrong_version` | – | toggles body-properties bit 14, check code recomputed. Decoder on a 2013 frame: accepted with quirk `version_flag_on2013_layout` (JT808.md §2.3) | `wrong_version` (frame, props) |
+//! | `wrong_version` | – | toggles body-properties bit 14, check code recomputed. Decoder on a 2013 frame: accepted with quirk `version_flag_on_2013_layout` (JT808.md §2.3) | `wrong_version` (frame, props) |
 //! | `latency` | `ms`, `jitter_ms` | delivery `at` later by ms ± jitter, order kept | `delay` |
 //! | `bandwidth` | `preset` = gprs \| edge \| 3g \| 4g, or `bps` | serialises messages at the link rate (figures in [`link`]) | `throttle` |
 //! | `disconnect` | `mode` = close \| abort \| mid_frame, `code` (1001), `reason`, `offset` | the firing message is not sent; clean close, TCP drop, or part of its first frame then TCP drop | `close` / `abort` / `mid_frame` (frame, cut) |

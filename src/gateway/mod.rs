@@ -175,6 +175,8 @@ pub enum GatewayEvent {
         messages: usize,
         /// How many bytes.
         bytes: usize,
+        /// The frames in them.
+        frames: Vec<String>,
     },
 }
 
@@ -447,6 +449,23 @@ impl Gateway {
             .expect("live lock")
             .get(&conn)
             .is_some_and(|tx| tx.send(cmd).is_ok())
+    }
+
+    /// True when every session's feed is exhausted and no terminal reply is waiting: nothing more
+    /// will be offered unless the client sends something.
+    pub fn idle(&self) -> bool {
+        let sessions: Vec<_> = self
+            .inner
+            .sessions
+            .lock()
+            .expect("sessions lock")
+            .values()
+            .cloned()
+            .collect();
+        sessions.iter().all(|s| {
+            let mut s = s.lock().expect("session lock");
+            s.peek_due().is_none()
+        })
     }
 
     /// Virtual time since start.
@@ -749,11 +768,18 @@ async fn handle(inner: Arc<Inner>, io: BoxIo, conn: u64) {
     }
     let lost: usize = st.outs.values().map(Vec::len).sum();
     if !st.outs.is_empty() {
+        let prefix = inner.cfg.prefix_len;
+        let frames = st
+            .outs
+            .values()
+            .flat_map(|b| describe_frames(b.get(prefix..).unwrap_or_default()))
+            .collect();
         inner.log(
             conn,
             GatewayEvent::LostInFlight {
                 messages: st.outs.len(),
                 bytes: lost,
+                frames,
             },
         );
     }

@@ -90,8 +90,6 @@ pub struct ClientSection {
     pub backoff_max_ms: Option<u64>,
     /// Backoff growth factor.
     pub backoff_factor: Option<f64>,
-    /// `full` (default) or `none`: jitter of the backoff delays.
-    pub jitter: Option<String>,
     /// A connection up this long resets the backoff, ms.
     pub reset_after_ms: Option<u64>,
     /// Give up after this many failed attempts in a row (default: never).
