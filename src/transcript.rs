@@ -18,6 +18,8 @@ pub enum Side {
     Gateway,
     /// The client under test.
     Client,
+    /// The harness itself: the scenario's commands and what came of them.
+    Harness,
 }
 
 /// One event.

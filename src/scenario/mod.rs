@@ -4,6 +4,7 @@
 //!
 //! Unknown keys are rejected; every error names the file, line and column, and the key.
 
+mod checks;
 pub mod runner;
 
 use std::path::{Path, PathBuf};

@@ -1,0 +1,60 @@
+//! Every bundled scenario: once in snapshot mode against its insta snapshot (one per file), once
+//! live over loopback TCP (invariants only), and a determinism check.
+
+use std::path::Path;
+
+use jt808_harness::scenario::Scenario;
+use jt808_harness::scenario::runner::{self, Mode};
+
+fn load(path: &Path) -> Scenario {
+    Scenario::load(path).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn failed_checks(t: &jt808_harness::transcript::Transcript) -> Vec<String> {
+    t.checks
+        .iter()
+        .filter(|c| !c.ok)
+        .map(|c| format!("{}: {}", c.name, c.detail))
+        .collect()
+}
+
+/// Snapshot mode: the transcript is the snapshot, and every expected invariant holds.
+#[test]
+fn transcript() {
+    insta::glob!("../scenarios", "*.toml", |path| {
+        let sc = load(path);
+        let t = runner::run(&sc, Mode::Snapshot).unwrap_or_else(|e| panic!("{e}"));
+        insta::with_settings!({ info => &sc.description, omit_expression => true }, {
+            insta::assert_snapshot!(t.to_yaml());
+        });
+        let failed = failed_checks(&t);
+        assert!(failed.is_empty(), "{}: {failed:#?}", path.display());
+    });
+}
+
+/// Live mode: the same scenarios over real loopback TCP; only the invariants are checked.
+#[test]
+fn live() {
+    let mut failures = Vec::new();
+    for path in Scenario::discover(Path::new("scenarios")).unwrap() {
+        let sc = load(&path);
+        let t = runner::run(&sc, Mode::Live).unwrap_or_else(|e| panic!("{e}"));
+        for f in failed_checks(&t) {
+            failures.push(format!("{}: {f}", path.display()));
+        }
+    }
+    assert!(failures.is_empty(), "{failures:#?}");
+}
+
+/// The same scenario run 20 times in a row gives byte-identical transcripts.
+#[test]
+fn snapshot_runs_are_byte_identical() {
+    for path in Scenario::discover(Path::new("scenarios")).unwrap() {
+        let sc = load(&path);
+        let first = runner::run(&sc, Mode::Snapshot).unwrap().to_yaml();
+        for i in 1..20 {
+            let again = runner::run(&sc, Mode::Snapshot).unwrap().to_yaml();
+            assert!(again == first, "{}: run {i} differs from run 0", path.display());
+        }
+    }
+}
