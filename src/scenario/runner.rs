@@ -283,6 +283,9 @@ fn build_transcript(
                 m.insert("type".into(), t);
             }
             m.insert("conn".into(), json!(r.conn));
+            // A fault record repeats the time and connection the entry already carries.
+            o.shift_remove("t_us");
+            o.shift_remove("conn");
             m.extend(std::mem::take(o));
             v = Value::Object(m);
         }
