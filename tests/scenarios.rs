@@ -35,14 +35,27 @@ fn transcript() {
 /// Live mode: the same scenarios over real loopback TCP; only the invariants are checked.
 #[test]
 fn live() {
-    let mut failures = Vec::new();
-    for path in Scenario::discover(Path::new("scenarios")).unwrap() {
-        let sc = load(&path);
-        let t = runner::run(&sc, Mode::Live).unwrap_or_else(|e| panic!("{e}"));
-        for f in failed_checks(&t) {
-            failures.push(format!("{}: {f}", path.display()));
-        }
-    }
+    // Live runs mostly wait on real timers: run them side by side, each on its own runtime.
+    let paths = Scenario::discover(Path::new("scenarios")).unwrap();
+    let failures: Vec<String> = std::thread::scope(|scope| {
+        let handles: Vec<_> = paths
+            .iter()
+            .map(|path| {
+                scope.spawn(move || {
+                    let sc = load(path);
+                    let t = runner::run(&sc, Mode::Live).unwrap_or_else(|e| panic!("{e}"));
+                    failed_checks(&t)
+                        .into_iter()
+                        .map(|f| format!("{}: {f}", path.display()))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("live run panicked"))
+            .collect()
+    });
     assert!(failures.is_empty(), "{failures:#?}");
 }
 

@@ -47,8 +47,23 @@ impl Message {
 
     /// Encodes as one wire frame (delimiters, escapes, check code) appended to `out`. The header's
     /// sub-packet item, if any, is written as it is; use [`Message::encode_packets`] to split.
+    ///
+    /// A body longer than the 1023 bytes the length field can declare (JT/T 808-2019 §4.4.3) cannot
+    /// go in one frame: it is split into sub-packets of 1023 bytes with consecutive serials from
+    /// the header's, never truncated.
     pub fn encode_into(&self, out: &mut Vec<u8>) {
         let body = self.body_bytes();
+        if body.len() > MAX_BODY_LEN && self.header.packet.is_none() {
+            let mut serial = self.header.serial;
+            for frame in self.encode_packets(MAX_BODY_LEN, || {
+                let s = serial;
+                serial = serial.wrapping_add(1);
+                s
+            }) {
+                out.extend_from_slice(&frame);
+            }
+            return;
+        }
         let mut content = Vec::with_capacity(self.header.wire_len() + body.len());
         self.header.write(body.len(), &mut content);
         content.extend_from_slice(&body);
@@ -134,5 +149,37 @@ impl Serialize for Message {
         }
         m.serialize_entry("body", &self.body)?;
         m.end()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::body::RawBody;
+    use crate::codec::{DecodeEvent, Decoder};
+    use std::time::Duration;
+
+    #[test]
+    fn a_body_over_1023_bytes_is_split_not_truncated() {
+        let raw: Vec<u8> = (0..2500u32).map(|i| i as u8).collect();
+        let m = Message::new(
+            0x0F10,
+            Version::V2013,
+            Phone::parse("1").unwrap(),
+            100,
+            Body::Raw(RawBody { raw: raw.clone() }),
+        );
+        let wire = m.encode();
+        let events = Decoder::default().push_vec(&wire, Duration::ZERO);
+        let msgs: Vec<_> = events
+            .into_iter()
+            .filter_map(|e| match e {
+                DecodeEvent::Message(m) => Some(m),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(msgs.len(), 1);
+        assert_eq!(msgs[0].body_bytes(), raw);
+        assert_eq!(msgs[0].assembled.map(|a| (a.packets, a.first_serial)), Some((3, 100)));
     }
 }
