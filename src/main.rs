@@ -18,6 +18,21 @@ struct Cli {
 enum Command {
     /// Decode hex (arguments or stdin) or a binary stream (--file) to JSON Lines.
     Decode(cli::decode::DecodeArgs),
+    /// Serve a generated fleet or a capture as a simulated terminal gateway until Ctrl-C.
+    Serve(jt808_harness::gateway::cli::ServeArgs),
+}
+
+fn serve(args: jt808_harness::gateway::cli::ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
+    // Warnings (replay errors, retransmit misses) to stderr; stdout carries the JSON Lines log.
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .try_init();
+    let rt = tokio::runtime::Runtime::new()?;
+    rt.block_on(jt808_harness::gateway::cli::run_cli(args))?;
+    Ok(())
 }
 
 fn main() -> ExitCode {
@@ -26,6 +41,7 @@ fn main() -> ExitCode {
         Command::Decode(args) => {
             cli::decode::run(&args, std::io::stdin().lock(), std::io::stdout().lock()).map_err(|e| e.into())
         }
+        Command::Serve(args) => serve(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
