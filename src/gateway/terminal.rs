@@ -187,6 +187,11 @@ impl Terminal {
         s
     }
 
+    /// Multi-packet messages remembered now (at most [`TerminalSettings::history`]).
+    pub fn history_len(&self) -> usize {
+        self.history.len()
+    }
+
     /// Multi-packet messages dropped from the history because it was full.
     pub fn evicted(&self) -> u64 {
         self.evicted
