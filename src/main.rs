@@ -26,9 +26,7 @@ fn serve(args: jt808_harness::gateway::cli::ServeArgs) -> Result<(), Box<dyn std
     // Warnings (replay errors, retransmit misses) to stderr; stdout carries the JSON Lines log.
     let _ = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
         .try_init();
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(jt808_harness::gateway::cli::run_cli(args))?;

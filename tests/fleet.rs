@@ -92,7 +92,12 @@ fn every_generated_message_decodes_typed_and_packets_reassemble() {
             Body::LocationReport(loc) => {
                 assert!(loc.issues.is_empty(), "{loc:?}");
                 let want = if m.header.version == Version::V2019 { 13 } else { 12 };
-                assert_eq!(loc.items.len(), want, "additional items of a {} report", m.header.version);
+                assert_eq!(
+                    loc.items.len(),
+                    want,
+                    "additional items of a {} report",
+                    m.header.version
+                );
                 assert!(loc.items.iter().all(|i| !matches!(i.value, ItemValue::Raw(_))));
                 // Around Shenzhen, at a plausible speed.
                 assert!((21_000_000..24_000_000).contains(&loc.lat), "lat {}", loc.lat);
@@ -161,7 +166,10 @@ fn each_terminal_counts_its_own_serials_and_wraps() {
     assert_eq!(per_phone.len(), 2);
     for (phone, serials) in per_phone {
         let want: Vec<u16> = (0..serials.len()).map(|i| 0xFFFEu16.wrapping_add(i as u16)).collect();
-        assert_eq!(serials, want, "terminal {phone}: one serial per frame, packets included, wrapping");
+        assert_eq!(
+            serials, want,
+            "terminal {phone}: one serial per frame, packets included, wrapping"
+        );
     }
 }
 
@@ -333,7 +341,8 @@ fn settings_that_cannot_work_are_refused_with_the_reason() {
 
 #[test]
 fn fleet_settings_read_from_toml_with_defaults() {
-    let cfg: FleetConfig = toml::from_str("terminals = 5\nversion = \"mixed\"\n[terminal]\nupload_delay_ms = 10").unwrap();
+    let cfg: FleetConfig =
+        toml::from_str("terminals = 5\nversion = \"mixed\"\n[terminal]\nupload_delay_ms = 10").unwrap();
     assert_eq!(cfg.terminals, 5);
     assert_eq!(cfg.version, FleetVersion::Mixed);
     assert_eq!(cfg.terminal.upload_delay_ms, 10);

@@ -102,7 +102,10 @@ fn each_loop_is_offset_by_the_capture_duration() {
     );
     assert_eq!(got[3].1, frame(1), "loop 2 starts over");
     let fast = take(&mut replay(&path, 10.0, 2), 100);
-    assert_eq!(fast.iter().map(|g| g.0).collect::<Vec<_>>(), us(&[0, 100, 250, 300, 400, 550]));
+    assert_eq!(
+        fast.iter().map(|g| g.0).collect::<Vec<_>>(),
+        us(&[0, 100, 250, 300, 400, 550])
+    );
     // Forever: still going after 50 loops.
     let forever = take(&mut replay(&path, 1.0, 0), 150);
     assert_eq!(forever.len(), 150);
@@ -116,7 +119,12 @@ fn a_bad_line_ends_the_feed_after_everything_before_it_and_is_reported() {
     let mut text = std::fs::read_to_string(&path).unwrap();
     // Line 4 (the second gateway message) breaks.
     let lines: Vec<&str> = text.lines().collect();
-    let broken = [&lines[..4], &["{\"t_us\":1000,\"conn\":1,\"from\":\"gateway\",\"hx\":\"00\"}"], &lines[5..]].concat();
+    let broken = [
+        &lines[..4],
+        &["{\"t_us\":1000,\"conn\":1,\"from\":\"gateway\",\"hx\":\"00\"}"],
+        &lines[5..],
+    ]
+    .concat();
     text = broken.join("\n") + "\n";
     std::fs::write(&path, text).unwrap();
     let mut r = replay(&path, 1.0, 2);
@@ -146,7 +154,11 @@ fn a_message_shorter_than_the_prefix_is_skipped_and_reported() {
     let errors = r.errors().list();
     assert_eq!(errors.len(), 1);
     assert!(!errors[0].ended);
-    assert!(errors[0].message.contains(":2: gateway message of 3 bytes"), "{}", errors[0].message);
+    assert!(
+        errors[0].message.contains(":2: gateway message of 3 bytes"),
+        "{}",
+        errors[0].message
+    );
 }
 
 #[test]
@@ -246,7 +258,7 @@ fn fleet_sessions_are_independent_but_reproducible() {
 /// JT808_REPLAY_MB=1000 cargo test --release --test replay -- --ignored --nocapture big_capture
 /// ```
 #[test]
-#[ignore = "writes and replays a 1 GB capture (about a minute in release); run by hand for the figure"]
+#[ignore = "writes and replays a 1 GB capture (about 10 s in release, plus the build); run by hand for the figure"]
 fn big_capture_replays_at_full_speed_in_flat_memory() {
     let mb: u64 = std::env::var("JT808_REPLAY_MB")
         .ok()
@@ -274,4 +286,102 @@ fn big_capture_replays_at_full_speed_in_flat_memory() {
         f.rss_peak < f.rss_start + 64 * 1048576,
         "memory grew with the file: {f:?}"
     );
+}
+
+/// Through the gateway (paused clock): the capture's 4-byte prefix is replaced by the gateway's
+/// own 18-byte envelope, at the capture's times divided by the speed.
+#[tokio::test(start_paused = true)]
+async fn through_the_gateway_the_capture_plays_at_speed_with_the_gateway_envelope() {
+    use futures_util::StreamExt;
+    use jt808_harness::gateway::{Gateway, GatewayConfig};
+    use jt808_harness::transport::MemoryNetwork;
+    use tokio_tungstenite::tungstenite::Message as WsMessage;
+
+    // tokio's timer counts whole milliseconds, so this capture's times are multiples of 10 ms.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ms.jsonl");
+    let mut w = CaptureWriter::create(&path, &CaptureHeader::new(4)).unwrap();
+    for (serial, t_us) in [(1u16, 0u64), (2, 10_000), (3, 250_000)] {
+        w.write(&Record::binary(
+            t_us,
+            1,
+            Side::Gateway,
+            [b"ENV!".to_vec(), frame(serial)].concat(),
+        ))
+        .unwrap();
+    }
+    drop(w);
+    let spec = SourceSpec::Capture(CaptureSource {
+        path,
+        speed: 10.0,
+        loops: 1,
+        terminal: TerminalSettings::default(),
+    });
+    let (net, listener) = MemoryNetwork::new(64 * 1024);
+    let (_stop_tx, stop) = tokio::sync::watch::channel(false);
+    let cfg = GatewayConfig {
+        prefix_len: 18,
+        ..GatewayConfig::default()
+    };
+    let gw = Gateway::new(cfg, vec![], spec.feeds(1).unwrap().into_factory(), stop).unwrap();
+    let start = tokio::time::Instant::now();
+    tokio::spawn({
+        let gw = gw.clone();
+        async move { gw.serve(listener).await }
+    });
+    let (mut ws, _) = tokio_tungstenite::client_async("ws://gateway/", net.connect().unwrap())
+        .await
+        .unwrap();
+    for (serial, at_us) in [(1u16, 0u64), (2, 1000), (3, 25_000)] {
+        let WsMessage::Binary(b) = ws.next().await.unwrap().unwrap() else {
+            panic!()
+        };
+        assert_eq!(start.elapsed(), Duration::from_micros(at_us), "frame {serial}");
+        assert_eq!(&b[..3], b"ENV");
+        assert_eq!(&b[18..], frame(serial).as_slice());
+    }
+}
+
+/// At speed 0 everything is due at once; the gateway serves it in bursts and loses nothing.
+#[tokio::test(start_paused = true)]
+async fn at_speed_zero_a_long_capture_arrives_whole_and_in_order() {
+    use futures_util::StreamExt;
+    use jt808_harness::gateway::{Gateway, GatewayConfig, LogLevel};
+    use jt808_harness::transport::MemoryNetwork;
+    use tokio_tungstenite::tungstenite::Message as WsMessage;
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("long.jsonl");
+    let mut w = CaptureWriter::create(&path, &CaptureHeader::new(0)).unwrap();
+    for i in 0..2000u16 {
+        w.write(&Record::binary(u64::from(i) * 1000, 1, Side::Gateway, frame(i)))
+            .unwrap();
+    }
+    drop(w);
+    let spec = SourceSpec::Capture(CaptureSource {
+        path,
+        speed: 0.0,
+        loops: 1,
+        terminal: TerminalSettings::default(),
+    });
+    let (net, listener) = MemoryNetwork::new(64 * 1024);
+    let (_stop_tx, stop) = tokio::sync::watch::channel(false);
+    let cfg = GatewayConfig {
+        log: LogLevel::Off,
+        ..GatewayConfig::default()
+    };
+    let gw = Gateway::new(cfg, vec![], spec.feeds(1).unwrap().into_factory(), stop).unwrap();
+    tokio::spawn({
+        let gw = gw.clone();
+        async move { gw.serve(listener).await }
+    });
+    let (mut ws, _) = tokio_tungstenite::client_async("ws://gateway/", net.connect().unwrap())
+        .await
+        .unwrap();
+    for i in 0..2000u16 {
+        let WsMessage::Binary(b) = ws.next().await.unwrap().unwrap() else {
+            panic!()
+        };
+        assert_eq!(&b[..], frame(i).as_slice(), "message {i}");
+    }
 }

@@ -24,7 +24,14 @@ fn phone() -> Phone {
 
 /// A platform command as the gateway hands it to the script: encoded, then decoded.
 fn command(msg_id: u16, version: Version, serial: u16, body: &[u8]) -> Message {
-    let bytes = Message::new(msg_id, version, phone(), serial, Body::Raw(RawBody { raw: body.to_vec() })).encode();
+    let bytes = Message::new(
+        msg_id,
+        version,
+        phone(),
+        serial,
+        Body::Raw(RawBody { raw: body.to_vec() }),
+    )
+    .encode();
     let mut out = Decoder::default().push_vec(&bytes, Duration::ZERO);
     match out.pop() {
         Some(DecodeEvent::Message(m)) => m,
@@ -99,7 +106,11 @@ fn a_resource_query_gets_the_list_in_packets_naming_the_query_serial() {
     let fs = frames(&replies);
     for (i, (h, body)) in fs.iter().enumerate() {
         assert_eq!(h.msg_id, 0x1205);
-        assert_eq!(h.version, Version::V2019, "a new terminal answers in the command's version");
+        assert_eq!(
+            h.version,
+            Version::V2019,
+            "a new terminal answers in the command's version"
+        );
         assert_eq!(h.phone, phone());
         assert_eq!(h.serial, i as u16, "the terminal's own counter, from 0");
         let p = h.packet.unwrap();
@@ -113,7 +124,11 @@ fn a_resource_query_gets_the_list_in_packets_naming_the_query_serial() {
     };
     assert_eq!(list.reply_serial, 77);
     assert_eq!(list.items.len(), 24);
-    assert!(list.items.iter().all(|i| (1..=4).contains(&i.channel) && i.stream_type == 1));
+    assert!(
+        list.items
+            .iter()
+            .all(|i| (1..=4).contains(&i.channel) && i.stream_type == 1)
+    );
     assert_eq!(list.items[0].start.to_string(), "2024-01-01 08:00:00");
 }
 
@@ -160,8 +175,15 @@ fn supported_commands_get_result_0_unknown_ones_result_3_broken_ones_result_2() 
     };
     assert_eq!(result(&mut s, 0x9207, &[0, 9, 2]), [(9, 0x9207, 0)]);
     assert_eq!(result(&mut s, 0x9102, &[1, 0, 0, 1]), [(9, 0x9102, 0)]);
-    assert_eq!(result(&mut s, 0x8103, &[1, 0, 0, 0, 1, 4, 0, 0, 0, 30]), [(9, 0x8103, 3)]);
-    assert_eq!(result(&mut s, 0x9205, &[0; 3]), [(9, 0x9205, 2)], "a cut 0x9205 is a message error");
+    assert_eq!(
+        result(&mut s, 0x8103, &[1, 0, 0, 0, 1, 4, 0, 0, 0, 30]),
+        [(9, 0x8103, 3)]
+    );
+    assert_eq!(
+        result(&mut s, 0x9205, &[0; 3]),
+        [(9, 0x9205, 2)],
+        "a cut 0x9205 is a message error"
+    );
     // Answers are not answered; a terminal's own ids are not commands.
     for id in [0x8001, 0x8100, 0x0200, 0x0001] {
         assert!(
@@ -237,7 +259,10 @@ fn a_retransmit_request_resends_exactly_the_named_packets_with_new_serials() {
             assert_eq!(b, ob, "{version}: the same fragment");
             let mut same = h.clone();
             same.serial = oh.serial;
-            assert_eq!(&same, oh, "{version}: the same header but for the serial (same total/index)");
+            assert_eq!(
+                &same, oh,
+                "{version}: the same header but for the serial (same total/index)"
+            );
         }
         assert_eq!((again[0].0.serial, again[1].0.serial), (104, 105), "fresh serials");
         // The re-sent packets complete a group that lost them.
@@ -278,7 +303,10 @@ fn a_media_response_with_indices_resends_those_packets() {
     s.add(Terminal::new(phone(), Version::V2013, 0, 16));
     s.terminal_mut(&phone()).unwrap().encode(0x0801, &media(1500), 512);
     // 0x8800: media id 41, count 1, index 3.
-    let replies = s.on_client_message(&command(0x8800, Version::V2013, 2, &[0, 0, 0, 41, 1, 0, 3]), Duration::ZERO);
+    let replies = s.on_client_message(
+        &command(0x8800, Version::V2013, 2, &[0, 0, 0, 41, 1, 0, 3]),
+        Duration::ZERO,
+    );
     let fs = frames(&replies);
     assert_eq!(fs.len(), 1);
     assert_eq!(fs[0].0.packet.map(|p| (p.total, p.index)), Some((3, 3)));
@@ -318,7 +346,11 @@ fn a_fleet_terminal_answers_with_its_own_version_and_serial_counter() {
     cmd.header.phone = first;
     let replies = jt808_harness::gateway::Feed::on_client_message(&mut fleet, &cmd, Duration::from_secs(9));
     let (h, _) = &frames(&replies)[0];
-    assert_eq!((h.version, h.serial), (Version::V2019, 3), "after its 3 reports (0, 1, 2)");
+    assert_eq!(
+        (h.version, h.serial),
+        (Version::V2019, 3),
+        "after its 3 reports (0, 1, 2)"
+    );
 }
 
 /// The whole loop through the gateway, paused clock: the client orders an upload and gets the

@@ -67,7 +67,7 @@ impl FleetVersion {
         match self {
             FleetVersion::V2013 => Version::V2013,
             FleetVersion::V2019 => Version::V2019,
-            FleetVersion::Mixed if index % 2 == 0 => Version::V2013,
+            FleetVersion::Mixed if index.is_multiple_of(2) => Version::V2013,
             FleetVersion::Mixed => Version::V2019,
         }
     }
@@ -187,7 +187,10 @@ impl FleetConfig {
             return bad("frames_per_message must be at least 1".into());
         }
         if self.messages == 0 && self.interval_ms == 0 {
-            return bad("an unlimited fleet (messages = 0) needs interval_ms > 0: it would be an endless burst at one instant".into());
+            return bad(
+                "an unlimited fleet (messages = 0) needs interval_ms > 0: it would be an endless burst at one instant"
+                    .into(),
+            );
         }
         let m = &self.mix;
         if [m.location, m.heartbeat, m.batch, m.media, m.av_list]

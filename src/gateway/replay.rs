@@ -146,7 +146,11 @@ impl Replay {
     }
 
     /// As [`Replay::open`], reporting into a shared error list.
-    pub fn open_with(path: impl AsRef<Path>, opts: ReplayOptions, errors: ReplayErrors) -> Result<Replay, CaptureError> {
+    pub fn open_with(
+        path: impl AsRef<Path>,
+        opts: ReplayOptions,
+        errors: ReplayErrors,
+    ) -> Result<Replay, CaptureError> {
         let path = path.as_ref().to_path_buf();
         let reader = CaptureReader::open(&path)?;
         let prefix_len = reader.header().prefix_len;
@@ -217,9 +221,7 @@ impl Replay {
         }
         self.reader = None;
         if self.offered_in_loop == 0 {
-            if self.loop_index == 0 || self.opts.loops != 1 {
-                tracing::warn!(capture = %self.path.display(), "no gateway message in the capture: nothing to replay");
-            }
+            tracing::warn!(capture = %self.path.display(), loop_index = self.loop_index, "no gateway message in this pass over the capture: the replay ends");
             return;
         }
         self.loop_index += 1;
@@ -342,7 +344,7 @@ pub struct ReplayFigures {
     pub file_mb_per_s: f64,
     /// Resident memory when the replay started, bytes.
     pub rss_start: u64,
-    /// Largest resident memory sampled during the replay (every 65,536 messages), bytes.
+    /// Largest resident memory sampled during the replay (every 8,192 messages), bytes.
     pub rss_peak: u64,
     /// The process's peak resident memory so far (`VmHWM`), bytes.
     pub hwm: u64,
@@ -366,7 +368,7 @@ pub fn measure_replay(path: &Path) -> io::Result<ReplayFigures> {
     while let Some(item) = replay.next_item() {
         messages += 1;
         payload_bytes += item.bytes.len() as u64;
-        if messages % 65_536 == 0 {
+        if messages.is_multiple_of(8192) {
             rss_peak = rss_peak.max(crate::stress::sys::sample()?.rss_bytes);
         }
     }

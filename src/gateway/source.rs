@@ -99,7 +99,9 @@ pub struct Feeds {
 
 impl std::fmt::Debug for Feeds {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Feeds").field("errors", &self.errors).finish_non_exhaustive()
+        f.debug_struct("Feeds")
+            .field("errors", &self.errors)
+            .finish_non_exhaustive()
     }
 }
 
@@ -146,7 +148,10 @@ impl SourceSpec {
                 if !(c.speed.is_finite() && c.speed >= 0.0) {
                     return Err(SourceError::Invalid {
                         path: c.path.clone(),
-                        message: format!("speed {} must be a finite number >= 0 (0 = as fast as possible)", c.speed),
+                        message: format!(
+                            "speed {} must be a finite number >= 0 (0 = as fast as possible)",
+                            c.speed
+                        ),
                     });
                 }
                 c.terminal.validate().map_err(|message| SourceError::Invalid {

@@ -99,7 +99,7 @@ pub const SIM_EPOCH: &str = "2024-01-01 00:00:00";
 /// Days from 1970-01-01 to [`SIM_EPOCH`].
 const SIM_EPOCH_DAYS: i64 = 19_723;
 
-/// The BCD[6] time (YYMMDDhhmmss, JT808.md §5.1) `secs` seconds after [`SIM_EPOCH`].
+/// The `BCD[6]` time (YYMMDDhhmmss, JT808.md §5.1) `secs` seconds after [`SIM_EPOCH`].
 pub fn sim_time(secs: u64) -> BcdTime {
     let days = SIM_EPOCH_DAYS + (secs / 86_400) as i64;
     let rem = secs % 86_400;
@@ -381,8 +381,16 @@ impl TerminalScript {
                             end: sim_time(start + 300),
                             alarm: if self.rng.random_bool(0.1) { 1 << 10 } else { 0 },
                             av_type: if q.av_type <= 2 { q.av_type } else { 0 },
-                            stream_type: if matches!(q.stream_type, 1 | 2) { q.stream_type } else { 1 },
-                            storage_type: if matches!(q.storage_type, 1 | 2) { q.storage_type } else { 1 },
+                            stream_type: if matches!(q.stream_type, 1 | 2) {
+                                q.stream_type
+                            } else {
+                                1
+                            },
+                            storage_type: if matches!(q.storage_type, 1 | 2) {
+                                q.storage_type
+                            } else {
+                                1
+                            },
                             file_size: self.rng.random_range(2_000_000..40_000_000),
                         }
                     })
