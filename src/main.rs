@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use jt808_harness::{capture, cli, client};
+use jt808_harness::{capture, cli, client, gateway};
 
 /// Record-and-replay test harness for JT/T 808 (+ JT/T 1078) WebSocket clients.
 #[derive(Debug, Parser)]
@@ -30,6 +30,8 @@ enum Command {
     ImportPcap(capture::pcap::ImportPcapArgs),
     /// Summarise a capture.
     Inspect(capture::inspect::InspectArgs),
+    /// Serve a generated fleet, a capture or a scenario as a simulated terminal gateway until Ctrl-C.
+    Serve(gateway::cli::ServeArgs),
 }
 
 type BoxError = Box<dyn std::error::Error>;
@@ -79,6 +81,10 @@ fn dispatch(command: Command) -> Result<bool, BoxError> {
         }
         Command::Inspect(args) => {
             println!("{}", args.run()?);
+            Ok(true)
+        }
+        Command::Serve(args) => {
+            runtime()?.block_on(gateway::cli::run_cli(args))?;
             Ok(true)
         }
     }

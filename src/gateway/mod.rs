@@ -11,9 +11,12 @@
 //! Tokio lives here (and in `transport`, `client`, the runner); the feed, the faults and the codec
 //! are sans-IO and get `now` passed in.
 
+pub mod cli;
 pub mod feed;
 pub mod fleet;
+pub mod replay;
 pub mod source;
+pub mod terminal;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -198,6 +201,12 @@ pub enum ConnCommand {
     /// Go silent, socket open, until the client gives up.
     Stall,
 }
+
+/// Most feed items one connection takes out of its session before writing them. A feed with
+/// everything due at once (a capture replayed at speed 0) is then served in bursts, each written
+/// (with the socket's backpressure) before the next is taken, instead of being pulled whole into
+/// memory under the session lock. Nothing is dropped: the rest is still due and goes next round.
+const MAX_BURST: usize = 256;
 
 /// The session a handshake picked: its key and state.
 type Chosen = (String, Arc<Mutex<Session>>);
@@ -639,7 +648,11 @@ async fn handle(inner: Arc<Inner>, io: BoxIo, conn: u64) {
                 }
             }
             if st.stalled.is_none() && st.ending.is_none() {
-                while let Some(item) = s.pop_due(now) {
+                let mut burst = 0;
+                while burst < MAX_BURST
+                    && let Some(item) = s.pop_due(now)
+                {
+                    burst += 1;
                     s.offered += 1;
                     let index = s.offered;
                     if inner.cfg.log == LogLevel::Full {

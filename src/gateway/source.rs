@@ -1,10 +1,17 @@
 //! Where a gateway's frames come from: a generated fleet or a capture replayed on its own timeline.
+//! [`SourceSpec::feeds`] turns the spec into the per-session feed factory [`super::Gateway::new`]
+//! takes, checking everything that can be checked before the first client connects.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::fleet::FleetConfig;
+use super::feed::{Feed, ListFeed};
+use super::fleet::{Fleet, FleetConfig, FleetError};
+use super::replay::{Replay, ReplayErrors, ReplayOptions};
+use super::terminal::TerminalSettings;
+use crate::capture::{CaptureError, CaptureReader};
 
 /// The source of a gateway session's feed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -35,6 +42,9 @@ pub struct CaptureSource {
     /// How many times to play it (0 = forever). Default 1.
     #[serde(default = "one_u32")]
     pub loops: u32,
+    /// How the terminals answer the client's commands.
+    #[serde(default)]
+    pub terminal: TerminalSettings,
 }
 
 fn one() -> f64 {
@@ -42,4 +52,134 @@ fn one() -> f64 {
 }
 fn one_u32() -> u32 {
     1
+}
+
+/// A source that cannot be served.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    /// The fleet settings do not work.
+    #[error(transparent)]
+    Fleet(#[from] FleetError),
+    /// The capture cannot be opened, or its header is not a capture header (the error names the
+    /// file).
+    #[error("capture source: {0}")]
+    Capture(#[from] CaptureError),
+    /// A capture option out of range.
+    #[error("capture source {path}: {message}")]
+    Invalid {
+        /// The capture file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// The seed of session `key`'s feed: independent per session, the same for the same scenario seed
+/// and key (FNV-1a of the key, mixed with the seed by SplitMix64's finaliser so that neighbouring
+/// seeds give unrelated streams).
+pub fn session_seed(seed: u64, key: &str) -> u64 {
+    let h = key.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    let mut z = seed.wrapping_add(0x9e37_79b9_7f4a_7c15).wrapping_add(h);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+type MakeFeed = dyn Fn(&str) -> Box<dyn Feed> + Send + Sync;
+
+/// The per-session feed factory of a source, with the shared list of replay errors of all its
+/// sessions.
+#[derive(Clone)]
+pub struct Feeds {
+    make: Arc<MakeFeed>,
+    errors: ReplayErrors,
+}
+
+impl std::fmt::Debug for Feeds {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Feeds")
+            .field("errors", &self.errors)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Feeds {
+    /// The feed of session `key`.
+    pub fn make(&self, key: &str) -> Box<dyn Feed> {
+        (self.make)(key)
+    }
+
+    /// Errors of the capture replays of every session so far (empty for a fleet).
+    pub fn errors(&self) -> ReplayErrors {
+        self.errors.clone()
+    }
+
+    /// The factory as [`super::Gateway::new`] takes it.
+    pub fn into_factory(self) -> impl Fn(&str) -> Box<dyn Feed> + Send + Sync + 'static {
+        move |key: &str| (self.make)(key)
+    }
+}
+
+impl SourceSpec {
+    /// Builds the feed factory: every session key gets its own feed, seeded by
+    /// [`session_seed`]`(seed, key)`. Fleet settings are validated here, and a capture is opened
+    /// and its header read here, so a missing file or a bad header fails before the first client
+    /// connects, naming the file.
+    pub fn feeds(&self, seed: u64) -> Result<Feeds, SourceError> {
+        let errors = ReplayErrors::default();
+        let make: Arc<MakeFeed> = match self {
+            SourceSpec::Fleet(cfg) => {
+                Fleet::new(cfg.clone(), seed)?;
+                let cfg = cfg.clone();
+                Arc::new(move |key: &str| -> Box<dyn Feed> {
+                    match Fleet::new(cfg.clone(), session_seed(seed, key)) {
+                        Ok(f) => Box::new(f),
+                        // Validated above; a seed cannot make a valid config invalid.
+                        Err(e) => {
+                            tracing::error!(session = key, "fleet: {e}");
+                            Box::new(ListFeed::default())
+                        }
+                    }
+                })
+            }
+            SourceSpec::Capture(c) => {
+                if !(c.speed.is_finite() && c.speed >= 0.0) {
+                    return Err(SourceError::Invalid {
+                        path: c.path.clone(),
+                        message: format!(
+                            "speed {} must be a finite number >= 0 (0 = as fast as possible)",
+                            c.speed
+                        ),
+                    });
+                }
+                c.terminal.validate().map_err(|message| SourceError::Invalid {
+                    path: c.path.clone(),
+                    message: format!("terminal: {message}"),
+                })?;
+                CaptureReader::open(&c.path)?;
+                let c = c.clone();
+                let errors = errors.clone();
+                Arc::new(move |key: &str| -> Box<dyn Feed> {
+                    let opts = ReplayOptions {
+                        speed: c.speed,
+                        loops: c.loops,
+                        terminal: c.terminal.clone(),
+                        seed: session_seed(seed, key),
+                    };
+                    match Replay::open_with(&c.path, opts, errors.clone()) {
+                        Ok(r) => Box::new(r),
+                        // The file was readable at start; it went away or changed since.
+                        Err(e) => {
+                            tracing::error!(session = key, "{e}");
+                            errors.push_open_error(e.to_string());
+                            Box::new(ListFeed::default())
+                        }
+                    }
+                })
+            }
+        };
+        Ok(Feeds { make, errors })
+    }
 }

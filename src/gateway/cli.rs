@@ -1,0 +1,265 @@
+//! `jt808-harness serve`: runs the simulated terminal gateway on a TCP address until Ctrl-C.
+//!
+//! ```text
+//! jt808-harness serve [--listen ADDR]
+//!     [--capture FILE [--speed F] [--loops N]
+//!      | --terminals N --version 2013|2019|mixed --messages N --interval-ms MS ...]
+//!     [--fault SPEC]... [--seed N] [--prefix-len N] [--scenario FILE] [--quiet]
+//! ```
+//!
+//! The first line on stdout is `listening on ws://IP:PORT` (flushed at once, so a script can wait
+//! for it and read the port when binding port 0); after it, unless `--quiet`, every gateway log
+//! record as one JSON line, as it happens. With no source flags it serves a generated fleet with
+//! the default settings, unlimited. `--scenario FILE` serves that scenario's source, faults,
+//! gateway settings and seed; `--seed`, `--prefix-len` given beside it override the scenario's,
+//! and `--fault` adds to its faults.
+
+use std::future::Future;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use super::fleet::{FleetConfig, FleetVersion};
+use super::source::{CaptureSource, SourceError, SourceSpec};
+use super::terminal::TerminalSettings;
+use super::{Gateway, GatewayConfig, GatewayError};
+use crate::faults::{FaultSpec, FaultSpecError};
+use crate::scenario::{Scenario, ScenarioError};
+use crate::transport::Listener;
+
+/// Arguments of `serve`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServeArgs {
+    /// Address to listen on (port 0 picks a free port; the first stdout line names it).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub listen: SocketAddr,
+    /// Replay this capture (JSON Lines) instead of generating a fleet.
+    #[arg(long, conflicts_with_all = ["terminals", "version", "messages", "interval_ms", "frames_per_message", "packet_size"])]
+    pub capture: Option<PathBuf>,
+    /// Capture playback speed: 1 real time, 10 ten times faster, 0 as fast as possible. Default 1.
+    #[arg(long, requires = "capture")]
+    pub speed: Option<f64>,
+    /// How many times to play the capture (0 = forever). Default 1.
+    #[arg(long, requires = "capture")]
+    pub loops: Option<u32>,
+    /// Fleet: number of terminals. Default 2.
+    #[arg(long)]
+    pub terminals: Option<u32>,
+    /// Fleet: header version, 2013, 2019 or mixed. Default 2013.
+    #[arg(long)]
+    pub version: Option<FleetVersion>,
+    /// Fleet: messages per terminal (0 = unlimited). Default 0 here (a server runs until Ctrl-C).
+    #[arg(long)]
+    pub messages: Option<u32>,
+    /// Fleet: interval between one terminal's messages, ms. Default 1000.
+    #[arg(long)]
+    pub interval_ms: Option<u64>,
+    /// Fleet: frames per WebSocket message. Default 1.
+    #[arg(long)]
+    pub frames_per_message: Option<usize>,
+    /// Fleet: body bytes per packet of sub-packaged messages. Default 512.
+    #[arg(long)]
+    pub packet_size: Option<usize>,
+    /// Delay between the 0x0001 to a 0x9206 and its 0x1206, ms. Default 3000.
+    #[arg(long)]
+    pub upload_delay_ms: Option<u64>,
+    /// Play terminals that never answer commands.
+    #[arg(long)]
+    pub no_answer: bool,
+    /// A fault, as the body of a TOML inline table: `--fault 'type="split", offsets=[3,7], every=2'`.
+    /// Repeatable; applied in order.
+    #[arg(long = "fault", value_name = "SPEC")]
+    pub faults: Vec<String>,
+    /// Seed of every random choice (fleet, faults, terminal answers). Default 1.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Envelope bytes before the JT808 bytes of every message (the seed's gateway: 18). Default 0.
+    #[arg(long)]
+    pub prefix_len: Option<usize>,
+    /// Serve a scenario file's source, faults, gateway settings and seed.
+    #[arg(long, conflicts_with_all = ["capture", "terminals", "version", "messages", "interval_ms", "frames_per_message", "packet_size"])]
+    pub scenario: Option<PathBuf>,
+    /// Print only the listening line, not the gateway log.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// Why `serve` could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The scenario file is wrong.
+    #[error(transparent)]
+    Scenario(#[from] ScenarioError),
+    /// The source (fleet settings, capture file) is wrong.
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    /// A `--fault` does not parse, or a fault spec is wrong.
+    #[error(transparent)]
+    Fault(#[from] FaultSpecError),
+    /// The gateway could not start.
+    #[error(transparent)]
+    Gateway(#[from] GatewayError),
+    /// The address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Writing to stdout failed.
+    #[error("writing the log: {0}")]
+    Output(#[from] std::io::Error),
+}
+
+/// What `serve` serves, resolved from the arguments (and the scenario).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServePlan {
+    /// The source.
+    pub source: SourceSpec,
+    /// The faults, in order.
+    pub faults: Vec<FaultSpec>,
+    /// The gateway settings (its seed is the run's seed).
+    pub gateway: GatewayConfig,
+}
+
+impl ServeArgs {
+    /// Resolves the arguments: loads the scenario, parses the faults, builds the source.
+    pub fn plan(&self) -> Result<ServePlan, ServeError> {
+        let (mut source, mut faults, mut gateway) = match &self.scenario {
+            Some(path) => {
+                let sc = Scenario::load(path)?;
+                let gateway = sc.gateway.config(sc.seed);
+                (sc.source, sc.faults, gateway)
+            }
+            None => {
+                let source = match &self.capture {
+                    Some(path) => SourceSpec::Capture(CaptureSource {
+                        path: path.clone(),
+                        speed: self.speed.unwrap_or(1.0),
+                        loops: self.loops.unwrap_or(1),
+                        terminal: TerminalSettings::default(),
+                    }),
+                    None => {
+                        let d = FleetConfig::default();
+                        SourceSpec::Fleet(FleetConfig {
+                            terminals: self.terminals.unwrap_or(d.terminals),
+                            version: self.version.unwrap_or(d.version),
+                            messages: self.messages.unwrap_or(0),
+                            interval_ms: self.interval_ms.unwrap_or(d.interval_ms),
+                            frames_per_message: self.frames_per_message.unwrap_or(d.frames_per_message),
+                            packet_size: self.packet_size.unwrap_or(d.packet_size),
+                            ..d
+                        })
+                    }
+                };
+                let gateway = GatewayConfig {
+                    seed: 1,
+                    ..GatewayConfig::default()
+                };
+                (source, Vec::new(), gateway)
+            }
+        };
+        let terminal = match &mut source {
+            SourceSpec::Fleet(f) => &mut f.terminal,
+            SourceSpec::Capture(c) => &mut c.terminal,
+        };
+        if let Some(ms) = self.upload_delay_ms {
+            terminal.upload_delay_ms = ms;
+        }
+        if self.no_answer {
+            terminal.answer = false;
+        }
+        if let Some(seed) = self.seed {
+            gateway.seed = seed;
+        }
+        if let Some(p) = self.prefix_len {
+            gateway.prefix_len = p;
+        }
+        for f in &self.faults {
+            faults.push(FaultSpec::parse_cli(f)?);
+        }
+        Ok(ServePlan {
+            source,
+            faults,
+            gateway,
+        })
+    }
+}
+
+/// How often the gateway log is written out.
+const LOG_FLUSH_INTERVAL: Duration = Duration::from_millis(50);
+/// How long connections get to log their close after shutdown before the last log is written.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
+
+/// Runs `serve` until `stop` resolves, writing the listening line and the log to `out`. Tests call
+/// this with their own `out` and `stop`; [`run_cli`] with stdout and Ctrl-C.
+pub async fn serve(
+    args: ServeArgs,
+    out: &mut (dyn Write + Send),
+    stop: impl Future<Output = ()>,
+) -> Result<(), ServeError> {
+    let plan = args.plan()?;
+    let seed = plan.gateway.seed;
+    let feeds = plan.source.feeds(seed)?;
+    let errors = feeds.errors();
+    let listener = Listener::bind(args.listen).await.map_err(|source| ServeError::Bind {
+        addr: args.listen,
+        source,
+    })?;
+    let addr = listener.local_addr().unwrap_or(args.listen);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let gw = Gateway::new(plan.gateway, plan.faults, feeds.into_factory(), stop_rx)?;
+    writeln!(out, "listening on ws://{addr}")?;
+    out.flush()?;
+    let server = tokio::spawn({
+        let gw = gw.clone();
+        async move { gw.serve(listener).await }
+    });
+    let write_log = |out: &mut (dyn Write + Send)| -> Result<(), ServeError> {
+        let records = gw.take_log();
+        if args.quiet || records.is_empty() {
+            return Ok(());
+        }
+        for r in records {
+            serde_json::to_writer(&mut *out, &r).map_err(std::io::Error::other)?;
+            out.write_all(b"\n")?;
+        }
+        out.flush()?;
+        Ok(())
+    };
+    tokio::pin!(stop);
+    let mut tick = tokio::time::interval(LOG_FLUSH_INTERVAL);
+    loop {
+        tokio::select! {
+            _ = &mut stop => break,
+            _ = tick.tick() => write_log(out)?,
+        }
+    }
+    let _ = stop_tx.send(true);
+    let _ = server.await;
+    let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
+    while !gw.live_connections().is_empty() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    write_log(out)?;
+    for e in errors.list() {
+        tracing::error!("replay: {}", e.message);
+    }
+    Ok(())
+}
+
+/// Runs `jt808-harness serve`: stdout gets the listening line and the log, Ctrl-C stops it.
+pub async fn run_cli(args: ServeArgs) -> Result<(), ServeError> {
+    let mut stdout = std::io::stdout();
+    serve(args, &mut stdout, async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!("cannot wait for Ctrl-C ({e}); serving until killed");
+            std::future::pending::<()>().await;
+        }
+    })
+    .await
+}
