@@ -717,3 +717,24 @@ fn a_media_upload_whose_first_packet_is_too_short_for_the_location_is_rewritten_
             .all(|(_, v)| *v != u64::from(POSITIONS[3].0) && *v != u64::from(POSITIONS[3].1))
     );
 }
+
+#[test]
+fn real_device_frames_of_the_vector_file_all_survive_redaction() {
+    // The bundled replay of every frame vector: 2011/2013/2019 headers, header quirks, escapes in
+    // header, body and check code, the 18-packet 0x1205 set, a 2-packet 0x0104.
+    let input = Path::new(env!("CARGO_MANIFEST_DIR")).join("captures/vectors_replay.jsonl");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.jsonl");
+    let report = redact(&input, &out, &RedactOpts::new(KEY)).unwrap();
+    let (before, after) = (inspect(&input).unwrap(), inspect(&out).unwrap());
+    assert_eq!(after.gateway.messages_by_id, before.gateway.messages_by_id);
+    assert_eq!(after.gateway.groups_completed, before.gateway.groups_completed);
+    assert_eq!((after.gateway.rejected(), after.gateway.skipped_bytes), (0, 0));
+    assert_eq!(report.bytes_left_out, 0);
+    assert_eq!(after.terminals.len(), before.terminals.len());
+    // An all-zero phone ("0") names no one and stays; every other one is replaced.
+    let kept: Vec<&String> = after.terminals.intersection(&before.terminals).collect();
+    assert!(kept.iter().all(|p| *p == "0"), "{kept:?}");
+    assert!(report.positions > 0 && report.plates > 0 && report.auth_codes > 0 && report.imeis > 0);
+    assert_eq!(report.ftp_fields, 3, "go-9206-2013");
+}

@@ -14,9 +14,9 @@
 //! |---|---|---|
 //! | terminal phone (SIM) | every header, every packet of a sub-packaged message | stand-in with the same number of significant digits ([`Redactor::phone`]) |
 //! | position | 0x0200 lat/lng (body 8..16), each 0x0704 item's, the 0x0801 location block (body 8..36: lat at 16, lng at 20) | moved by one key-derived offset ([`Redactor::offset`]) |
-//! | plate / VIN, terminal id | 0x0100 (JT808.md §6: rest of body; terminal id BYTE[7] / [30]) | blanked |
-//! | auth code | 0x0102 (2013: whole body; 2019: STRING[n]), 0x8100 (after reply serial and result) | blanked |
-//! | IMEI | 0x0102 2019 (BYTE[15] after the code) | blanked with ASCII `0` |
+//! | plate / VIN, terminal id | 0x0100 (JT808.md §6: rest of body; terminal id `BYTE[7]` / `BYTE[30]`) | blanked |
+//! | auth code | 0x0102 (2013: whole body; 2019: `STRING[n]`), 0x8100 (after reply serial and result) | blanked |
+//! | IMEI | 0x0102 2019 (`BYTE[15]` after the code) | blanked with ASCII `0` |
 //! | FTP server, user, password | 0x9206 (JT808.md §7.4) | blanked |
 //! | envelope prefix | the first `prefix_len` bytes of gateway messages | zeroed (its layout is unknown, it may name the terminal) unless [`RedactOpts::keep_prefix`] |
 //!
@@ -461,6 +461,9 @@ impl fmt::Debug for Redactor {
     }
 }
 
+/// Tries for a stand-in not yet handed out before two numbers may share one.
+const MAX_DISTINCT_ATTEMPTS: u32 = 64;
+
 const LAT_RANGE: u32 = 90_000_000;
 const LNG_RANGE: u32 = 180_000_000;
 
@@ -495,7 +498,10 @@ impl Redactor {
 
     /// The stand-in for a phone's significant digits (as [`Phone`]'s `Display` gives them): as many
     /// digits, the first not 0 (so the stand-in has the same significant length), never the
-    /// original, never one already handed to another number. "0" (an all-zero phone) stays.
+    /// original, and not one already handed to another number (unless a very short number leaves
+    /// no other choice). "0" (an all-zero phone) stays. Which stand-ins are taken depends on the
+    /// order numbers first appear, so only a clash (rare: one in 10^10 for an 11-digit SIM) can
+    /// make one SIM map differently in two captures.
     pub fn phone(&mut self, digits: &str) -> String {
         if let Some(s) = self.phones.get(digits) {
             return s.clone();
@@ -516,7 +522,9 @@ impl Redactor {
                     char::from(b'0' + d as u8)
                 })
                 .collect();
-            if s != digits && !self.used.contains(&s) {
+            // Distinct from every stand-in handed out, unless the digit space is nearly used up
+            // (very short numbers): then only "not the original" is kept, which always ends.
+            if s != digits && (attempt >= MAX_DISTINCT_ATTEMPTS || !self.used.contains(&s)) {
                 break s;
             }
             attempt += 1;
@@ -604,11 +612,8 @@ impl Redactor {
                     }
                 }
             }
-            0x8100 => {
-                if blank(body, 3, body.len(), b'*') {
-                    report.auth_codes += 1;
-                }
-            }
+            // reply serial WORD | result BYTE | auth code (rest).
+            0x8100 if blank(body, 3, body.len(), b'*') => report.auth_codes += 1,
             0x9206 => {
                 // server k | STRING[k] | port WORD | user l | STRING[l] | password m | STRING[m] | ...
                 let mut at = 0;
@@ -1218,5 +1223,115 @@ fn collect(item: Item<'_>, base: u64, frames: &mut Vec<OwnedFrame>, report: &mut
         }),
         Item::Rejected(e) => *report.undecodable_frames.entry(e.check().to_string()).or_default() += 1,
         Item::Skipped { len, .. } => report.bytes_outside_frames += len,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[test]
+    fn the_mapping_is_pinned() {
+        // The stand-in is part of the output format: a change here changes every redacted capture
+        // (and the bundled one), so it must be deliberate.
+        let mut r = Redactor::new(b"pinned");
+        let a = r.phone("13800138000");
+        assert_eq!(a.len(), 11);
+        assert_eq!(r.phone("13800138000"), a, "the same SIM, the same stand-in");
+        assert_eq!(
+            Redactor::new(b"pinned").phone("13800138000"),
+            a,
+            "a fresh redactor agrees"
+        );
+        assert_eq!((a.as_str(), r.key_id().as_str(), r.offset()), PINNED);
+        assert_eq!(r.phone("0"), "0");
+        assert_ne!(Redactor::new(b"other").phone("13800138000"), a);
+    }
+
+    const PINNED: (&str, &str, (u32, u32)) = ("11724182669", "79df92d3", (48_731_718, 140_601_776));
+
+    #[test]
+    fn stand_ins_are_distinct_and_keep_their_length() {
+        let mut r = Redactor::new(b"k");
+        let mut seen = BTreeSet::new();
+        for i in 0..600u32 {
+            let p = format!("{}", 1000 + i % 300);
+            let s = r.phone(&p);
+            assert_eq!(s.len(), p.len());
+            assert_ne!(s, p);
+            assert!(!s.starts_with('0'));
+            seen.insert((p, s));
+        }
+        let stand_ins: BTreeSet<&String> = seen.iter().map(|(_, s)| s).collect();
+        assert_eq!(stand_ins.len(), 300, "300 numbers, 300 distinct stand-ins");
+        // One-digit numbers exhaust the space: every one still gets a stand-in other than itself.
+        for d in 1..=9 {
+            let p = d.to_string();
+            assert_ne!(r.phone(&p), p);
+        }
+    }
+
+    #[test]
+    fn coordinates_move_by_the_offset_wrap_and_zero_stays() {
+        let r = Redactor::new(b"k");
+        let (dl, dn) = r.offset();
+        let mut report = RedactReport::default();
+        let mut body = location_block(22_000_000, 179_999_999);
+        r.body(0x0200, Version::V2013, &mut body, &mut report);
+        let word = |b: &[u8], i: usize| u32::from_be_bytes(b[i..i + 4].try_into().unwrap());
+        assert_eq!(word(&body, 8), (22_000_000 + dl) % LAT_RANGE);
+        assert_eq!(word(&body, 12), (179_999_999 + dn) % LNG_RANGE);
+        let mut zero = location_block(0, 0);
+        r.body(0x0200, Version::V2013, &mut zero, &mut report);
+        assert_eq!(zero, location_block(0, 0), "no fix stays no fix");
+        assert_eq!(report.positions, 2);
+        // A body cut inside the longitude: what is there is zeroed.
+        let mut cut = location_block(1, 2)[..14].to_vec();
+        r.body(0x0200, Version::V2013, &mut cut, &mut report);
+        assert_eq!(&cut[12..], [0, 0]);
+        assert_eq!(report.positions_cut, 1);
+    }
+
+    fn location_block(lat: u32, lng: u32) -> Vec<u8> {
+        let mut b = vec![0; 8];
+        b.extend_from_slice(&lat.to_be_bytes());
+        b.extend_from_slice(&lng.to_be_bytes());
+        b.resize(28, 0);
+        b
+    }
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: RedactArgs,
+    }
+
+    #[test]
+    fn arguments_need_a_key_or_a_key_file() {
+        let cli = Cli::try_parse_from(["x", "in.jsonl", "-o", "out.jsonl", "--key", "s3"]).unwrap();
+        let opts = cli.args.opts().unwrap();
+        assert_eq!(opts.key, b"s3");
+        assert_eq!(opts.max_held_bytes, DEFAULT_MAX_HELD_BYTES);
+        assert!(!format!("{opts:?}").contains("s3"), "Debug never shows the key");
+        assert!(Cli::try_parse_from(["x", "in.jsonl", "-o", "out.jsonl"]).is_err());
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("key");
+        std::fs::write(&key, "from file\n").unwrap();
+        let cli = Cli::try_parse_from([
+            "x",
+            "in.jsonl",
+            "-o",
+            "out.jsonl",
+            "--key-file",
+            key.to_str().unwrap(),
+            "--keep-undecodable",
+        ])
+        .unwrap();
+        let opts = cli.args.opts().unwrap();
+        assert_eq!(
+            (opts.key.as_slice(), opts.keep_undecodable),
+            (b"from file".as_slice(), true)
+        );
     }
 }
