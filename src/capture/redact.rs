@@ -6,7 +6,7 @@
 //!
 //! Every binary message is cut into JT808 frames with the codec's [`Deframer`], one stream per
 //! connection and side (gateway messages after the capture's `prefix_len` envelope, as
-//! [`super::inspect`] reads them). Each frame that passes the codec's checks is rewritten in place,
+//! [`inspect`](mod@super::inspect) reads them). Each frame that passes the codec's checks is rewritten in place,
 //! byte for byte at the offsets of JT808.md, then framed again (check code recomputed, escapes
 //! redone):
 //!
