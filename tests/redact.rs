@@ -738,3 +738,20 @@ fn real_device_frames_of_the_vector_file_all_survive_redaction() {
     assert!(report.positions > 0 && report.plates > 0 && report.auth_codes > 0 && report.imeis > 0);
     assert_eq!(report.ftp_fields, 3, "go-9206-2013");
 }
+
+#[test]
+fn a_missing_or_foreign_input_is_an_error_before_anything_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.jsonl");
+    let err = redact(dir.path().join("nope.jsonl"), &out, &RedactOpts::new(KEY)).unwrap_err();
+    assert!(matches!(err, RedactError::Open(_)), "{err:?}");
+    assert!(err.to_string().contains("nope.jsonl"), "{err}");
+    let foreign = dir.path().join("foreign.jsonl");
+    std::fs::write(&foreign, "{\"hello\":1}\n").unwrap();
+    let err = redact(&foreign, &out, &RedactOpts::new(KEY)).unwrap_err();
+    assert!(
+        err.to_string().contains("foreign.jsonl:1: not a jt808-capture"),
+        "{err}"
+    );
+    assert!(!out.exists());
+}

@@ -210,6 +210,9 @@ pub enum RedactError {
         /// The file.
         path: String,
     },
+    /// The input could not be opened, or is not a capture (nothing was written).
+    #[error("{0}")]
+    Open(#[source] CaptureError),
     /// The input capture is damaged (the error names file and line).
     #[error("{source} ({written} records before it were redacted and written)")]
     Input {
@@ -365,7 +368,7 @@ pub fn redact(
             path: output.display().to_string(),
         });
     }
-    let reader = CaptureReader::open(input).map_err(|source| RedactError::Input { source, written: 0 })?;
+    let reader = CaptureReader::open(input).map_err(RedactError::Open)?;
     let out_name = output.display().to_string();
     let file = File::create(output).map_err(|source| RedactError::Output {
         path: out_name.clone(),
@@ -1150,8 +1153,14 @@ impl<'o, W: Write> Run<'o, W> {
                 break;
             };
             self.report.forced_flushes += 1;
+            let head = self.head;
             self.end_stream(key);
             self.flush_ready();
+            if self.head == head {
+                // Ending the stream always completes its records; should it not, stop rather
+                // than spin (the records still go out at the end of the input).
+                break;
+            }
         }
     }
 
