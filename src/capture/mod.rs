@@ -9,13 +9,14 @@
 //! - [`inspect`](mod@inspect): what a capture holds (connections, terminals, messages per id, rejected frames),
 //!   as a table or JSON.
 //!
-//! Redaction (stripping SIM numbers and positions) comes later and rewrites captures with the same
-//! reader and writer.
+//! - [`redact`](mod@redact): SIM numbers, positions, plates and credentials rewritten so a capture
+//!   can be committed; every frame still decodes, timing and record count unchanged.
 
 pub mod format;
 pub mod inspect;
 pub mod pcap;
 pub mod record;
+pub mod redact;
 
 pub use format::{
     CaptureError, CaptureHeader, CaptureReader, CaptureWriter, FORMAT_NAME, FORMAT_VERSION, Payload, ReaderConfig,
@@ -24,6 +25,7 @@ pub use format::{
 pub use inspect::{InspectArgs, Summary, inspect};
 pub use pcap::{ImportOpts, ImportPcapArgs, ImportReport, PcapError, import_pcap};
 pub use record::{RecordError, RecordOpts, RecordReport, Recorder};
+pub use redact::{RedactArgs, RedactError, RedactOpts, RedactReport, Redactor, redact};
 
 #[cfg(test)]
 mod cli_tests {
