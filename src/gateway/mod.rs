@@ -256,7 +256,8 @@ struct Inner {
     sessions: Mutex<HashMap<String, Arc<Mutex<Session>>>>,
     log: Mutex<Vec<GatewayRecord>>,
     next_conn: AtomicU64,
-    live: Mutex<BTreeMap<u64, mpsc::UnboundedSender<ConnCommand>>>,
+    /// Live connections: their session key and their command channel.
+    live: Mutex<BTreeMap<u64, (Arc<str>, mpsc::UnboundedSender<ConnCommand>)>>,
     limit: Arc<Semaphore>,
     shutdown: watch::Receiver<bool>,
 }
@@ -439,6 +440,18 @@ impl Gateway {
         self.inner.live.lock().expect("live lock").keys().copied().collect()
     }
 
+    /// Connections open now with their session (request path), in id order: how a stress run maps
+    /// the connections it drops to its clients.
+    pub fn live_sessions(&self) -> Vec<(u64, Arc<str>)> {
+        self.inner
+            .live
+            .lock()
+            .expect("live lock")
+            .iter()
+            .map(|(conn, (session, _))| (*conn, session.clone()))
+            .collect()
+    }
+
     /// Orders one live connection to close, abort or stall. False if it is gone.
     pub fn command(&self, conn: u64, cmd: ConnCommand) -> bool {
         self.inner
@@ -446,7 +459,7 @@ impl Gateway {
             .lock()
             .expect("live lock")
             .get(&conn)
-            .is_some_and(|tx| tx.send(cmd).is_ok())
+            .is_some_and(|(_, tx)| tx.send(cmd).is_ok())
     }
 
     /// Virtual time since start.
@@ -572,6 +585,7 @@ async fn handle(inner: Arc<Inner>, io: BoxIo, conn: u64) {
     let Some((key, session)) = chosen.lock().expect("lock").take() else {
         return;
     };
+    let session_key: Arc<str> = Arc::from(key.as_str());
     inner.log(conn, GatewayEvent::Accepted { session: key });
     let superseded = Arc::new(Notify::new());
     if let Some((_, old)) = session
@@ -583,7 +597,7 @@ async fn handle(inner: Arc<Inner>, io: BoxIo, conn: u64) {
         old.notify_one();
     }
     let (cmd_tx, mut cmd_rx) = mpsc::unbounded_channel();
-    inner.live.lock().expect("live lock").insert(conn, cmd_tx);
+    inner.live.lock().expect("live lock").insert(conn, (session_key, cmd_tx));
 
     let mut st = ConnState::default();
     let mut inbound = Decoder::default();
