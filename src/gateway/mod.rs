@@ -200,6 +200,9 @@ pub enum ConnCommand {
 /// The session a handshake picked: its key and state.
 type Chosen = (String, Arc<Mutex<Session>>);
 
+/// A live connection's session key and command channel.
+type LiveConn = (Arc<str>, mpsc::UnboundedSender<ConnCommand>);
+
 type FeedFactory = dyn Fn(&str) -> Box<dyn Feed> + Send + Sync;
 
 struct Session {
@@ -257,7 +260,7 @@ struct Inner {
     log: Mutex<Vec<GatewayRecord>>,
     next_conn: AtomicU64,
     /// Live connections: their session key and their command channel.
-    live: Mutex<BTreeMap<u64, (Arc<str>, mpsc::UnboundedSender<ConnCommand>)>>,
+    live: Mutex<BTreeMap<u64, LiveConn>>,
     limit: Arc<Semaphore>,
     shutdown: watch::Receiver<bool>,
 }
@@ -597,7 +600,11 @@ async fn handle(inner: Arc<Inner>, io: BoxIo, conn: u64) {
         old.notify_one();
     }
     let (cmd_tx, mut cmd_rx) = mpsc::unbounded_channel();
-    inner.live.lock().expect("live lock").insert(conn, (session_key, cmd_tx));
+    inner
+        .live
+        .lock()
+        .expect("live lock")
+        .insert(conn, (session_key, cmd_tx));
 
     let mut st = ConnState::default();
     let mut inbound = Decoder::default();
