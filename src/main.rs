@@ -18,6 +18,8 @@ struct Cli {
 enum Command {
     /// Decode hex (arguments or stdin) or a binary stream (--file) to JSON Lines.
     Decode(cli::decode::DecodeArgs),
+    /// Stress-test reconnection: N real clients against the gateway through disconnect storms.
+    Stress(Box<jt808_harness::stress::StressArgs>),
 }
 
 fn main() -> ExitCode {
@@ -26,6 +28,14 @@ fn main() -> ExitCode {
         Command::Decode(args) => {
             cli::decode::run(&args, std::io::stdin().lock(), std::io::stdout().lock()).map_err(|e| e.into())
         }
+        Command::Stress(args) => match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+            Ok(rt) => match rt.block_on(jt808_harness::stress::run_cli(*args)) {
+                Ok(true) => Ok(()),
+                Ok(false) => Err("stress: gates failed".into()),
+                Err(e) => Err(e.into()),
+            },
+            Err(e) => Err(e.into()),
+        },
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
