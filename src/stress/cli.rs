@@ -166,8 +166,10 @@ pub async fn run_cli(args: StressArgs) -> Result<bool, StressError> {
     };
     let gate = args.gate();
     let mut outcomes: Vec<Outcome> = Vec::new();
-    for &j in jitters {
-        outcomes.push(run(args.opts(j)?).await?);
+    for (i, &j) in jitters.iter().enumerate() {
+        let mut opts = args.opts(j)?;
+        opts.source_offset = i;
+        outcomes.push(run(opts).await?);
     }
     let mut passed = true;
     let mut out = std::io::stdout().lock();

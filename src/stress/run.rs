@@ -10,7 +10,7 @@
 //!    Each session's [`StressFeed`] offers the client numbered 0x0200 frames (the sequence number is
 //!    the header serial and, unwrapped, the mileage item 0x01), one per [`StressOpts::frame_interval`].
 //! 3. Once every client is connected and [`StressOpts::settle`] has passed, the idle-connected RSS is
-//!    read: memory per idle connection. The storm phase of [`StressOpts::duration`] starts.
+//!    read (both readings after [`trim_heap`]): memory per idle connection. The storm phase of [`StressOpts::duration`] starts.
 //! 4. Storm phase: each client queues a 0x8103 platform command every
 //!    [`StressOpts::command_interval`] (the feed answers it with 0x0001, as a terminal would); each
 //!    [`StormSpec`] fires every `every` seconds, picks `fraction` of the live connections (a seeded
@@ -19,6 +19,9 @@
 //! 5. Drain: no new commands, the feeds stop offering frames; the run waits until every client is
 //!    connected, has every frame offered and every command confirmed, or [`StressOpts::drain_timeout`]
 //!    passes. Then the figures are computed and everything is shut down.
+//!
+//! Attempts: the figures count *re*connection attempts (a client's attempt 2, 3, ...), the load the
+//! backoff puts on the gateway; first attempts follow the ramp and are left out.
 //!
 //! Times: every observation is a `Duration` since the run started. A client event's time is the
 //! client's start offset plus the event's own `t_ms` (so a lagging collector does not stretch the
@@ -466,6 +469,11 @@ pub struct StressOpts {
     pub progress: bool,
     /// Label of the run in the report.
     pub label: String,
+    /// Loopback source addresses to skip: a second run in one process (`--jitter both`) starts on
+    /// fresh addresses, so it does not search for free ports among the first run's TIME_WAIT
+    /// sockets (the kernel's port search for `bind(ip, 0)` slows down sharply when most ports of an
+    /// address are taken). Default 0.
+    pub source_offset: usize,
 }
 
 /// Listen backlog of the stress gateway's socket, so a fast ramp does not overflow the SYN queue.
@@ -497,6 +505,7 @@ impl StressOpts {
             ws_buffer: 4096,
             progress: false,
             label: "stress".into(),
+            source_offset: 0,
         }
     }
 
@@ -828,8 +837,8 @@ impl ChildGateway {
         Ok(())
     }
 
-    async fn sample(&mut self) -> Result<ResourceSample, StressError> {
-        let answer = self.ask("sample").await?;
+    async fn sample(&mut self, trim: bool) -> Result<ResourceSample, StressError> {
+        let answer = self.ask(if trim { "sample trim" } else { "sample" }).await?;
         let v: Vec<u64> = answer
             .strip_prefix("sample ")
             .map(|r| r.split_whitespace().filter_map(|w| w.parse().ok()).collect())
@@ -919,7 +928,10 @@ pub async fn serve_gateway(
                 local.drop_conns(mode, &conns);
                 "ok".to_string()
             }
-            ["sample"] => {
+            ["sample", rest @ ..] => {
+                if rest == ["trim"] {
+                    trim_heap();
+                }
                 let s = sys::sample().unwrap_or_default();
                 format!("sample {} {} {}", s.rss_bytes, s.hwm_bytes, s.cpu.as_micros())
             }
@@ -972,9 +984,9 @@ impl GatewaySide {
         }
     }
 
-    async fn sample(&mut self) -> Option<ResourceSample> {
+    async fn sample(&mut self, trim: bool) -> Option<ResourceSample> {
         match self {
-            GatewaySide::Child(c) => c.sample().await.ok(),
+            GatewaySide::Child(c) => c.sample(trim).await.ok(),
             _ => None,
         }
     }
@@ -1033,7 +1045,9 @@ impl Book {
         let at = (c.offset + Duration::from_millis(e.t_ms)).max(c.floor);
         let m = &mut self.metrics;
         match e.kind {
-            EventKind::Connecting { .. } => {
+            // Reconnection attempts only: a client's first attempt is paced by the ramp
+            // (`connect_rate`), not by its backoff, and would bury the storms' peaks.
+            EventKind::Connecting { attempt } if attempt > 1 => {
                 m.attempt(at);
                 self.attempts += 1;
             }
@@ -1160,7 +1174,8 @@ fn start_client(
     let cfg = opts.client_config(id);
     match dst {
         Some(dst) if dst.ip().is_loopback() && dst.is_ipv4() => {
-            let src = sys::source_ip(id, opts.per_source).ok_or(StressError::NoSourceAddress {
+            let slot = id + opts.source_offset.saturating_mul(opts.per_source);
+            let src = sys::source_ip(slot, opts.per_source).ok_or(StressError::NoSourceAddress {
                 client: id,
                 per_source: opts.per_source,
             })?;
@@ -1253,8 +1268,9 @@ pub async fn run(opts: StressOpts) -> Result<Outcome, StressError> {
     let mut problems = Vec::new();
 
     // Idle baseline: gateway up, no client.
+    trim_heap();
     let own = sys::sample().ok();
-    let gw_base = side.sample().await;
+    let gw_base = side.sample(true).await;
     if let Some(s) = own {
         let at = shared.now();
         shared.book().metrics.mark_idle_baseline(at, add_samples(s, gw_base));
@@ -1300,8 +1316,9 @@ pub async fn run(opts: StressOpts) -> Result<Outcome, StressError> {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     tokio::time::sleep(opts.settle).await;
+    trim_heap();
     let own_idle = sys::sample().ok();
-    let gw_idle = side.sample().await;
+    let gw_idle = side.sample(true).await;
     let mut sides = None;
     if let Some(s) = own_idle {
         let at = shared.now();
@@ -1446,7 +1463,11 @@ pub async fn run(opts: StressOpts) -> Result<Outcome, StressError> {
     let _ = tokio::time::timeout(Duration::from_secs(10), futures_util::future::join_all(stops)).await;
     drop(clients);
     side.shutdown().await;
-    let _ = tokio::time::timeout(Duration::from_secs(5), collector).await;
+    // Every client's event stream ends when its task does; a collector still waiting means a
+    // client task outlived its shutdown.
+    if tokio::time::timeout(Duration::from_secs(5), collector).await.is_err() {
+        tracing::warn!("some clients had not stopped 5 s after the shutdown");
+    }
     pb.finish_and_clear();
 
     Ok(Outcome {
@@ -1457,8 +1478,19 @@ pub async fn run(opts: StressOpts) -> Result<Outcome, StressError> {
     })
 }
 
+/// Hands memory the allocator holds but nobody uses back to the kernel (glibc's `malloc_trim`),
+/// so the two memory readings behind memory per idle connection count live memory, not what an
+/// earlier run or the ramp freed and glibc kept. Elsewhere a no-op.
+fn trim_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free heap pages to the kernel; it takes no pointer.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 async fn sample_into(shared: &Shared, side: &mut GatewaySide) {
-    let gw = side.sample().await;
+    let gw = side.sample(false).await;
     if let Ok(s) = sys::sample() {
         let at = shared.now();
         shared.book().metrics.resources(at, add_samples(s, gw));
