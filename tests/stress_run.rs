@@ -88,3 +88,71 @@ async fn two_stall_storms_lose_nothing_and_every_client_comes_back() {
     // disconnected on its own (a close or abort storm is seen by the socket).
     assert!(f.connections.disconnects >= 2 * (CLIENTS as u64 * 3 / 10), "{f}");
 }
+
+/// `--url` with `--shard 1/2`: the clients run against a gateway this run did not start (frames
+/// are counted as they arrive), only the odd half of the fleet, each on its global session path.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shard_against_an_external_gateway_runs_its_half_of_the_fleet_on_their_global_paths() {
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicU64;
+
+    use jt808_harness::gateway::{Feed, Gateway, GatewayConfig, GatewayEvent, LogLevel};
+    use jt808_harness::stress::run::{GatewayPlacement, NO_STOP, Shard, StressFeed};
+    use jt808_harness::transport::Listener;
+
+    let interval = Duration::from_millis(200);
+    let stop = Arc::new(AtomicU64::new(NO_STOP));
+    let (_shutdown, rx) = tokio::sync::watch::channel(false);
+    let cfg = GatewayConfig {
+        log: LogLevel::Faults,
+        ..GatewayConfig::default()
+    };
+    let gw = Gateway::new(
+        cfg,
+        Vec::new(),
+        move |path| Box::new(StressFeed::new(path, interval, stop.clone())) as Box<dyn Feed>,
+        rx,
+    )
+    .unwrap();
+    let listener = Listener::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let serving = gw.clone();
+    tokio::spawn(async move { serving.serve(listener).await });
+
+    let o = run(StressOpts {
+        gateway: GatewayPlacement::External {
+            url: format!("ws://{addr}"),
+        },
+        shard: Some(Shard { index: 1, count: 2 }),
+        duration: Duration::from_millis(1500),
+        frame_interval: interval,
+        command_interval: Duration::from_millis(500),
+        settle: Duration::from_millis(100),
+        drain_timeout: Duration::from_secs(5),
+        ..StressOpts::new(100)
+    })
+    .await
+    .unwrap();
+    let f = &o.run.figures;
+    assert!(o.problems.is_empty(), "{:?}\n{f}", o.problems);
+    assert_eq!(f.clients, 50, "{f}");
+    assert_eq!(f.connections.connected_at_end, 50, "{f}");
+    assert!(f.frames.delivered >= 50 * 5, "{f}");
+    assert_eq!((f.frames.lost, f.frames.duplicated), (0, 0), "{f}");
+    assert!(f.commands.sent >= 50, "{f}");
+    assert_eq!(f.commands.unconfirmed, 0, "{f}");
+
+    let mut sessions: Vec<String> = gw
+        .log()
+        .into_iter()
+        .filter_map(|r| match r.event {
+            GatewayEvent::Accepted { session } => Some(session),
+            _ => None,
+        })
+        .collect();
+    sessions.sort();
+    sessions.dedup();
+    let mut expected: Vec<String> = (1..100).step_by(2).map(|i| format!("/c/{i}")).collect();
+    expected.sort();
+    assert_eq!(sessions, expected);
+}

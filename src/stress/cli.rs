@@ -229,3 +229,66 @@ pub async fn run_cli(args: StressArgs) -> Result<bool, StressError> {
     }
     Ok(passed)
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+    use crate::stress::metrics::StormMode;
+
+    #[derive(Parser)]
+    struct Cmd {
+        #[command(flatten)]
+        args: StressArgs,
+    }
+
+    fn parse(argv: &[&str]) -> Result<StressArgs, clap::Error> {
+        Cmd::try_parse_from(std::iter::once("stress").chain(argv.iter().copied())).map(|c| c.args)
+    }
+
+    #[test]
+    fn the_options_become_a_run() {
+        let a = parse(&[
+            "--clients",
+            "10000",
+            "--duration",
+            "40s",
+            "--storm",
+            "every=30s,start=10s,fraction=0.3,mode=close",
+            "--storm",
+            "every=30s,start=20s,fraction=0.3,mode=stall",
+            "--jitter",
+            "both",
+            "--shard",
+            "2/4",
+            "--max-p99",
+            "2000",
+            "--max-rss-per-conn",
+            "32768",
+        ])
+        .unwrap();
+        assert_eq!(a.jitter, JitterChoice::Both);
+        let o = a.opts(Jitter::None).unwrap();
+        assert_eq!((o.clients, o.duration), (10_000, Duration::from_secs(40)));
+        assert_eq!(o.storms.len(), 2);
+        assert_eq!(o.storms[1].mode, StormMode::Stall);
+        assert_eq!(o.shard, Some(Shard { index: 2, count: 4 }));
+        assert_eq!(o.gateway, GatewayPlacement::InProcess);
+        assert_eq!(o.label, "jitter none");
+        let g = a.gate();
+        assert_eq!(
+            (g.max_p99, g.max_rss_per_conn, g.nothing_lost),
+            (Some(Duration::from_millis(2000)), Some(32768), true)
+        );
+    }
+
+    #[test]
+    fn bad_values_are_refused_with_the_option_named() {
+        let e = parse(&["--storm", "every=1,fraction=3"]).err().unwrap().to_string();
+        assert!(e.contains("--storm") && e.contains("outside 0..=1"), "{e}");
+        let e = parse(&["--shard", "4/4"]).err().unwrap().to_string();
+        assert!(e.contains("--shard"), "{e}");
+        assert!(parse(&["--url", "ws://h:1", "--gateway-process"]).is_err());
+    }
+}
