@@ -32,6 +32,10 @@ enum Command {
     Inspect(capture::inspect::InspectArgs),
     /// Serve a generated fleet, a capture or a scenario as a simulated terminal gateway until Ctrl-C.
     Serve(gateway::cli::ServeArgs),
+    /// Rewrite phones, positions, plates and credentials of a capture so it can be committed.
+    Redact(capture::redact::RedactArgs),
+    /// Stress-test reconnection: N real clients against the gateway through disconnect storms.
+    Stress(Box<jt808_harness::stress::StressArgs>),
 }
 
 type BoxError = Box<dyn std::error::Error>;
@@ -87,5 +91,10 @@ fn dispatch(command: Command) -> Result<bool, BoxError> {
             runtime()?.block_on(gateway::cli::run_cli(args))?;
             Ok(true)
         }
+        Command::Redact(args) => {
+            println!("{}", args.run()?);
+            Ok(true)
+        }
+        Command::Stress(args) => Ok(runtime()?.block_on(jt808_harness::stress::run_cli(*args))?),
     }
 }

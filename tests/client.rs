@@ -78,6 +78,7 @@ fn cfg() -> ClientConfig {
             reset_after: Duration::from_secs(5),
             max_attempts: None,
             seed: 7,
+            jitter: jt808_harness::client::Jitter::Full,
         },
         ping_interval: Duration::from_secs(5),
         idle_timeout: Duration::from_secs(12),

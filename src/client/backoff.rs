@@ -14,6 +14,10 @@
 //! retry uniformly below the ceiling breaks up the herd; the exponential ceiling still backs off from
 //! a server that stays down.
 //!
+//! [`Jitter::None`] turns the jitter off (`delay(n) = ceiling(n)` exactly). It exists so a stress run
+//! can show what jitter buys: the same storm with and without it, and the attempts-per-second peaks
+//! side by side.
+//!
 //! The count resets only after a connection stayed up for [`BackoffConfig::reset_after`]: a server
 //! that accepts and then drops at once must not be hammered at the first, shortest delay forever.
 
@@ -44,6 +48,20 @@ pub struct BackoffConfig {
     pub max_attempts: Option<u32>,
     /// Seed of the jitter RNG (ChaCha8), so a schedule is reproducible. Default 0.
     pub seed: u64,
+    /// Whether delays are spread below the ceiling. Default [`Jitter::Full`].
+    pub jitter: Jitter,
+}
+
+/// How a delay is drawn below its ceiling.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Jitter {
+    /// Uniform in `[0, ceiling]` ("full jitter"): clients dropped together come back spread out.
+    #[default]
+    Full,
+    /// Exactly the ceiling: deterministic exponential backoff. Clients dropped together retry
+    /// together (a thundering herd); for comparison runs, not for production.
+    None,
 }
 
 impl Default for BackoffConfig {
@@ -55,6 +73,7 @@ impl Default for BackoffConfig {
             reset_after: Duration::from_secs(10),
             max_attempts: None,
             seed: 0,
+            jitter: Jitter::Full,
         }
     }
 }
@@ -113,7 +132,10 @@ impl Backoff {
         // Whole milliseconds: tokio's timers have millisecond resolution and round a finer
         // deadline up, so this is exactly the delay that happens (and what transcripts show).
         let ceiling_ms = u64::try_from(ceiling.as_millis()).unwrap_or(u64::MAX);
-        Some(Duration::from_millis(self.rng.random_range(0..=ceiling_ms)))
+        match self.cfg.jitter {
+            Jitter::Full => Some(Duration::from_millis(self.rng.random_range(0..=ceiling_ms))),
+            Jitter::None => Some(Duration::from_millis(ceiling_ms)),
+        }
     }
 
     /// A connection ended after `uptime`. Returns true when that was long enough to reset the
@@ -140,6 +162,7 @@ mod tests {
             reset_after: Duration::from_secs(5),
             max_attempts: None,
             seed: 7,
+            jitter: Jitter::Full,
         }
     }
 
@@ -202,6 +225,16 @@ mod tests {
             b.next_delay().is_some(),
             "a connection that stayed up restores the budget"
         );
+    }
+
+    #[test]
+    fn without_jitter_every_delay_is_its_ceiling() {
+        let mut b = Backoff::new(BackoffConfig {
+            jitter: Jitter::None,
+            ..cfg()
+        });
+        let got: Vec<u128> = (0..7).map(|_| b.next_delay().unwrap().as_millis()).collect();
+        assert_eq!(got, [100, 200, 400, 800, 1600, 2000, 2000]);
     }
 
     #[test]

@@ -89,6 +89,7 @@ impl ClientArgs {
                 reset_after: ms(self.backoff_reset_ms),
                 max_attempts: self.max_attempts,
                 seed: self.seed,
+                ..BackoffConfig::default()
             },
             outbox: OutboxConfig {
                 capacity: self.queue_capacity,

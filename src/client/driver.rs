@@ -378,7 +378,7 @@ impl Driver {
             let t = self.shared.t_ms();
             let mut guard = self.shared.lock();
             let s: &mut State = &mut guard;
-            s.sink.emit(t, EventKind::Message(m.clone()));
+            s.sink.emit(t, EventKind::Message(Box::new(m.clone())));
             if let Some(a) = answer_of(&m) {
                 if let Some(c) = s.outbox.confirm(&m.header.phone, a.serial, a.answers) {
                     s.sink.emit(

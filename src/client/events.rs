@@ -116,7 +116,7 @@ pub enum EventKind {
         retries: u32,
     },
     /// A decoded message (single frame or reassembled), in the `decode` JSON shape.
-    Message(Message),
+    Message(Box<Message>),
     /// A frame failed a check and was dropped (JT808.md §1); the stream goes on.
     FrameRejected {
         /// Stable name of the failed check.

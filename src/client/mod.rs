@@ -52,7 +52,7 @@ pub mod measure;
 pub mod outbox;
 pub mod replies;
 
-pub use backoff::{Backoff, BackoffConfig};
+pub use backoff::{Backoff, BackoffConfig, Jitter};
 pub use cli::{ClientArgs, run_cli};
 pub use connection::{AsyncStream, BoxedStream, ConnectError, Connector, TcpConnector, UrlError, WsSettings};
 pub use events::{ConnectStage, DisconnectReason, Event, EventKind, Events};

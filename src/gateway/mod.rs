@@ -211,6 +211,9 @@ const MAX_BURST: usize = 256;
 /// The session a handshake picked: its key and state.
 type Chosen = (String, Arc<Mutex<Session>>);
 
+/// A live connection's session key and command channel.
+type LiveConn = (Arc<str>, mpsc::UnboundedSender<ConnCommand>);
+
 type FeedFactory = dyn Fn(&str) -> Box<dyn Feed> + Send + Sync;
 
 struct Session {
@@ -267,7 +270,8 @@ struct Inner {
     sessions: Mutex<HashMap<String, Arc<Mutex<Session>>>>,
     log: Mutex<Vec<GatewayRecord>>,
     next_conn: AtomicU64,
-    live: Mutex<BTreeMap<u64, mpsc::UnboundedSender<ConnCommand>>>,
+    /// Live connections: their session key and their command channel.
+    live: Mutex<BTreeMap<u64, LiveConn>>,
     limit: Arc<Semaphore>,
     shutdown: watch::Receiver<bool>,
 }
@@ -450,6 +454,18 @@ impl Gateway {
         self.inner.live.lock().expect("live lock").keys().copied().collect()
     }
 
+    /// Connections open now with their session (request path), in id order: how a stress run maps
+    /// the connections it drops to its clients.
+    pub fn live_sessions(&self) -> Vec<(u64, Arc<str>)> {
+        self.inner
+            .live
+            .lock()
+            .expect("live lock")
+            .iter()
+            .map(|(conn, (session, _))| (*conn, session.clone()))
+            .collect()
+    }
+
     /// Orders one live connection to close, abort or stall. False if it is gone.
     pub fn command(&self, conn: u64, cmd: ConnCommand) -> bool {
         self.inner
@@ -457,7 +473,7 @@ impl Gateway {
             .lock()
             .expect("live lock")
             .get(&conn)
-            .is_some_and(|tx| tx.send(cmd).is_ok())
+            .is_some_and(|(_, tx)| tx.send(cmd).is_ok())
     }
 
     /// True when every session's feed is exhausted and no terminal reply is waiting: nothing more
@@ -600,6 +616,7 @@ async fn handle(inner: Arc<Inner>, io: BoxIo, conn: u64) {
     let Some((key, session)) = chosen.lock().expect("lock").take() else {
         return;
     };
+    let session_key: Arc<str> = Arc::from(key.as_str());
     inner.log(conn, GatewayEvent::Accepted { session: key });
     let superseded = Arc::new(Notify::new());
     if let Some((_, old)) = session
@@ -611,7 +628,11 @@ async fn handle(inner: Arc<Inner>, io: BoxIo, conn: u64) {
         old.notify_one();
     }
     let (cmd_tx, mut cmd_rx) = mpsc::unbounded_channel();
-    inner.live.lock().expect("live lock").insert(conn, cmd_tx);
+    inner
+        .live
+        .lock()
+        .expect("live lock")
+        .insert(conn, (session_key, cmd_tx));
 
     let mut st = ConnState::default();
     let mut inbound = Decoder::default();
