@@ -10,6 +10,15 @@ use std::fmt::Write as _;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// A process-wide, ever-increasing stamp. Gateway records, client events and harness entries take
+/// one when they happen, so events at the same virtual instant keep their causal order in a
+/// transcript (a single-threaded paused runtime makes that order the same every run).
+pub fn next_seq() -> u64 {
+    SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Who an event comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -29,6 +38,9 @@ pub struct Entry {
     pub t_us: u64,
     /// Who.
     pub side: Side,
+    /// Causal order among entries of the same time ([`next_seq`]); not rendered.
+    #[serde(skip)]
+    pub seq: u64,
     /// The event's own JSON object (has a `"type"` key).
     pub event: Value,
 }
@@ -60,10 +72,9 @@ pub struct Transcript {
 }
 
 impl Transcript {
-    /// Sorts events by time, gateway before client at equal times, keeping each side's own order.
-    /// Both sides' logs are in causal order already; the stable sort only interleaves them.
+    /// Sorts events by time, and by the order they happened in at equal times.
     pub fn order_events(&mut self) {
-        self.events.sort_by_key(|e| (e.t_us, e.side));
+        self.events.sort_by_key(|e| (e.t_us, e.seq));
     }
 
     /// True when every check held.
@@ -140,16 +151,19 @@ mod tests {
                 Entry {
                     t_us: 1500,
                     side: Side::Client,
+                    seq: 3,
                     event: serde_json::json!({"type": "message"}),
                 },
                 Entry {
                     t_us: 1500,
                     side: Side::Gateway,
+                    seq: 2,
                     event: serde_json::json!({"type": "offered"}),
                 },
                 Entry {
                     t_us: 250,
                     side: Side::Client,
+                    seq: 1,
                     event: serde_json::json!({"type": "connected"}),
                 },
             ],

@@ -31,6 +31,9 @@ pub struct Event {
     pub kind: EventKind,
     /// Milliseconds since the client started (tokio clock).
     pub t_ms: u64,
+    /// Causal order stamp ([`crate::transcript::next_seq`]), for merging with other logs.
+    #[serde(skip)]
+    pub seq: u64,
 }
 
 /// Which stage of opening a connection failed.
@@ -405,7 +408,14 @@ impl Sink {
             return;
         }
         self.gate.pending.fetch_add(1, Ordering::AcqRel);
-        if tx.send(Event { kind, t_ms }).is_err() {
+        if tx
+            .send(Event {
+                kind,
+                t_ms,
+                seq: crate::transcript::next_seq(),
+            })
+            .is_err()
+        {
             self.gate.pending.fetch_sub(1, Ordering::AcqRel);
         }
     }

@@ -127,6 +127,9 @@ pub struct GatewayRecord {
     pub t_us: u64,
     /// Connection id (1, 2, ... in accept order).
     pub conn: u64,
+    /// Causal order stamp ([`crate::transcript::next_seq`]); not serialised.
+    #[serde(skip)]
+    pub seq: u64,
     /// What happened.
     #[serde(flatten)]
     pub event: GatewayEvent,
@@ -225,6 +228,8 @@ struct Session {
     seq: u64,
     pipeline: Pipeline,
     offered: u64,
+    /// Follows the feed's byte stream so frames split across items are named where they complete.
+    describer: Deframer,
     /// The live connection and how to tell it that it has been replaced.
     active: Option<(u64, Arc<Notify>)>,
 }
@@ -292,10 +297,12 @@ impl Inner {
         };
         if keep {
             let t_us = self.now().as_micros() as u64;
-            self.log
-                .lock()
-                .expect("log lock")
-                .push(GatewayRecord { t_us, conn, event });
+            self.log.lock().expect("log lock").push(GatewayRecord {
+                t_us,
+                conn,
+                seq: crate::transcript::next_seq(),
+                event,
+            });
         }
     }
 
@@ -316,6 +323,7 @@ impl Inner {
             seq: 0,
             pipeline,
             offered: 0,
+            describer: Deframer::default(),
             active: None,
         }));
         sessions.insert(key.to_string(), s.clone());
@@ -345,25 +353,36 @@ fn fnv1a(bytes: &[u8]) -> u64 {
     })
 }
 
-/// Short descriptions of the frames in a message, for the log.
+/// Short descriptions of the frames in a message, for the log: `0x0200 13800000001 #5`, with
+/// `[i/n]` for a packet.
 pub fn describe_frames(bytes: &[u8]) -> Vec<String> {
     let mut d = Deframer::default();
+    let mut out = describe_stream(&mut d, bytes);
+    d.finish(|it| out.push(describe_item(it)));
+    out
+}
+
+/// Like [`describe_frames`], continuing a stream: a frame split across feed items is described
+/// with the item that completes it, as the client will see it.
+pub fn describe_stream(d: &mut Deframer, bytes: &[u8]) -> Vec<String> {
     let mut out = Vec::new();
-    let mut describe = |it: Item<'_>| match it {
+    d.push(bytes, |it| out.push(describe_item(it)));
+    out
+}
+
+fn describe_item(it: Item<'_>) -> String {
+    match it {
         Item::Frame(f) => {
             let h = &f.header;
             let mut s = format!("0x{:04X} {} #{}", h.msg_id, h.phone, h.serial);
             if let Some(p) = h.packet {
                 s.push_str(&format!(" [{}/{}]", p.index, p.total));
             }
-            out.push(s);
+            s
         }
-        Item::Rejected(e) => out.push(format!("bad frame ({})", e.check())),
-        Item::Skipped { len, .. } => out.push(format!("{len} bytes outside frames")),
-    };
-    d.push(bytes, &mut describe);
-    d.finish(&mut describe);
-    out
+        Item::Rejected(e) => format!("bad frame ({})", e.check()),
+        Item::Skipped { len, .. } => format!("{len} bytes outside frames"),
+    }
 }
 
 /// A running gateway. Cheap to clone; dropping it does not stop it (use the shutdown sender).
@@ -681,7 +700,7 @@ async fn handle(inner: Arc<Inner>, io: BoxIo, conn: u64) {
                             conn,
                             GatewayEvent::Offered {
                                 index,
-                                frames: describe_frames(&item.bytes),
+                                frames: describe_stream(&mut s.describer, &item.bytes),
                             },
                         );
                     }

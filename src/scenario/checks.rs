@@ -239,22 +239,34 @@ pub fn check(x: &Expectations, f: &Facts, client: &ClientSection) -> Vec<Check> 
         for k in &f.decoded {
             *counts.entry(k).or_insert(0) += 1;
         }
-        let offered: BTreeSet<&Key> = f.expected.iter().collect();
+        // A key can be offered more than once (a replayed capture may repeat a frame): each
+        // offer is expected to be decoded once.
+        let mut offered: BTreeMap<&Key, u64> = BTreeMap::new();
+        for k in &f.expected {
+            *offered.entry(k).or_insert(0) += 1;
+        }
         let mut problems = Vec::new();
         let mut checked = 0;
-        for k in &offered {
+        for (k, times) in &offered {
             if f.destroyed.contains(*k) {
                 continue;
             }
-            checked += 1;
+            checked += times;
             let c = counts.get(k).copied().unwrap_or(0);
-            let ok = if f.duplicated.contains(*k) { c >= 1 } else { c == 1 };
+            let ok = if f.duplicated.contains(*k) {
+                c >= *times
+            } else {
+                c == *times
+            };
             if !ok {
-                problems.push(format!("{} {} #{} decoded {c} times", k.0, k.1, k.2));
+                problems.push(format!(
+                    "{} {} #{} offered {times} times, decoded {c} times",
+                    k.0, k.1, k.2
+                ));
             }
         }
         for k in counts.keys() {
-            if !offered.contains(k) {
+            if !offered.contains_key(k) {
                 problems.push(format!("{} {} #{} decoded but never offered", k.0, k.1, k.2));
             }
         }

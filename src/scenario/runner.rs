@@ -142,7 +142,7 @@ pub fn command_message(c: &CommandSpec) -> Result<Message, String> {
 
 /// What the harness itself did (commands issued, request outcomes), for the transcript.
 #[derive(Debug, Default)]
-struct HarnessLog(Vec<(Duration, Value)>);
+struct HarnessLog(Vec<(Duration, u64, Value)>);
 
 async fn run_async(sc: &Scenario, mode: Mode) -> Result<Transcript, RunError> {
     let setup = |message: String| RunError::Setup {
@@ -160,7 +160,9 @@ async fn run_async(sc: &Scenario, mode: Mode) -> Result<Transcript, RunError> {
                 .map_err(|e| setup(format!("commands[{i}]: {e}")))
         })
         .collect::<Result<_, _>>()?;
-    let feeds = interim_feeds(&sc.source, sc.seed).map_err(setup)?;
+    let feeds = sc.source.feeds(sc.seed).map_err(|e| setup(e.to_string()))?;
+    let replay_errors = feeds.errors();
+    let feeds = feeds.into_factory();
     let (stop_tx, stop_rx) = watch::channel(false);
     let gw = Gateway::new(sc.gateway.config(sc.seed), sc.faults.clone(), feeds, stop_rx)
         .map_err(|e| setup(e.to_string()))?;
@@ -209,7 +211,13 @@ async fn run_async(sc: &Scenario, mode: Mode) -> Result<Transcript, RunError> {
         tokio::spawn(async move {
             tokio::time::sleep_until(start + Duration::from_millis(spec.at_ms)).await;
             let id = format!("0x{:04X}", spec.msg_id);
-            let log = |v: Value| harness.lock().expect("harness lock").0.push((start.elapsed(), v));
+            let log = |v: Value| {
+                harness
+                    .lock()
+                    .expect("harness lock")
+                    .0
+                    .push((start.elapsed(), crate::transcript::next_seq(), v))
+            };
             if spec.request {
                 log(json!({"type": "request", "msg_id": id, "phone": spec.phone}));
                 match client.request(msg, REQUEST_TIMEOUT).await {
@@ -246,8 +254,10 @@ async fn run_async(sc: &Scenario, mode: Mode) -> Result<Transcript, RunError> {
                     quiet_since = Instant::now();
                     continue;
                 }
-                let settled =
-                    gw.idle() && client.held() == 0 && pending_requests.load(std::sync::atomic::Ordering::SeqCst) == 0;
+                let settled = gw.idle()
+                    && client.held() == 0
+                    && pending_requests.load(std::sync::atomic::Ordering::SeqCst) == 0
+                    && !open_groups(&client_events.lock().expect("events lock"));
                 if settled && quiet_since.elapsed() >= LIVE_SETTLE {
                     break;
                 }
@@ -262,7 +272,15 @@ async fn run_async(sc: &Scenario, mode: Mode) -> Result<Transcript, RunError> {
     collector.abort();
     let client_events = std::mem::take(&mut *client_events.lock().expect("events lock"));
     let gateway_log = gw.take_log();
-    let harness = std::mem::take(&mut harness.lock().expect("harness lock").0);
+    let mut harness = std::mem::take(&mut harness.lock().expect("harness lock").0);
+    // A capture that could not be read to its end is never silent: it shows in the transcript.
+    for e in replay_errors.list() {
+        harness.push((
+            Duration::ZERO,
+            0,
+            json!({"type": "capture_error", "error": e.message, "ended": e.ended}),
+        ));
+    }
     Ok(build_transcript(sc, mode, client_events, gateway_log, harness))
 }
 
@@ -271,7 +289,7 @@ fn build_transcript(
     mode: Mode,
     client_events: Vec<Event>,
     gateway_log: Vec<GatewayRecord>,
-    harness: Vec<(Duration, Value)>,
+    harness: Vec<(Duration, u64, Value)>,
 ) -> Transcript {
     let mut events = Vec::new();
     for r in &gateway_log {
@@ -292,6 +310,7 @@ fn build_transcript(
         events.push(Entry {
             t_us: r.t_us,
             side: Side::Gateway,
+            seq: r.seq,
             event: v,
         });
     }
@@ -303,15 +322,20 @@ fn build_transcript(
         events.push(Entry {
             t_us: e.t_ms * 1000,
             side: Side::Client,
+            seq: e.seq,
             event: v,
         });
     }
-    for (t, v) in harness {
+    for (t, seq, v) in harness {
         events.push(Entry {
             t_us: t.as_micros() as u64,
             side: Side::Harness,
+            seq,
             event: v,
         });
+    }
+    for e in &mut events {
+        elide_long_hex(&mut e.event);
     }
     let mut t = Transcript {
         scenario: sc.name.clone(),
@@ -331,34 +355,47 @@ fn build_transcript(
     t
 }
 
-/// Interim feed factory until the fleet generator lands: heartbeats from each fleet terminal.
-fn interim_feeds(
-    source: &crate::gateway::source::SourceSpec,
-    _seed: u64,
-) -> Result<impl Fn(&str) -> Box<dyn crate::gateway::Feed> + Send + Sync + 'static, String> {
-    use crate::gateway::source::SourceSpec;
-    use crate::gateway::{FeedItem, ListFeed};
-    let SourceSpec::Fleet(f) = source.clone() else {
-        return Err("capture sources are not wired yet".into());
-    };
-    Ok(move |_key: &str| {
-        let mut items = Vec::new();
-        for i in 0..f.messages as u64 {
-            for t in 0..f.terminals as u64 {
-                let phone = Phone::parse(&(f.first_phone + t).to_string()).expect("digits");
-                let m = Message::new(
-                    0x0002,
-                    crate::codec::Version::V2013,
-                    phone,
-                    i as u16,
-                    Body::decode(0x0002, crate::codec::Version::V2013, &[]),
-                );
-                items.push(FeedItem {
-                    due: Duration::from_millis((i + 1) * f.interval_ms),
-                    bytes: m.encode(),
-                });
-            }
+/// Hex strings longer than this are shown as their length and a hash in transcripts.
+const MAX_HEX_IN_TRANSCRIPT: usize = 96;
+
+/// Replaces long hex payloads (media data, raw bodies) by `"<N bytes fnv1a:XXXXXXXXXXXXXXXX>"`:
+/// a review diff stays readable, and any change of the bytes still changes the snapshot.
+fn elide_long_hex(v: &mut Value) {
+    match v {
+        Value::String(s) if s.len() > MAX_HEX_IN_TRANSCRIPT && s.bytes().all(|b| b.is_ascii_hexdigit()) => {
+            let h = s.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+                (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
+            });
+            *s = format!("<{} bytes fnv1a:{h:016x}>", s.len() / 2);
         }
-        Box::new(ListFeed::new(items)) as Box<dyn crate::gateway::Feed>
-    })
+        Value::Array(a) => a.iter_mut().for_each(elide_long_hex),
+        Value::Object(o) => o.values_mut().for_each(elide_long_hex),
+        _ => {}
+    }
+}
+
+/// Whether the client holds a packet group it has neither completed nor given up (live mode waits
+/// for its expiry before ending).
+fn open_groups(events: &[Event]) -> bool {
+    use crate::client::EventKind;
+    let mut open = std::collections::BTreeSet::new();
+    for e in events {
+        match &e.kind {
+            EventKind::Packet {
+                msg_id, phone, total, ..
+            } => {
+                open.insert((*msg_id, *phone, *total));
+            }
+            EventKind::Message(m) => {
+                if let Some(a) = m.assembled {
+                    open.remove(&(m.header.msg_id, m.header.phone, a.packets));
+                }
+            }
+            EventKind::GroupExpired(x) => {
+                open.remove(&(x.msg_id, x.phone, x.total));
+            }
+            _ => {}
+        }
+    }
+    !open.is_empty()
 }
