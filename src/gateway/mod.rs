@@ -312,8 +312,9 @@ impl Inner {
             return Ok(s.clone());
         }
         // Each session's faults get their own seed derived from the gateway seed and the session
-        // key, so a fleet of sessions is as reproducible as one.
-        let seed = self.cfg.seed ^ fnv1a(key.as_bytes());
+        // key, so a fleet of sessions is as reproducible as one (salted: the faults must not draw the
+        // same numbers as the session's feed).
+        let seed = source::session_seed(self.cfg.seed ^ 0x6661_756c_7473, key);
         let pipeline = Pipeline::new(&self.faults, seed, self.cfg.prefix_len)?;
         let s = Arc::new(Mutex::new(Session {
             feed: (self.feeds)(key),
@@ -345,12 +346,6 @@ impl Inner {
 /// Resolves once the shutdown flag is set (or its sender is gone).
 async fn stopped(rx: &mut watch::Receiver<bool>) {
     let _ = rx.wait_for(|s| *s).await;
-}
-
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ *b as u64).wrapping_mul(0x0100_0000_01b3)
-    })
 }
 
 /// Short descriptions of the frames in a message, for the log: `0x0200 13800000001 #5`, with

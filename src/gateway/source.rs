@@ -78,13 +78,19 @@ pub enum SourceError {
 /// and key (FNV-1a of the key, mixed with the seed by SplitMix64's finaliser so that neighbouring
 /// seeds give unrelated streams).
 pub fn session_seed(seed: u64, key: &str) -> u64 {
-    let h = key.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    });
+    let h = fnv1a(key.as_bytes());
     let mut z = seed.wrapping_add(0x9e37_79b9_7f4a_7c15).wrapping_add(h);
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     z ^ (z >> 31)
+}
+
+/// FNV-1a, 64 bits: a stable hash (unlike std's `DefaultHasher`, fixed across Rust versions), used
+/// for seeds and for the payload digests in transcripts. Not cryptographic.
+pub fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 type MakeFeed = dyn Fn(&str) -> Box<dyn Feed> + Send + Sync;

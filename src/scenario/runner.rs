@@ -363,9 +363,7 @@ const MAX_HEX_IN_TRANSCRIPT: usize = 96;
 fn elide_long_hex(v: &mut Value) {
     match v {
         Value::String(s) if s.len() > MAX_HEX_IN_TRANSCRIPT && s.bytes().all(|b| b.is_ascii_hexdigit()) => {
-            let h = s.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-                (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
-            });
+            let h = crate::gateway::source::fnv1a(s.as_bytes());
             *s = format!("<{} bytes fnv1a:{h:016x}>", s.len() / 2);
         }
         Value::Array(a) => a.iter_mut().for_each(elide_long_hex),
