@@ -380,7 +380,7 @@ fn peak_rss_kib() -> Option<u64> {
 /// and inspected; the peak RSS must not grow with the file. Ignored by default (it writes that many
 /// megabytes): `CAPTURE_MB=1024 cargo test --release --test capture_format -- --ignored`.
 #[test]
-#[ignore]
+#[ignore = "writes CAPTURE_MB megabytes to disk; run by hand for the flat-memory figure"]
 fn large_capture_reads_in_flat_memory() {
     let mb: u64 = std::env::var("CAPTURE_MB")
         .ok()
