@@ -92,3 +92,40 @@ fn decode_names_the_bad_hex_character_and_where() {
     // The first argument was decoded before the error.
     assert_eq!(lines(&out.stdout).len(), 1);
 }
+
+#[test]
+fn run_names_a_wrong_scenario_file_line_and_key_and_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "description = \"x\"\n[client]\nping_intervl_ms = 5\n").unwrap();
+    let junit = dir.path().join("junit.xml");
+    let out = harness()
+        .args(["run", "--quiet", "--junit"])
+        .arg(&junit)
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "a bad scenario fails the run");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("bad.toml:3:1") && text.contains("ping_intervl_ms"),
+        "{text}"
+    );
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert!(xml.contains("tests=\"1\" failures=\"1\""), "{xml}");
+}
+
+#[test]
+fn run_passes_a_bundled_scenario_against_its_snapshot() {
+    let out = harness()
+        .args([
+            "run",
+            "--quiet",
+            "scenarios/reconnect_after_abrupt_close_loses_nothing.toml",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("1 passed, 0 failed"), "{text}");
+}
