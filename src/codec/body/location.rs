@@ -11,6 +11,8 @@
 //! memory, raw bytes are copied only for items without a typed layout, and `issues` stays an
 //! unallocated empty `Vec` for a well-formed report.
 
+use std::mem::MaybeUninit;
+
 use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
 
@@ -335,11 +337,15 @@ fn be32(v: &[u8]) -> u32 {
 
 /// The typed value of an item whose id and length match the table of JT808.md §5.4, else `None`.
 /// Dispatches on the id first (a jump table), then checks the length.
+///
+/// Writes the item straight into `slot` from each arm (returns whether it did): a value returned
+/// and then moved is built in a stack temporary with narrow stores and copied with wide loads,
+/// which stalls on store forwarding (measured: half the time of a 12-item report).
 #[inline(always)]
-fn typed(id: u8, v: &[u8]) -> Option<ItemValue> {
+fn typed(id: u8, v: &[u8], slot: &mut MaybeUninit<LocationItem>) -> bool {
     use ItemValue as V;
     let n = v.len();
-    Some(match id {
+    let value = match id {
         0x01 if n == 4 => V::Mileage(be32(v)),
         0x02 if n == 2 => V::Fuel(be16(v)),
         0x03 if n == 2 => V::RecorderSpeed(be16(v)),
@@ -386,8 +392,10 @@ fn typed(id: u8, v: &[u8]) -> Option<ItemValue> {
         0x30 if n == 1 => V::SignalStrength(v[0]),
         0x31 if n == 1 => V::Satellites(v[0]),
         0xE0 if n == 1 => V::CustomLen(v[0]),
-        _ => return None,
-    })
+        _ => return false,
+    };
+    slot.write(LocationItem { id, value });
+    true
 }
 
 /// An item without a typed value: kept raw, and named in `issues` unless its id is one the table
@@ -453,7 +461,12 @@ fn decode_items(b: &[u8], base: usize, loc: &mut Location) {
         count += 1;
         p = rest.get(*len as usize..).unwrap_or_default();
     }
-    let mut items = Vec::with_capacity(count + p.len().min(1));
+    let mut items: Vec<LocationItem> = Vec::with_capacity(count + p.len().min(1));
+    // Each item is written straight into its slot of the exact allocation. A `push` builds the
+    // item in a stack temporary with narrow stores and copies it with wide loads, which stalls on
+    // store forwarding (measured: half the time of a 12-item report).
+    let slots = items.spare_capacity_mut();
+    let mut n = 0;
     // Duplicate ids: a bit per id. Ids below 64 (all but 0xE0 and the vendor ids of the table)
     // live in a register; the rest in a small array.
     let mut seen_low = 0u64;
@@ -475,16 +488,23 @@ fn decode_items(b: &[u8], base: usize, loc: &mut Location) {
             duplicate(id, len, base + b.len() - p.len(), &mut loc.issues);
         }
         *word |= bit;
-        let value = match typed(id, v) {
-            Some(t) => t,
-            None => untyped(id, v, base + b.len() - p.len(), &mut loc.issues),
-        };
-        items.push(LocationItem { id, value });
+        // The counting pass saw every complete item, so `n` stays within the capacity.
+        let slot = &mut slots[n];
+        if !typed(id, v, slot) {
+            slot.write(LocationItem {
+                id,
+                value: untyped(id, v, base + b.len() - p.len(), &mut loc.issues),
+            });
+        }
+        n += 1;
         p = next;
     }
     if !p.is_empty() {
-        items.push(truncated(p, base + b.len() - p.len(), &mut loc.issues));
+        slots[n].write(truncated(p, base + b.len() - p.len(), &mut loc.issues));
+        n += 1;
     }
+    // SAFETY: slots 0..n were initialised just above (`n` <= capacity: `slots[n]` is bounds-checked).
+    unsafe { items.set_len(n) };
     loc.items = items;
 }
 
