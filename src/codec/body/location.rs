@@ -451,22 +451,20 @@ fn duplicate(id: u8, len: usize, offset: usize, issues: &mut Vec<LocationIssue>)
     });
 }
 
+/// Room for the items of the `rest` bytes still to walk, each at least 2 bytes.
+#[cold]
+#[inline(never)]
+fn grow(items: &mut Vec<LocationItem>, rest: usize) {
+    items.reserve(rest / 2 + 1);
+}
+
 /// Walks the items after the basic block (`b` starts at body offset `base`).
 #[inline]
 fn decode_items(b: &[u8], base: usize, loc: &mut Location) {
-    // Counting pass: one exact allocation for the items instead of growing 4, 8, 16.
-    let mut count = 0;
-    let mut p = b;
-    while let [_, len, rest @ ..] = p {
-        count += 1;
-        p = rest.get(*len as usize..).unwrap_or_default();
-    }
-    let mut items: Vec<LocationItem> = Vec::with_capacity(count + p.len().min(1));
-    // Each item is written straight into its slot of the exact allocation. A `push` builds the
-    // item in a stack temporary with narrow stores and copies it with wide loads, which stalls on
-    // store forwarding (measured: half the time of a 12-item report).
-    let slots = items.spare_capacity_mut();
-    let mut n = 0;
+    // One allocation sized from the byte count (no counting pass: walking the length chain twice
+    // cost more than the spare slots). A table item takes at least 3 bytes and the usual ones 4
+    // to 9, so a report of typical items fits; a denser one grows once.
+    let mut items: Vec<LocationItem> = Vec::with_capacity(b.len() / 4 + 1);
     // Duplicate ids: a bit per id. Ids below 64 (all but 0xE0 and the vendor ids of the table)
     // live in a register; the rest in a small array.
     let mut seen_low = 0u64;
@@ -488,23 +486,27 @@ fn decode_items(b: &[u8], base: usize, loc: &mut Location) {
             duplicate(id, len, base + b.len() - p.len(), &mut loc.issues);
         }
         *word |= bit;
-        // The counting pass saw every complete item, so `n` stays within the capacity.
-        let slot = &mut slots[n];
+        if items.len() == items.capacity() {
+            grow(&mut items, next.len());
+        }
+        // Each item is written straight into the slot after the last one. A `push` builds the
+        // item in a stack temporary with narrow stores and copies it with wide loads, which
+        // stalls on store forwarding (measured: half the time of a 12-item report).
+        let slot = &mut items.spare_capacity_mut()[0];
         if !typed(id, v, slot) {
             slot.write(LocationItem {
                 id,
                 value: untyped(id, v, base + b.len() - p.len(), &mut loc.issues),
             });
         }
-        n += 1;
+        // SAFETY: the slot just after the initialised items (in capacity: checked above) was
+        // written by `typed` or just above.
+        unsafe { items.set_len(items.len() + 1) };
         p = next;
     }
     if !p.is_empty() {
-        slots[n].write(truncated(p, base + b.len() - p.len(), &mut loc.issues));
-        n += 1;
+        items.push(truncated(p, base + b.len() - p.len(), &mut loc.issues));
     }
-    // SAFETY: slots 0..n were initialised just above (`n` <= capacity: `slots[n]` is bounds-checked).
-    unsafe { items.set_len(n) };
     loc.items = items;
 }
 
@@ -710,6 +712,28 @@ mod tests {
         assert_eq!(
             json["issues"][0],
             serde_json::json!({"issue": "non_spec_length", "id": "0x17", "offset": 28, "len": 1})
+        );
+    }
+
+    #[test]
+    fn items_denser_than_the_first_allocation_all_kept() {
+        // 40 one-byte items (3 bytes each) then 10 empty ones (2 bytes each): more items than the
+        // first allocation (one per 4 bytes) holds.
+        let mut body = YZ[..56].to_string();
+        for i in 0..40u8 {
+            body += &format!("3001{i:02x}");
+        }
+        for _ in 0..10 {
+            body += "7000";
+        }
+        let loc = round_trip(&body);
+        assert_eq!(loc.items.len(), 50);
+        assert_eq!(loc.items[39].value, ItemValue::SignalStrength(39));
+        assert_eq!(loc.items[49].value, ItemValue::Raw(vec![]));
+        assert_eq!(
+            loc.issues.len(),
+            39 + 10 + 9,
+            "39 duplicate 0x30, 10 unknown 0x70, 9 duplicate 0x70"
         );
     }
 
