@@ -345,56 +345,63 @@ fn be32(v: &[u8]) -> u32 {
 fn typed(id: u8, v: &[u8], slot: &mut MaybeUninit<LocationItem>) -> bool {
     use ItemValue as V;
     let n = v.len();
-    let value = match id {
-        0x01 if n == 4 => V::Mileage(be32(v)),
-        0x02 if n == 2 => V::Fuel(be16(v)),
-        0x03 if n == 2 => V::RecorderSpeed(be16(v)),
-        0x04 if n == 2 => V::AlarmEventId(be16(v)),
+    // Each arm writes its own variant: one write after the match merges all variants into one
+    // 40-byte value and copies the bytes no typed variant uses from a stack slot (a store-forward
+    // stall again).
+    macro_rules! put {
+        ($v:expr) => {{
+            slot.write(LocationItem { id, value: $v });
+        }};
+    }
+    match id {
+        0x01 if n == 4 => put!(V::Mileage(be32(v))),
+        0x02 if n == 2 => put!(V::Fuel(be16(v))),
+        0x03 if n == 2 => put!(V::RecorderSpeed(be16(v))),
+        0x04 if n == 2 => put!(V::AlarmEventId(be16(v))),
         0x05 if n == 30 => {
             let mut a = [0u8; 30];
             a.copy_from_slice(v);
-            V::TyrePressure(a)
+            put!(V::TyrePressure(a))
         }
-        0x06 if n == 2 => V::CompartmentTemp(be16(v)),
-        0x11 if n == 1 => V::Overspeed {
+        0x06 if n == 2 => put!(V::CompartmentTemp(be16(v))),
+        0x11 if n == 1 => put!(V::Overspeed {
             area_type: v[0],
             area_id: None,
-        },
-        0x11 if n == 5 => V::Overspeed {
+        }),
+        0x11 if n == 5 => put!(V::Overspeed {
             area_type: v[0],
             area_id: Some(be32(&v[1..])),
-        },
-        0x12 if n == 6 => V::AreaRoute {
+        }),
+        0x12 if n == 6 => put!(V::AreaRoute {
             area_type: v[0],
             area_id: be32(&v[1..]),
             direction: v[5],
-        },
-        0x13 if n == 7 => V::RouteTime {
+        }),
+        0x13 if n == 7 => put!(V::RouteTime {
             route_id: be32(v),
             drive_time: be16(&v[4..]),
             result: v[6],
-        },
-        0x14 if n == 4 => V::VideoAlarm(be32(v)),
-        0x15 if n == 4 => V::VideoSignalLoss(be32(v)),
-        0x16 if n == 4 => V::VideoOcclusion(be32(v)),
-        0x17 if n == 2 => V::StorageFault(be16(v)),
-        0x18 if n == 2 => V::AbnormalDriving {
+        }),
+        0x14 if n == 4 => put!(V::VideoAlarm(be32(v))),
+        0x15 if n == 4 => put!(V::VideoSignalLoss(be32(v))),
+        0x16 if n == 4 => put!(V::VideoOcclusion(be32(v))),
+        0x17 if n == 2 => put!(V::StorageFault(be16(v))),
+        0x18 if n == 2 => put!(V::AbnormalDriving {
             bits: be16(v),
             fatigue_level: None,
-        },
-        0x18 if n == 3 => V::AbnormalDriving {
+        }),
+        0x18 if n == 3 => put!(V::AbnormalDriving {
             bits: be16(v),
             fatigue_level: Some(v[2]),
-        },
-        0x25 if n == 4 => V::VehicleSignal(be32(v)),
-        0x2A if n == 2 => V::IoStatus(be16(v)),
-        0x2B if n == 4 => V::Analog(be32(v)),
-        0x30 if n == 1 => V::SignalStrength(v[0]),
-        0x31 if n == 1 => V::Satellites(v[0]),
-        0xE0 if n == 1 => V::CustomLen(v[0]),
+        }),
+        0x25 if n == 4 => put!(V::VehicleSignal(be32(v))),
+        0x2A if n == 2 => put!(V::IoStatus(be16(v))),
+        0x2B if n == 4 => put!(V::Analog(be32(v))),
+        0x30 if n == 1 => put!(V::SignalStrength(v[0])),
+        0x31 if n == 1 => put!(V::Satellites(v[0])),
+        0xE0 if n == 1 => put!(V::CustomLen(v[0])),
         _ => return false,
-    };
-    slot.write(LocationItem { id, value });
+    }
     true
 }
 
