@@ -68,6 +68,45 @@ impl Location {
         Ok(loc)
     }
 
+    /// An all-zero location without items: the placeholder [`Location::decode_in_place`] fills.
+    pub(crate) const EMPTY: Location = Location {
+        alarm: 0,
+        status: 0,
+        lat: 0,
+        lng: 0,
+        altitude: 0,
+        speed: 0,
+        direction: 0,
+        time: BcdTime([0; 6]),
+        items: Vec::new(),
+        issues: Vec::new(),
+    };
+
+    /// [`Location::decode`] into `self` (which must be [`Location::EMPTY`]), so a location already
+    /// where its message will be held is filled there instead of built aside and moved: a move
+    /// reads the freshly written narrow fields back with wide loads, which stalls.
+    #[inline(always)]
+    pub(crate) fn decode_in_place(&mut self, b: &[u8]) -> Result<(), WireError> {
+        if let Some(a) = b.first_chunk::<BASIC_LEN>() {
+            let w = |i: usize| u32::from_be_bytes([a[i], a[i + 1], a[i + 2], a[i + 3]]);
+            let h = |i: usize| u16::from_be_bytes([a[i], a[i + 1]]);
+            self.alarm = w(0);
+            self.status = w(4);
+            self.lat = w(8);
+            self.lng = w(12);
+            self.altitude = h(16);
+            self.speed = h(18);
+            self.direction = h(20);
+            self.time = BcdTime([a[22], a[23], a[24], a[25], a[26], a[27]]);
+            if b.len() > BASIC_LEN {
+                decode_items(&b[BASIC_LEN..], BASIC_LEN, self);
+            }
+            Ok(())
+        } else {
+            Location::decode(b).map(|l| *self = l)
+        }
+    }
+
     /// Reads the 28-byte basic block only (0x0801 carries no items).
     #[inline]
     pub fn decode_basic(r: &mut Reader<'_>) -> Result<Location, WireError> {
