@@ -199,7 +199,7 @@ impl Body {
     }
 
     #[cold]
-    fn invalid(msg_id: u16, e: WireError, bytes: &[u8]) -> Body {
+    pub(crate) fn invalid(msg_id: u16, e: WireError, bytes: &[u8]) -> Body {
         Body::Invalid(InvalidBody {
             error: format!("{}: {e}", kind_of(msg_id).unwrap_or("body")),
             raw: bytes.to_vec(),
