@@ -10,6 +10,9 @@
 //! 4. Arbitrary bytes (and frames mixed with garbage and corruption) never panic, and the bytes
 //!    held never exceed the configured limits.
 //! 5. The chunking of a stream, however hostile, never changes the events it gives.
+//! 6. A 0x0200 report checked against a layout the decoder remembers (codec/body/location/layout.rs)
+//!    decodes exactly as the plain walk does, also when it differs from the remembered report in a
+//!    few bytes or its length.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -21,6 +24,7 @@ use rand::seq::SliceRandom;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use jt808_harness::codec::body::{Body, RawBody};
 use jt808_harness::codec::decoder::decode_message;
 use jt808_harness::codec::frame::frame_into;
 use jt808_harness::codec::message::Assembled;
@@ -368,4 +372,104 @@ fn run_hostile(cfg: DecoderConfig, bytes: &[u8], cuts: &[usize]) -> Result<(), T
         }
     }
     Ok(())
+}
+
+/// Value lengths of the table of JT808.md §5.4 (the first allowed one), written out here on their
+/// own so the test does not lean on the table it checks.
+const SPEC_ITEMS: &[(u8, usize)] = &[
+    (0x01, 4),
+    (0x02, 2),
+    (0x03, 2),
+    (0x04, 2),
+    (0x06, 2),
+    (0x11, 5),
+    (0x12, 6),
+    (0x13, 7),
+    (0x14, 4),
+    (0x17, 2),
+    (0x18, 3),
+    (0x25, 4),
+    (0x2A, 2),
+    (0x2B, 4),
+    (0x30, 1),
+    (0x31, 1),
+    (0xE1, 3),
+];
+
+/// One additional item's bytes: mostly a table id with its table length, sometimes any id or a
+/// wrong length.
+fn location_item() -> impl Strategy<Value = Vec<u8>> {
+    let table = prop::sample::select(SPEC_ITEMS).prop_flat_map(|(id, n)| {
+        prop::collection::vec(any::<u8>(), n).prop_map(move |v| [vec![id, n as u8], v].concat())
+    });
+    let odd = (any::<u8>(), prop::collection::vec(any::<u8>(), 0..8))
+        .prop_map(|(id, v)| [vec![id, v.len() as u8], v].concat());
+    prop_oneof![6 => table, 1 => odd]
+}
+
+/// A 0x0200 body: a basic block and up to 40 items (areas past the 255 bytes a layout remembers).
+fn location_body() -> impl Strategy<Value = Vec<u8>> {
+    (
+        prop::collection::vec(any::<u8>(), 28),
+        prop::collection::vec(location_item(), 0..40),
+    )
+        .prop_map(|(basic, items)| [basic, items.concat()].concat())
+}
+
+/// `body` as a single 2013 frame through `d`; the location the decoder made of it.
+fn decode_report(d: &mut Decoder, body: &[u8], serial: u16) -> Result<Body, TestCaseError> {
+    let phone = Phone::parse("13912344321").expect("digits");
+    let raw = Body::Raw(RawBody { raw: body.to_vec() });
+    let wire = Message::new(0x0200, Version::V2013, phone, serial, raw).encode();
+    let events = d.push_vec(&wire, Duration::ZERO);
+    match &events[..] {
+        [DecodeEvent::Message(m)] => Ok(m.body.clone()),
+        other => Err(TestCaseError::fail(format!("not one message: {other:?}"))),
+    }
+}
+
+proptest! {
+    #![proptest_config(config(512))]
+
+    /// A report, the same report again (checked against the layout the first one taught), then a
+    /// variant with a few item bytes changed or the end moved: each decodes exactly as the plain
+    /// walk (`Body::decode`, no remembered layouts) decodes it, issues included.
+    #[test]
+    fn remembered_layouts_decode_exactly_as_the_walk(
+        body in location_body(),
+        edits in prop::collection::vec((any::<Index>(), any::<u8>()), 0..3),
+        resize in prop::option::of((any::<Index>(), any::<u8>())),
+    ) {
+        let mut variant = body.clone();
+        if variant.len() > 28 {
+            for (at, b) in &edits {
+                let i = 28 + at.index(variant.len() - 28);
+                variant[i] = *b;
+            }
+        }
+        if let Some((at, b)) = resize {
+            // Cut the items somewhere, or append one byte.
+            let n = at.index(variant.len() - 27);
+            if n == 0 { variant.push(b) } else { variant.truncate(28 + n - 1) }
+        }
+        let mut d = Decoder::default();
+        for (serial, report) in [&body, &body, &variant].into_iter().enumerate() {
+            let got = decode_report(&mut d, report, serial as u16)?;
+            let want = Body::decode(0x0200, Version::V2013, report);
+            prop_assert_eq!(&got, &want, "report {}", serial);
+            prop_assert_eq!(
+                serde_json::to_string(&got).unwrap(),
+                serde_json::to_string(&want).unwrap()
+            );
+        }
+        // The repeated report took the remembered layout when one could be remembered (items,
+        // no issues, an area of at most 255 bytes).
+        let Body::LocationReport(first) = Body::decode(0x0200, Version::V2013, &body) else {
+            return Err(TestCaseError::fail("a 0x0200 body of 28+ bytes is a location"));
+        };
+        let rememberable = first.issues.is_empty()
+            && !first.items.is_empty()
+            && first.items.as_bytes().len() <= 255;
+        prop_assert!(d.layouts().hits() >= u64::from(rememberable), "hits {}", d.layouts().hits());
+    }
 }

@@ -155,7 +155,7 @@ fn check_location(id: &str, loc: &Location, e: &mut Map<String, Value>) {
     // typed exactly when the table allows, and to re-encode to its bytes (the frame check).
     for item in &loc.items {
         if !matches!(item.value, ItemValue::Truncated { .. }) {
-            check_item_type(id, item, &item.value_bytes());
+            check_item_type(id, &item, &item.value_bytes());
         }
     }
     if let Some(extra) = e.remove("extra") {
@@ -167,7 +167,7 @@ fn check_location(id: &str, loc: &Location, e: &mut Map<String, Value>) {
             let n = hex_id(&item_id) as u8;
             let item = loc.item(n).unwrap_or_else(|| panic!("{id}: no item {item_id}"));
             assert_eq!(item.value_bytes(), want, "{id}: item {item_id} bytes");
-            check_item_type(id, item, &want);
+            check_item_type(id, &item, &want);
         }
     }
 }

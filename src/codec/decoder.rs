@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::body::{Body, Location, RawBody};
+use super::body::{Body, LayoutCache, Location, RawBody};
 use super::deframer::{Deframer, DeframerConfig, Item};
 use super::error::FrameError;
 use super::header::{Header, Version};
@@ -157,6 +157,7 @@ pub(crate) struct Tagged<'a, T: Serialize> {
 pub struct Decoder {
     deframer: Deframer,
     reassembler: Reassembler,
+    layouts: LayoutCache,
 }
 
 impl Decoder {
@@ -165,6 +166,7 @@ impl Decoder {
         Decoder {
             deframer: Deframer::new(cfg.deframer),
             reassembler: Reassembler::new(cfg.reassembly),
+            layouts: LayoutCache::default(),
         }
     }
 
@@ -178,13 +180,18 @@ impl Decoder {
         &self.reassembler
     }
 
+    /// The 0x0200 item layouts remembered (see [`LayoutCache`]), with their hit count.
+    pub fn layouts(&self) -> &LayoutCache {
+        &self.layouts
+    }
+
     /// Pushes bytes received at `now`; every event they complete goes to `f`, in order. Groups due
     /// to expire at `now` are expired first.
     pub fn push(&mut self, chunk: &[u8], now: Duration, mut f: impl FnMut(DecodeEvent)) {
         self.expire(now, &mut f);
-        let reassembler = &mut self.reassembler;
+        let (reassembler, layouts) = (&mut self.reassembler, &mut self.layouts);
         self.deframer
-            .push(chunk, |item| handle_item(reassembler, item, now, &mut f));
+            .push(chunk, |item| handle_item(reassembler, layouts, item, now, &mut f));
     }
 
     /// Convenience: [`Decoder::push`] collecting the events.
@@ -208,9 +215,9 @@ impl Decoder {
     /// [`FrameError::Unterminated`] and discarded, so it is never glued to the bytes of the next
     /// connection. Packet groups are kept: a terminal's message may continue after a reconnect.
     pub fn end_stream(&mut self, mut f: impl FnMut(DecodeEvent)) {
-        let reassembler = &mut self.reassembler;
+        let (reassembler, layouts) = (&mut self.reassembler, &mut self.layouts);
         self.deframer
-            .finish(|item| handle_item(reassembler, item, Duration::ZERO, &mut f));
+            .finish(|item| handle_item(reassembler, layouts, item, Duration::ZERO, &mut f));
     }
 
     /// Gives up every open packet group (the end of a capture).
@@ -219,7 +226,13 @@ impl Decoder {
     }
 }
 
-fn handle_item(reassembler: &mut Reassembler, item: Item<'_>, now: Duration, f: &mut impl FnMut(DecodeEvent)) {
+fn handle_item(
+    reassembler: &mut Reassembler,
+    layouts: &mut LayoutCache,
+    item: Item<'_>,
+    now: Duration,
+    f: &mut impl FnMut(DecodeEvent),
+) {
     match item {
         Item::Rejected(e) => f(DecodeEvent::Rejected(e)),
         Item::Skipped { offset, len } => f(DecodeEvent::Skipped { offset, len }),
@@ -257,20 +270,21 @@ fn handle_item(reassembler: &mut Reassembler, item: Item<'_>, now: Duration, f: 
             None => {
                 let body = &frame.content[frame.body_start..];
                 if frame.header.msg_id == Location::ID && frame.header.encryption == 0 {
-                    // The hot path: the event is made first and the location decoded where it
-                    // will be handed over (see `Location::decode_in_place`).
-                    let mut event = DecodeEvent::Message(Message {
+                    // The hot path: the message is made first and the location decoded where it
+                    // will be handed over (see `Location::decode_in_place`). A local `Message`
+                    // wrapped at the call, not a `DecodeEvent` matched open: the compiler built
+                    // that event aside and copied all 176 bytes in (measured: 4 ns a report).
+                    let mut m = Message {
                         header: frame.header,
                         body: Body::LocationReport(Location::EMPTY),
                         assembled: None,
-                    });
-                    if let DecodeEvent::Message(m) = &mut event
-                        && let Body::LocationReport(loc) = &mut m.body
-                        && let Err(e) = loc.decode_in_place(body)
+                    };
+                    if let Body::LocationReport(loc) = &mut m.body
+                        && let Err(e) = loc.decode_in_place(body, layouts)
                     {
                         m.body = Body::invalid(Location::ID, e, body);
                     }
-                    f(event)
+                    f(DecodeEvent::Message(m))
                 } else {
                     f(DecodeEvent::Message(decode_message(frame.header, body, None)))
                 }

@@ -41,7 +41,7 @@ use super::feed::{Feed, FeedItem};
 use super::terminal::{Terminal, TerminalScript, TerminalSettings, sim_time};
 use crate::codec::body::{
     AvResource, AvResourceList, BatchItem, BatchLocation, Body, EmptyBody, ItemValue, Location, LocationItem,
-    MediaUpload,
+    LocationItems, MediaUpload,
 };
 use crate::codec::frame::MAX_BODY_LEN;
 use crate::codec::{Message, Phone, Version};
@@ -313,7 +313,7 @@ impl Route {
             speed: (self.speed * 10.0).round() as u16,
             direction: (self.heading.round() as u16) % 360,
             time: sim_time(secs),
-            items: Vec::new(),
+            items: LocationItems::new(),
             issues: Vec::new(),
         }
     }

@@ -151,7 +151,7 @@ pub fn frame_seq(m: &Message) -> Option<u64> {
             Some(LocationItem {
                 value: ItemValue::Mileage(v),
                 ..
-            }) => Some(u64::from(*v)),
+            }) => Some(u64::from(v)),
             _ => None,
         },
         _ => None,
@@ -168,10 +168,12 @@ fn location_frame(phone: Phone, seq: u64) -> Vec<u8> {
         speed: 400,
         direction: 90,
         time: BcdTime([0x25, 0x01, 0x01, 0x08, 0x00, 0x00]),
-        items: vec![LocationItem {
+        items: [LocationItem {
             id: 0x01,
             value: ItemValue::Mileage(seq as u32),
-        }],
+        }]
+        .into_iter()
+        .collect(),
         issues: Vec::new(),
     };
     Message::new(

@@ -48,7 +48,7 @@ pub use empty::EmptyBody;
 pub use file_upload::{FileUploadCommand, FileUploadComplete, FileUploadControl};
 pub use general_response::GeneralResponse;
 pub use live_av::{LiveAvControl, LiveAvRequest};
-pub use location::{IssueKind, ItemValue, Location, LocationIssue, LocationItem};
+pub use location::{IssueKind, ItemValue, LayoutCache, Location, LocationIssue, LocationItem, LocationItems};
 pub use media::{MediaUpload, MediaUploadResponse};
 pub use register::{Register, RegisterResponse};
 pub use retransmit::RetransmitRequest;
