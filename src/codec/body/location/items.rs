@@ -78,6 +78,7 @@ impl LocationItems {
     }
 
     /// The items, typed, in wire order.
+    #[inline]
     pub fn iter(&self) -> Iter<'_> {
         Iter { rest: &self.bytes }
     }
@@ -174,6 +175,7 @@ impl<'a> IntoIterator for &'a LocationItems {
     type Item = LocationItem;
     type IntoIter = Iter<'a>;
 
+    #[inline]
     fn into_iter(self) -> Iter<'a> {
         self.iter()
     }
@@ -202,6 +204,7 @@ pub struct Iter<'a> {
 impl Iterator for Iter<'_> {
     type Item = LocationItem;
 
+    #[inline]
     fn next(&mut self) -> Option<LocationItem> {
         let item = match self.rest {
             [] => return None,
