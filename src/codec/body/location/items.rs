@@ -241,6 +241,63 @@ impl std::iter::FusedIterator for Iter<'_> {}
 mod tests {
     use super::*;
 
+    use crate::codec::body::location::ItemValue;
+
+    fn item(id: u8, value: ItemValue) -> LocationItem {
+        LocationItem { id, value }
+    }
+
+    #[test]
+    fn built_items_read_back_typed_and_encode_to_wire_bytes() {
+        let items: LocationItems = [
+            item(0x01, ItemValue::Mileage(11)),
+            item(0x30, ItemValue::SignalStrength(30)),
+            item(0x5D, ItemValue::Raw(vec![0xAB, 0xCD])),
+        ]
+        .into_iter()
+        .collect();
+        assert_eq!(
+            items.as_bytes(),
+            [0x01, 4, 0, 0, 0, 11, 0x30, 1, 30, 0x5D, 2, 0xAB, 0xCD]
+        );
+        assert_eq!(items.len(), 3);
+        assert_eq!(items.get(1), Some(item(0x30, ItemValue::SignalStrength(30))));
+        assert_eq!(items.get(3), None);
+        assert_eq!(
+            items.find(0x5D).map(|i| i.value),
+            Some(ItemValue::Raw(vec![0xAB, 0xCD]))
+        );
+        assert_eq!(items.find(0x31), None);
+        let debug = format!("{items:?}");
+        assert!(
+            debug.starts_with("[LocationItem { id: 1, value: Mileage(11) }"),
+            "{debug}"
+        );
+        let json = serde_json::to_string(&items).unwrap();
+        assert_eq!(
+            json,
+            r#"[{"id":"0x01","mileage":11},{"id":"0x30","signal_strength":30},{"id":"0x5D","raw":"ABCD"}]"#
+        );
+    }
+
+    #[test]
+    fn a_cut_last_item_is_counted_and_read_as_truncated() {
+        for (bytes, declared_len, raw) in [
+            (&[0x01, 4, 0, 0, 0, 11, 0x31, 5, 0xFF][..], Some(5), vec![0xFF]),
+            (&[0x01, 4, 0, 0, 0, 11, 0x31][..], None, vec![]),
+        ] {
+            let mut items = LocationItems::new();
+            items.set_validated(bytes);
+            assert_eq!(items.len(), 2, "{bytes:02X?}");
+            assert_eq!(items.iter().count(), 2, "{bytes:02X?}");
+            assert_eq!(
+                items.get(1).map(|i| i.value),
+                Some(ItemValue::Truncated { declared_len, raw }),
+                "{bytes:02X?}"
+            );
+        }
+    }
+
     #[test]
     fn short_copies_of_every_length_are_exact() {
         let src: Vec<u8> = (1..=INLINE_ITEM_BYTES as u8).collect();
