@@ -45,6 +45,28 @@ fn decode_arguments_are_one_stream_with_garbage_and_bad_frames_reported() {
 }
 
 #[test]
+fn decode_rejoins_a_frame_with_an_unescaped_0x7e_only_when_asked() {
+    // Vector iss-jtframework71: a device left a 0x7E inside the longitude unescaped.
+    const FRAME: &str = "7E0200005B01234567891000110000000000000000020A3AAC067EAA2400000000000022083117155601040000014A30011D310100EB31000C00B28986049401208044782200060089FFFFFFFE000600C5FFFFFFE7000B00D801CC0090050FEC20C7000400B71D00947E";
+    let strict = lines(&harness().args(["decode", FRAME]).output().unwrap().stdout);
+    assert!(strict.iter().all(|l| l["type"] != "message"), "{strict:?}");
+    let out = harness()
+        .args(["decode", "--rejoin-unescaped-flag", FRAME])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let v = lines(&out.stdout);
+    assert_eq!(v.len(), 2, "{v:?}");
+    assert_eq!(
+        v[0],
+        serde_json::json!({"type": "unescaped_flag", "offset": 0, "at": 26})
+    );
+    assert_eq!(v[1]["type"], "message");
+    assert_eq!(v[1]["serial"], 17);
+    assert_eq!(v[1]["body"]["lng"], 108964388);
+}
+
+#[test]
 fn decode_reads_stdin_when_no_arguments() {
     let mut child = harness()
         .arg("decode")

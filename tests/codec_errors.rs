@@ -262,7 +262,10 @@ fn body_shorter_than_declared_is_a_length_mismatch_2019() {
 
 fn limit_16() -> DecoderConfig {
     DecoderConfig {
-        deframer: DeframerConfig { max_frame_len: 16 },
+        deframer: DeframerConfig {
+            max_frame_len: 16,
+            ..DeframerConfig::default()
+        },
         ..DecoderConfig::default()
     }
 }
@@ -994,4 +997,97 @@ fn honest_2019_header_has_no_quirk() {
     assert_eq!(m.header.quirk, None);
     assert_eq!(m.header.phone, phone("17299841738"));
     assert_eq!(m.encode(), bytes);
+}
+
+// ===== rejoin_unescaped_flag: a held rejection is still reported, in order =====
+
+fn rejoining() -> DecoderConfig {
+    let mut cfg = DecoderConfig::default();
+    cfg.deframer.rejoin_unescaped_flag = true;
+    cfg
+}
+
+/// The heartbeat with its check code spoiled: a bad-checksum candidate, which the rejoin setting
+/// holds until the next 0x7E shows whether a 0x7E data byte explains it.
+fn bad_heartbeat() -> Vec<u8> {
+    let mut b = heartbeat();
+    let n = b.len();
+    b[n - 2] ^= 0xFF;
+    b
+}
+
+#[test]
+fn rejoin_setting_reports_a_held_rejection_before_the_next_frame() {
+    // 7E <bad> 7E 7E <heartbeat> 7E: back to back, nothing to join with.
+    let bytes = wire(&[&bad_heartbeat(), &heartbeat()]);
+    let events = decode_all_with(rejoining(), &bytes);
+    assert!(
+        matches!(
+            &events[..],
+            [
+                DecodeEvent::Rejected(FrameError::BadChecksum { offset: 0, found: 0xF5, computed: 0x0A }),
+                DecodeEvent::Message(m),
+            ] if m.header.serial == 0x7FFF
+        ),
+        "{events:#?}"
+    );
+    assert_eq!(events, decode_all(&bytes), "the same as without the setting");
+}
+
+#[test]
+fn rejoin_setting_reports_a_held_rejection_before_garbage_that_does_not_join() {
+    // 7E <bad> 7E AA BB 7E: the two joined by a 0x7E fail as well.
+    let bytes = wire(&[&bad_heartbeat(), &[0xAA, 0xBB, 0x7E]]);
+    assert_eq!(
+        decode_all_with(rejoining(), &bytes),
+        [
+            DecodeEvent::Rejected(FrameError::BadChecksum {
+                offset: 0,
+                found: 0xF5,
+                computed: 0x0A
+            }),
+            DecodeEvent::Skipped { offset: 15, len: 2 },
+        ]
+    );
+}
+
+#[test]
+fn rejoin_setting_reports_a_held_rejection_at_the_end_of_the_stream() {
+    let mut d = Decoder::new(rejoining());
+    assert_eq!(
+        d.push_vec(&bad_heartbeat(), Duration::ZERO),
+        [],
+        "held until the next 0x7E"
+    );
+    let mut end = Vec::new();
+    d.end_stream(|e| end.push(e));
+    assert_eq!(
+        end,
+        [DecodeEvent::Rejected(FrameError::BadChecksum {
+            offset: 0,
+            found: 0xF5,
+            computed: 0x0A
+        })]
+    );
+}
+
+#[test]
+fn rejoin_setting_joins_a_frame_cut_by_an_unescaped_0x7e() {
+    // A heartbeat whose serial is 0x7E01: a device that forgets the escape sends 7E 01.
+    let bytes = wire(&[
+        &[0x7E],
+        &[0x00, 0x02],                         // heartbeat
+        &[0x00, 0x00],                         // body 0
+        &[0x01, 0x23, 0x45, 0x67, 0x89, 0x01], // phone
+        &[0x7E, 0x01],                         // serial 0x7E01, unescaped: the 0x7E at 11
+        &[0xF5],                               // check code
+        &[0x7E],
+    ]);
+    assert_eq!(
+        decode_all(&bytes)[0],
+        DecodeEvent::Rejected(FrameError::TooShort { offset: 0, len: 9 })
+    );
+    let events = decode_all_with(rejoining(), &bytes);
+    assert_eq!(events[0], DecodeEvent::UnescapedFlag { offset: 0, at: 11 });
+    assert_eq!(only_message(&events[1..]).header.serial, 0x7E01);
 }

@@ -10,7 +10,9 @@
 //! 4. Arbitrary bytes (and frames mixed with garbage and corruption) never panic, and the bytes
 //!    held never exceed the configured limits.
 //! 5. The chunking of a stream, however hostile, never changes the events it gives.
-//! 6. A 0x0200 report checked against a layout the decoder remembers (codec/body/location/layout.rs)
+//! 6. With `rejoin_unescaped_flag`, a message whose frame carries one unescaped 0x7E decodes to
+//!    itself in any chunking, announced by `UnescapedFlag`.
+//! 7. A 0x0200 report checked against a layout the decoder remembers (codec/body/location/layout.rs)
 //!    decodes exactly as the plain walk does, also when it differs from the remembered report in a
 //!    few bytes or its length.
 
@@ -243,6 +245,12 @@ fn check_offsets(input: &[u8], events: &[DecodeEvent]) -> Result<(), TestCaseErr
                 prop_assert!(*len > 0 && !run.contains(&0x7E), "skipped run {:?}", e);
                 *offset
             }
+            DecodeEvent::UnescapedFlag { offset, at } => {
+                prop_assert!(offset < at, "{:?}", e);
+                prop_assert_eq!(input.get(*offset as usize), Some(&0x7E), "{:?} names no delimiter", e);
+                prop_assert_eq!(input.get(*at as usize), Some(&0x7E), "{:?} names no 0x7E", e);
+                *offset
+            }
             _ => continue,
         };
         if let Some(prev) = last {
@@ -255,14 +263,19 @@ fn check_offsets(input: &[u8], events: &[DecodeEvent]) -> Result<(), TestCaseErr
 
 /// Small limits, so that every limit is hit often.
 fn small_limits() -> impl Strategy<Value = DecoderConfig> {
-    (0usize..=96, 1usize..=4, 0usize..=64, 1u64..=5).prop_map(|(frame, groups, bytes, timeout)| DecoderConfig {
-        deframer: DeframerConfig { max_frame_len: frame },
-        reassembly: ReassemblyConfig {
-            timeout: Duration::from_secs(timeout),
-            max_groups: groups,
-            max_bytes: bytes,
+    (0usize..=96, 1usize..=4, 0usize..=64, 1u64..=5, any::<bool>()).prop_map(
+        |(frame, groups, bytes, timeout, rejoin)| DecoderConfig {
+            deframer: DeframerConfig {
+                max_frame_len: frame,
+                rejoin_unescaped_flag: rejoin,
+            },
+            reassembly: ReassemblyConfig {
+                timeout: Duration::from_secs(timeout),
+                max_groups: groups,
+                max_bytes: bytes,
+            },
         },
-    })
+    )
 }
 
 /// One piece of a hostile stream: garbage, or a packet of a small set of groups (index and total
@@ -348,7 +361,9 @@ fn run_hostile(cfg: DecoderConfig, bytes: &[u8], cuts: &[usize]) -> Result<(), T
         d.push(&bytes[from..to], Duration::from_secs(n as u64), |e| events.push(e));
         from = to;
         let held = d.deframer().pending_len();
-        prop_assert!(held <= cfg.deframer.max_frame_len + 1, "deframer holds {} bytes", held);
+        // A held rejected candidate (rejoin_unescaped_flag) may hold as much again.
+        let bound = (cfg.deframer.max_frame_len + 1) * if cfg.deframer.rejoin_unescaped_flag { 2 } else { 1 };
+        prop_assert!(held <= bound, "deframer holds {} bytes", held);
         let r = d.reassembler();
         prop_assert!(
             r.bytes_held() <= cfg.reassembly.max_bytes,
@@ -471,5 +486,37 @@ proptest! {
             && !first.items.is_empty()
             && first.items.as_bytes().len() <= 255;
         prop_assert!(d.layouts().hits() >= u64::from(rememberable), "hits {}", d.layouts().hits());
+    }
+}
+
+proptest! {
+    #![proptest_config(config(256))]
+
+    /// A body holding 0x7E bytes, framed as a device that forgets one escape would: the `7D 02` of
+    /// one of them sent as a bare 0x7E. With `rejoin_unescaped_flag` the message comes out once, as
+    /// sent, after an `UnescapedFlag` naming that byte, however the stream is cut; without it the
+    /// message is lost.
+    #[test]
+    fn one_unescaped_flag_is_rejoined_in_any_chunking(
+        (msg, _body) in message().prop_filter("a 0x7E in the body", |(_, b)| b.contains(&0x7E)),
+        which in any::<Index>(),
+        cuts in prop::collection::vec(any::<Index>(), 0..8),
+    ) {
+        let wire = msg.encode();
+        let pairs: Vec<usize> = (1..wire.len() - 1).filter(|&i| wire[i] == 0x7D && wire[i + 1] == 0x02).collect();
+        prop_assume!(!pairs.is_empty());
+        let at = pairs[which.index(pairs.len())];
+        let mut broken = wire.clone();
+        broken.splice(at..at + 2, [0x7E]);
+        let mut cfg = DecoderConfig::default();
+        cfg.deframer.rejoin_unescaped_flag = true;
+        let events = decode_chunked(&mut Decoder::new(cfg), &broken, &cut_points(&cuts, broken.len()));
+        prop_assert_eq!(
+            &events[..],
+            &[DecodeEvent::UnescapedFlag { offset: 0, at: at as u64 }, DecodeEvent::Message(msg.clone())][..]
+        );
+        check_offsets(&broken, &events)?;
+        let strict = decode_chunked(&mut Decoder::default(), &broken, &[]);
+        prop_assert!(!strict.iter().any(|e| matches!(e, DecodeEvent::Message(_))), "{:?}", strict);
     }
 }

@@ -639,6 +639,26 @@ fn fault_vectors_are_rejected_by_name_or_tolerated_as_jt808_md_says() {
                 w.remove("body_len");
                 check_location(id, &loc, &mut w);
                 assert!(w.is_empty(), "{id}: {w:?}");
+                // With `rejoin_unescaped_flag` the decoder itself recovers it, in any chunking.
+                let mut cfg = DecoderConfig::default();
+                cfg.deframer.rejoin_unescaped_flag = true;
+                for chunk in [wire.len(), 1, 7, 26, 27] {
+                    let mut d = Decoder::new(cfg);
+                    let mut got = Vec::new();
+                    for piece in wire.chunks(chunk) {
+                        d.push(piece, Duration::ZERO, |e| got.push(e));
+                    }
+                    d.end_stream(|e| got.push(e));
+                    let [DecodeEvent::UnescapedFlag { offset: 0, at }, DecodeEvent::Message(m)] = &got[..] else {
+                        panic!("{id} in chunks of {chunk}: {got:?}")
+                    };
+                    assert_eq!(*at, stray as u64, "{id}");
+                    let Body::LocationReport(rejoined) = &m.body else {
+                        panic!("{id}: {m:?}")
+                    };
+                    assert_eq!(rejoined, &loc, "{id} in chunks of {chunk}");
+                    assert_eq!(Some(m.header.serial), v.serial, "{id}");
+                }
             }
             "iss-smallchi26-2019-header-without-flag" => {
                 // Tolerated (JT808.md §2.3): only the 2019 layout fits the length, so it is read as

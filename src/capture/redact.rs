@@ -1232,6 +1232,8 @@ fn collect(item: Item<'_>, base: u64, frames: &mut Vec<OwnedFrame>, report: &mut
         }),
         Item::Rejected(e) => *report.undecodable_frames.entry(e.check().to_string()).or_default() += 1,
         Item::Skipped { len, .. } => report.bytes_outside_frames += len,
+        // Redaction deframes strictly (the default settings): never given.
+        Item::UnescapedFlag { .. } => {}
     }
 }
 

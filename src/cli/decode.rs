@@ -23,6 +23,10 @@ pub struct DecodeArgs {
     /// Also print one line per buffered sub-packet.
     #[arg(long)]
     pub packets: bool,
+    /// Take an unescaped 0x7E inside a frame as data when only that makes a valid frame (for
+    /// devices that forget the escape); such a frame is announced by an `unescaped_flag` line.
+    #[arg(long)]
+    pub rejoin_unescaped_flag: bool,
 }
 
 /// Why `decode` could not read its input.
@@ -84,7 +88,9 @@ impl HexStream {
 /// Runs `decode`, writing JSON Lines to `out`.
 pub fn run(args: &DecodeArgs, stdin: impl Read, out: impl Write) -> Result<(), DecodeCmdError> {
     let mut out = BufWriter::new(out);
-    let mut dec = Decoder::new(DecoderConfig::default());
+    let mut cfg = DecoderConfig::default();
+    cfg.deframer.rejoin_unescaped_flag = args.rejoin_unescaped_flag;
+    let mut dec = Decoder::new(cfg);
     let packets = args.packets;
     let mut write_err = None;
     let mut emit = |e: DecodeEvent, out: &mut BufWriter<_>| {

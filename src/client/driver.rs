@@ -304,6 +304,7 @@ impl Driver {
                     error: err.to_string(),
                 }),
                 DecodeEvent::Skipped { offset, len } => self.emit(EventKind::Skipped { offset, len }),
+                DecodeEvent::UnescapedFlag { offset, at } => self.emit(EventKind::UnescapedFlag { offset, at }),
                 DecodeEvent::Packet { key, index, serial } => self.emit(EventKind::Packet {
                     msg_id: key.msg_id,
                     phone: key.phone,

@@ -136,6 +136,14 @@ pub enum EventKind {
         /// Byte count.
         len: u64,
     },
+    /// The next message's frame had an unescaped 0x7E, taken as data (decoder setting
+    /// `rejoin_unescaped_flag`).
+    UnescapedFlag {
+        /// Stream offset of the frame.
+        offset: u64,
+        /// Stream offset of the unescaped 0x7E.
+        at: u64,
+    },
     /// One packet of a multi-packet message was buffered.
     Packet {
         /// Message id.

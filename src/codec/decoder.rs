@@ -67,6 +67,14 @@ pub enum DecodeEvent {
     },
     /// A packet group was given up (timeout or limit), with its missing indices.
     GroupExpired(Expired),
+    /// The next message came from a frame with an unescaped 0x7E taken as data (only with
+    /// [`DeframerConfig::rejoin_unescaped_flag`]).
+    UnescapedFlag {
+        /// Stream offset of the frame's opening 0x7E.
+        offset: u64,
+        /// Stream offset of the unescaped 0x7E.
+        at: u64,
+    },
 }
 
 /// JSON Lines shape of decoder output (`decode`, `client`, transcripts): a `"type"` key, then the
@@ -104,6 +112,11 @@ impl Serialize for DecodeEvent {
                 m.serialize_entry("type", "skipped")?;
                 m.serialize_entry("offset", offset)?;
                 m.serialize_entry("len", len)?;
+            }
+            DecodeEvent::UnescapedFlag { offset, at } => {
+                m.serialize_entry("type", "unescaped_flag")?;
+                m.serialize_entry("offset", offset)?;
+                m.serialize_entry("at", at)?;
             }
             DecodeEvent::Packet { key, index, serial } => {
                 m.serialize_entry("type", "packet")?;
@@ -236,6 +249,7 @@ fn handle_item(
     match item {
         Item::Rejected(e) => f(DecodeEvent::Rejected(e)),
         Item::Skipped { offset, len } => f(DecodeEvent::Skipped { offset, len }),
+        Item::UnescapedFlag { offset, at } => f(DecodeEvent::UnescapedFlag { offset, at }),
         Item::Frame(frame) => match frame.header.packet {
             // A "group" of one is an ordinary message with a redundant item; still reassembled so
             // the header and `assembled` are uniform.

@@ -18,6 +18,14 @@
 //!
 //! The deframer un-escapes while it copies (one pass, one copy per byte), and hands frames to a
 //! callback as borrowed slices, so a frame costs no allocation.
+//!
+//! Some devices do not escape a 0x7E inside a frame (vector `iss-jtframework71`: "A strict 0x7E
+//! splitter yields two broken frames ... If the stray 7E is kept as data the XOR and declared
+//! length both check out"). With [`DeframerConfig::rejoin_unescaped_flag`] (off by default: the
+//! standard requires the escape) a rejected candidate is held until the next 0x7E; if the bytes
+//! after it fail too but the two joined by a 0x7E data byte pass every check, that one frame comes
+//! out, announced by [`Item::UnescapedFlag`]. Otherwise the rejection is reported as it would have
+//! been. One stray 0x7E per frame is repaired, not two.
 
 use super::error::FrameError;
 use super::frame::{ESCAPE, FLAG, MAX_ESCAPED_CONTENT, xor};
@@ -30,12 +38,16 @@ pub struct DeframerConfig {
     /// Largest escaped frame content between the two delimiters. Default: the largest legal frame,
     /// 2090 bytes (21-byte header + 1023-byte body + check code, every byte escaped; JT808.md §1).
     pub max_frame_len: usize,
+    /// Take an unescaped 0x7E inside a frame as data when that is the only way the bytes around
+    /// it make a valid frame (see the module doc). Default false, as the standard says.
+    pub rejoin_unescaped_flag: bool,
 }
 
 impl Default for DeframerConfig {
     fn default() -> Self {
         DeframerConfig {
             max_frame_len: MAX_ESCAPED_CONTENT,
+            rejoin_unescaped_flag: false,
         }
     }
 }
@@ -74,6 +86,14 @@ pub enum Item<'a> {
         /// How many bytes.
         len: u64,
     },
+    /// The next item is a frame whose 0x7E at `at` was not escaped and was taken as data (only
+    /// with [`DeframerConfig::rejoin_unescaped_flag`]).
+    UnescapedFlag {
+        /// Stream offset of the frame's opening 0x7E.
+        offset: u64,
+        /// Stream offset of the unescaped 0x7E.
+        at: u64,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,6 +123,21 @@ pub struct Deframer {
     escape_pending: Option<u64>,
     /// First invalid escape of the current candidate: stream offset and the byte after (None = end).
     bad_escape: Option<(u64, Option<u8>)>,
+    /// A rejected candidate held back to try joining it with what follows its closing 0x7E (only
+    /// with `rejoin_unescaped_flag`); its un-escaped bytes are in `held_buf`.
+    held: Option<Held>,
+    held_buf: Vec<u8>,
+}
+
+/// A rejected candidate that may turn out to end at an unescaped 0x7E.
+#[derive(Debug)]
+struct Held {
+    /// Its opening 0x7E.
+    offset: u64,
+    /// The 0x7E that closed it, which may be data.
+    at: u64,
+    /// Its rejection, reported if the join fails.
+    error: FrameError,
 }
 
 impl Default for Deframer {
@@ -123,6 +158,8 @@ impl Deframer {
             pos: 0,
             escape_pending: None,
             bad_escape: None,
+            held: None,
+            held_buf: Vec::new(),
         }
     }
 
@@ -133,13 +170,15 @@ impl Deframer {
 
     /// Bytes held for an incomplete frame or unresolved garbage (the opening 0x7E counted), as wire
     /// bytes. Never more than [`DeframerConfig::max_frame_len`] + 1: an over-long candidate or
-    /// garbage run is only counted, not held, so it holds nothing.
+    /// garbage run is only counted, not held, so it holds nothing. With `rejoin_unescaped_flag` a
+    /// held rejected candidate adds at most as much again.
     pub fn pending_len(&self) -> usize {
-        match self.state {
+        let current = match self.state {
             State::Outside if self.raw_len <= self.cfg.max_frame_len => self.raw_len,
             State::Inside => self.raw_len + 1,
             State::Outside | State::Discarding => 0,
-        }
+        };
+        current + self.held.as_ref().map_or(0, |_| self.held_buf.len() + 1)
     }
 
     /// Stream offset of the next byte.
@@ -151,6 +190,7 @@ impl Deframer {
     /// outside bytes as [`Item::Skipped`]. The deframer is then at the start of a new stream
     /// (offsets restart at 0), as after a reconnect: nothing of the old stream is glued to the new.
     pub fn finish(&mut self, mut f: impl FnMut(Item<'_>)) {
+        self.release_held(&mut f);
         match self.state {
             // A discarded candidate was already reported as too long: it is not reported twice.
             State::Inside if self.raw_len > 0 => {
@@ -208,12 +248,13 @@ impl Deframer {
                             content: &content[..j - 1],
                             body_start,
                         })),
-                        Err(e) => f(Item::Rejected(e)),
+                        Err(e) => self.reject(e, content, base + k as u64, &mut f),
                     }
                     self.reset_candidate(State::Outside, base + k as u64 + 1);
                     i = k + 1;
                     if chunk.get(i) == Some(&FLAG) {
                         // Back to back: nothing outside, the next 0x7E opens the next frame.
+                        self.release_held(&mut f);
                         self.reset_candidate(State::Inside, base + i as u64);
                         i += 1;
                     }
@@ -315,11 +356,18 @@ impl Deframer {
                         content: &self.buf[..self.buf.len() - 1],
                         body_start,
                     })),
-                    Err(e) => f(Item::Rejected(e)),
+                    Err(e) => {
+                        let candidate = std::mem::take(&mut self.buf);
+                        self.reject(e, &candidate, at, f);
+                        self.buf = candidate;
+                    }
                 }
                 self.reset_candidate(State::Outside, at + 1);
             }
-            State::Outside if self.raw_len == 0 => self.reset_candidate(State::Inside, at),
+            State::Outside if self.raw_len == 0 => {
+                self.release_held(f);
+                self.reset_candidate(State::Inside, at);
+            }
             State::Outside => {
                 // Bytes between a closing and this 0x7E: a frame sharing its opening delimiter with
                 // the previous frame's closing one, or garbage.
@@ -327,6 +375,7 @@ impl Deframer {
                 let fits = self.raw_len <= self.cfg.max_frame_len;
                 match fits.then(|| self.check(shared_offset)) {
                     Some(Ok((header, body_start))) => {
+                        self.release_held(f);
                         f(Item::Frame(Frame {
                             offset: shared_offset,
                             header,
@@ -335,7 +384,11 @@ impl Deframer {
                         }));
                         self.reset_candidate(State::Outside, at + 1);
                     }
+                    _ if fits && self.bad_escape.is_none() && self.rejoin(f) => {
+                        self.reset_candidate(State::Outside, at + 1);
+                    }
                     _ => {
+                        self.release_held(f);
                         f(Item::Skipped {
                             offset: self.start,
                             len: self.raw_len as u64,
@@ -345,6 +398,70 @@ impl Deframer {
                 }
             }
             State::Discarding => self.reset_candidate(State::Outside, at + 1),
+        }
+    }
+
+    /// A candidate closed by the 0x7E at `at` failed: reported, or held to try a join when
+    /// `rejoin_unescaped_flag` is on and the failure is one a 0x7E data byte could explain (the
+    /// frame looked cut: too short, a wrong check code or a length mismatch).
+    fn reject(&mut self, e: FrameError, unescaped: &[u8], at: u64, f: &mut impl FnMut(Item<'_>)) {
+        let joinable = matches!(
+            e,
+            FrameError::TooShort { .. } | FrameError::BadChecksum { .. } | FrameError::BodyLengthMismatch { .. }
+        );
+        if !(self.cfg.rejoin_unescaped_flag && joinable && self.bad_escape.is_none()) {
+            f(Item::Rejected(e));
+            return;
+        }
+        self.release_held(f);
+        self.held_buf.clear();
+        self.held_buf.extend_from_slice(unescaped);
+        self.held = Some(Held {
+            offset: self.start,
+            at,
+            error: e,
+        });
+    }
+
+    /// Reports the held rejection, if any: what follows it did not make a frame with it.
+    fn release_held(&mut self, f: &mut impl FnMut(Item<'_>)) {
+        if let Some(h) = self.held.take() {
+            f(Item::Rejected(h.error));
+        }
+    }
+
+    /// The held candidate, a 0x7E data byte and the outside bytes in `buf`, as one frame: handed
+    /// to `f` (after [`Item::UnescapedFlag`]) if it passes every check. The held rejection stays
+    /// held otherwise.
+    fn rejoin(&mut self, f: &mut impl FnMut(Item<'_>)) -> bool {
+        let Some(h) = &self.held else {
+            return false;
+        };
+        // Both parts' escaped bytes and the 0x7E itself.
+        if self.held_buf.len() + 1 + self.raw_len > self.cfg.max_frame_len {
+            return false;
+        }
+        let (offset, at) = (h.offset, h.at);
+        // The held bytes end with what was taken as a check code: it is data, the check code is
+        // now the last byte of `buf`.
+        self.held_buf.push(FLAG);
+        self.held_buf.extend_from_slice(&self.buf);
+        match check_candidate(&self.held_buf, None, offset) {
+            Ok((header, body_start)) => {
+                self.held = None;
+                f(Item::UnescapedFlag { offset, at });
+                f(Item::Frame(Frame {
+                    offset,
+                    header,
+                    content: &self.held_buf[..self.held_buf.len() - 1],
+                    body_start,
+                }));
+                true
+            }
+            Err(_) => {
+                self.held_buf.truncate(self.held_buf.len() - 1 - self.buf.len());
+                false
+            }
         }
     }
 
@@ -418,6 +535,7 @@ mod tests {
             Item::Frame(fr) => format!("frame@{} {}", fr.offset, hex::encode(fr.content)),
             Item::Rejected(e) => format!("rejected@{} {}", e.offset(), e.check()),
             Item::Skipped { offset, len } => format!("skipped@{offset} {len}"),
+            Item::UnescapedFlag { offset, at } => format!("unescaped_flag@{offset} at {at}"),
         }
     }
 

@@ -377,6 +377,7 @@ fn describe_item(it: Item<'_>) -> String {
         }
         Item::Rejected(e) => format!("bad frame ({})", e.check()),
         Item::Skipped { len, .. } => format!("{len} bytes outside frames"),
+        Item::UnescapedFlag { at, .. } => format!("unescaped 0x7E at byte {at} taken as data"),
     }
 }
 

@@ -111,6 +111,9 @@ pub struct ClientSection {
     pub group_timeout_ms: Option<u64>,
     /// Ask for missing packets with 0x8003 when a group expires.
     pub request_missing: Option<bool>,
+    /// Take an unescaped 0x7E inside a frame as data when only that makes a valid frame (devices
+    /// that forget the escape; the decoder setting `rejoin_unescaped_flag`). Default false.
+    pub rejoin_unescaped_flag: Option<bool>,
 }
 
 /// A command the client sends during the run.
