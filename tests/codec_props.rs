@@ -263,8 +263,8 @@ fn check_offsets(input: &[u8], events: &[DecodeEvent]) -> Result<(), TestCaseErr
 
 /// Small limits, so that every limit is hit often.
 fn small_limits() -> impl Strategy<Value = DecoderConfig> {
-    (0usize..=96, 1usize..=4, 0usize..=64, 1u64..=5, any::<bool>()).prop_map(
-        |(frame, groups, bytes, timeout, rejoin)| DecoderConfig {
+    (0usize..=96, 1usize..=4, 0usize..=64, 1u64..=5, any::<bool>(), 0u64..=3).prop_map(
+        |(frame, groups, bytes, timeout, rejoin, wait)| DecoderConfig {
             deframer: DeframerConfig {
                 max_frame_len: frame,
                 rejoin_unescaped_flag: rejoin,
@@ -273,6 +273,7 @@ fn small_limits() -> impl Strategy<Value = DecoderConfig> {
                 timeout: Duration::from_secs(timeout),
                 max_groups: groups,
                 max_bytes: bytes,
+                retransmit_wait: Duration::from_secs(wait),
             },
         },
     )

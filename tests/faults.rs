@@ -189,6 +189,7 @@ fn summary(e: &DecodeEvent) -> String {
         DecodeEvent::DuplicatePacket { index, .. } => format!("duplicate_packet:{index}"),
         DecodeEvent::InvalidPacket { index, .. } => format!("invalid_packet:{index}"),
         DecodeEvent::GroupExpired(x) => format!("expired missing={:?}", x.missing),
+        DecodeEvent::GroupStalled(x) => format!("stalled missing={:?}", x.missing),
         DecodeEvent::UnescapedFlag { at, .. } => format!("unescaped_flag:{at}"),
     }
 }

@@ -351,3 +351,80 @@ fn resource_list_as_one_stream_in_odd_chunks() {
     assert_eq!(d.reassembler().open_groups(), 0);
     assert_eq!(d.reassembler().bytes_held(), 0);
 }
+
+/// A decoder whose groups stall after 5 s without a packet and are kept 2 s more for the packets a
+/// 0x8003 asks for.
+fn waiting_decoder() -> Decoder {
+    Decoder::new(DecoderConfig {
+        reassembly: ReassemblyConfig {
+            timeout: Duration::from_secs(5),
+            retransmit_wait: Duration::from_secs(2),
+            ..ReassemblyConfig::default()
+        },
+        ..DecoderConfig::default()
+    })
+}
+
+fn s(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+
+#[test]
+fn a_stalled_group_is_completed_by_the_packets_sent_again() {
+    let packets = resource_list_packets();
+    let mut d = waiting_decoder();
+    for (i, p) in packets.iter().enumerate() {
+        if i != 6 && i != 11 {
+            d.push_vec(p, s(0));
+        }
+    }
+    assert_eq!(d.next_deadline(), Some(s(5)));
+    let stalled = d.push_vec(&[], s(5));
+    let [DecodeEvent::GroupStalled(x)] = &stalled[..] else {
+        panic!("{stalled:?}")
+    };
+    assert_eq!(
+        (x.missing.clone(), x.received, x.reason),
+        (vec![7, 12], 16, ExpireReason::Timeout)
+    );
+    assert_eq!(d.reassembler().open_groups(), 1, "still open");
+    assert_eq!(d.next_deadline(), Some(s(7)), "2 s more");
+    // The terminal answers the 0x8003 with the two packets, under new serials.
+    assert_eq!(d.push_vec(&with_serial(&packets[6], 900), s(6)).len(), 1, "buffered");
+    assert_eq!(d.next_deadline(), Some(s(8)), "2 s from the last packet");
+    let done = d.push_vec(&with_serial(&packets[11], 901), s(7));
+    let [DecodeEvent::Message(m)] = &done[..] else {
+        panic!("{done:?}")
+    };
+    assert_eq!(m.assembled.map(|a| a.packets), Some(18));
+    assert_eq!(d.reassembler().open_groups(), 0);
+}
+
+#[test]
+fn a_stalled_group_nobody_answers_expires_after_the_wait() {
+    let packets = resource_list_packets();
+    let mut d = waiting_decoder();
+    d.push_vec(&packets[0], s(0));
+    assert!(matches!(&d.push_vec(&[], s(5))[..], [DecodeEvent::GroupStalled(_)]));
+    assert_eq!(d.push_vec(&[], s(6)), [], "within the wait");
+    let expired = d.push_vec(&[], s(7));
+    let [DecodeEvent::GroupExpired(x)] = &expired[..] else {
+        panic!("{expired:?}")
+    };
+    assert_eq!((x.received, x.missing.len()), (1, 17));
+    assert_eq!(d.reassembler().open_groups(), 0);
+}
+
+#[test]
+fn without_a_wait_a_group_expires_at_the_timeout_without_stalling() {
+    let packets = resource_list_packets();
+    let mut d = Decoder::new(DecoderConfig {
+        reassembly: ReassemblyConfig {
+            timeout: Duration::from_secs(5),
+            ..ReassemblyConfig::default()
+        },
+        ..DecoderConfig::default()
+    });
+    d.push_vec(&packets[0], s(0));
+    assert!(matches!(&d.push_vec(&[], s(5))[..], [DecodeEvent::GroupExpired(_)]));
+}

@@ -76,6 +76,8 @@ impl DirectionSummary {
             DecodeEvent::DuplicatePacket { .. } => self.duplicate_packets += 1,
             DecodeEvent::InvalidPacket { .. } => self.invalid_packets += 1,
             DecodeEvent::GroupExpired(_) => self.groups_expired += 1,
+            // `inspect` uses no retransmit wait (nobody answers a capture): never given.
+            DecodeEvent::GroupStalled(_) => {}
             // `inspect` deframes strictly (the default settings): never given.
             DecodeEvent::UnescapedFlag { .. } => {}
         }

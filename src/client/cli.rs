@@ -11,7 +11,8 @@ use super::backoff::BackoffConfig;
 use super::events::EventKind;
 use super::outbox::OutboxConfig;
 use super::{Client, ClientConfig, ClientError};
-use crate::codec::{DecodeEvent, Decoder, Message};
+use crate::codec::reassembly::ReassemblyConfig;
+use crate::codec::{DecodeEvent, Decoder, DecoderConfig, Message};
 
 /// Arguments of `jt808-harness client`.
 #[derive(Debug, Clone, clap::Args)]
@@ -68,9 +69,14 @@ pub struct ClientArgs {
     /// Re-sends of an unconfirmed command before it is given up.
     #[arg(long, default_value_t = 3)]
     pub max_resends: u32,
-    /// Ask for the missing packets of an expired group with 0x8003.
+    /// Ask for the missing packets of a stalled (or, without --retransmit-wait-ms, expired) packet
+    /// group with 0x8003.
     #[arg(long)]
     pub retransmit_requests: bool,
+    /// Keep a packet group idle for the group timeout open this much longer for the packets 0x8003
+    /// asks for, milliseconds (0: give it up at the timeout).
+    #[arg(long, default_value_t = 0)]
+    pub retransmit_wait_ms: u64,
 }
 
 impl ClientArgs {
@@ -98,6 +104,13 @@ impl ClientArgs {
                 ..OutboxConfig::default()
             },
             retransmit_requests: self.retransmit_requests,
+            decoder: DecoderConfig {
+                reassembly: ReassemblyConfig {
+                    retransmit_wait: ms(self.retransmit_wait_ms),
+                    ..ReassemblyConfig::default()
+                },
+                ..DecoderConfig::default()
+            },
             ..ClientConfig::default()
         }
     }

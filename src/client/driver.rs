@@ -331,9 +331,17 @@ impl Driver {
                     index,
                     total: key.total,
                 }),
+                DecodeEvent::GroupStalled(x) => {
+                    self.emit(EventKind::GroupStalled(x.clone()));
+                    if self.cfg.retransmit_requests {
+                        self.request_retransmit(&x);
+                    }
+                }
                 DecodeEvent::GroupExpired(x) => {
                     self.emit(EventKind::GroupExpired(x.clone()));
-                    if self.cfg.retransmit_requests {
+                    // With a retransmit wait the request went out when the group stalled; without
+                    // one it can only go out now, for a consumer reassembling from `packet` events.
+                    if self.cfg.retransmit_requests && self.cfg.decoder.reassembly.retransmit_wait.is_zero() {
                         self.request_retransmit(&x);
                     }
                 }
@@ -341,8 +349,8 @@ impl Driver {
         }
     }
 
-    /// Queues 0x8003 for an expired group's missing packets (fire and forget: the terminal answers
-    /// with the packets, not with 0x0001).
+    /// Queues 0x8003 for a stalled (or expired) group's missing packets (fire and forget: the
+    /// terminal answers with the packets, not with 0x0001).
     fn request_retransmit(&mut self, x: &crate::codec::reassembly::Expired) {
         for (msg, missing) in retransmit_requests(x) {
             let t = self.shared.t_ms();

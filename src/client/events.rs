@@ -188,7 +188,10 @@ pub enum EventKind {
     },
     /// A packet group was given up (timeout or limit) with its missing indices.
     GroupExpired(Expired),
-    /// A 0x8003 retransmit request for an expired group's missing packets was queued.
+    /// A packet group idle for the timeout is kept open for its missing packets (decoder setting
+    /// `retransmit_wait`).
+    GroupStalled(Expired),
+    /// A 0x8003 retransmit request for a stalled or expired group's missing packets was queued.
     RetransmitRequested {
         /// Terminal.
         phone: Phone,

@@ -88,10 +88,10 @@ pub struct ClientConfig {
     pub decoder: DecoderConfig,
     /// WebSocket buffers and message size limit.
     pub ws: WsSettings,
-    /// When a packet group expires incomplete, ask the terminal for the missing packets with
-    /// 0x8003. Default false: the codec gives the group up when it expires, so packets resent in
-    /// answer start a new group that cannot complete; enable it when a downstream consumer
-    /// reassembles from the `packet` events itself.
+    /// Ask the terminal for the missing packets of an incomplete group with 0x8003: when it
+    /// stalls, if `decoder.reassembly.retransmit_wait` keeps it open for the answer (the re-sent
+    /// packets then complete it), else when it expires (useful only to a consumer that reassembles
+    /// from the `packet` events itself). Default false.
     pub retransmit_requests: bool,
     /// Events not yet taken before the client stops reading the socket. Default 1024.
     pub event_capacity: usize,

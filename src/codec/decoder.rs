@@ -67,6 +67,10 @@ pub enum DecodeEvent {
     },
     /// A packet group was given up (timeout or limit), with its missing indices.
     GroupExpired(Expired),
+    /// A packet group idle for the timeout is kept open for the packets it misses
+    /// ([`ReassemblyConfig::retransmit_wait`](super::reassembly::ReassemblyConfig::retransmit_wait)):
+    /// the moment to ask for them with 0x8003.
+    GroupStalled(Expired),
     /// The next message came from a frame with an unescaped 0x7E taken as data (only with
     /// [`DeframerConfig::rejoin_unescaped_flag`]).
     UnescapedFlag {
@@ -97,11 +101,20 @@ impl Serialize for DecodeEvent {
                 }
                 .serialize(s);
             }
+            DecodeEvent::GroupStalled(e) => {
+                return Tagged {
+                    kind: "group_stalled",
+                    inner: e,
+                }
+                .serialize(s);
+            }
             _ => {}
         }
         let mut m = s.serialize_map(None)?;
         match self {
-            DecodeEvent::Message(_) | DecodeEvent::GroupExpired(_) => unreachable!("handled above"),
+            DecodeEvent::Message(_) | DecodeEvent::GroupExpired(_) | DecodeEvent::GroupStalled(_) => {
+                unreachable!("handled above")
+            }
             DecodeEvent::Rejected(e) => {
                 m.serialize_entry("type", "error")?;
                 m.serialize_entry("check", e.check())?;
@@ -327,6 +340,7 @@ fn from_reassembly(e: ReassemblyEvent) -> DecodeEvent {
         },
         ReassemblyEvent::InvalidIndex { key, index, serial } => DecodeEvent::InvalidPacket { key, index, serial },
         ReassemblyEvent::Expired(e) => DecodeEvent::GroupExpired(e),
+        ReassemblyEvent::Stalled(e) => DecodeEvent::GroupStalled(e),
     }
 }
 

@@ -8,6 +8,11 @@
 //! [`ReassemblyConfig::timeout`] without a new packet and is reported with its missing indices and
 //! first serial, so a client can ask again with 0x8003. Limits on open groups and bytes held are
 //! settings; hitting one evicts the oldest group and reports it, never silently.
+//!
+//! Asking with 0x8003 only helps if the group is still there when the packets come again. With
+//! [`ReassemblyConfig::retransmit_wait`] set, a group idle for the timeout is first reported as
+//! *stalled* ([`ReassemblyEvent::Stalled`], same report as an expiry) and kept that much longer:
+//! the re-sent packets complete it, and only a group still incomplete then is given up.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -34,6 +39,11 @@ pub struct ReassemblyConfig {
     pub max_groups: usize,
     /// Most fragment bytes held over all open groups. Default 16 MiB.
     pub max_bytes: usize,
+    /// How long a group idle for the timeout stays open, reported as stalled, for the packets a
+    /// 0x8003 asks for (counted from the stall, and again from each packet that comes). Default 0:
+    /// given up at the timeout.
+    #[serde(with = "crate::codec::reassembly::duration_ms", rename = "retransmit_wait_ms")]
+    pub retransmit_wait: Duration,
 }
 
 impl Default for ReassemblyConfig {
@@ -42,6 +52,7 @@ impl Default for ReassemblyConfig {
             timeout: Duration::from_secs(30),
             max_groups: 1024,
             max_bytes: 16 << 20,
+            retransmit_wait: Duration::ZERO,
         }
     }
 }
@@ -85,7 +96,8 @@ pub enum ExpireReason {
     ByteLimit,
 }
 
-/// An incomplete group that was given up.
+/// An incomplete group that was given up (or, as [`ReassemblyEvent::Stalled`], is waiting for
+/// the packets it misses).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Expired {
     /// Terminal phone.
@@ -149,6 +161,9 @@ pub enum ReassemblyEvent {
     },
     /// A group was given up (timeout or a limit).
     Expired(Expired),
+    /// A group idle for the timeout is kept open for [`ReassemblyConfig::retransmit_wait`] more:
+    /// time to ask for its missing packets with 0x8003.
+    Stalled(Expired),
 }
 
 #[derive(Debug)]
@@ -163,6 +178,8 @@ struct Group {
     parts: Parts,
     opened: Duration,
     last: Duration,
+    /// When it was reported stalled (it then waits for `retransmit_wait`, not the timeout).
+    stalled: Option<Duration>,
 }
 
 /// The fragments of a group by packet index: a `Vec` sorted by index. Packets nearly always come in
@@ -237,9 +254,18 @@ impl Reassembler {
         self.bytes
     }
 
-    /// The earliest time at which [`Reassembler::expire`] will give up a group.
+    /// The earliest time at which [`Reassembler::expire`] will report or give up a group.
     pub fn next_deadline(&self) -> Option<Duration> {
-        self.groups.values().map(|g| g.last + self.cfg.timeout).min()
+        self.groups.values().map(|g| self.deadline(g)).min()
+    }
+
+    /// When `g` is due: reported stalled (or given up, with no retransmit wait) after the timeout
+    /// without a packet; once stalled, given up after the wait without one.
+    fn deadline(&self, g: &Group) -> Duration {
+        match g.stalled {
+            Some(at) => at.max(g.last) + self.cfg.retransmit_wait,
+            None => g.last + self.cfg.timeout,
+        }
     }
 
     /// Inserts one packet (`header.packet` must be set) with its body fragment.
@@ -303,6 +329,7 @@ impl Reassembler {
                     parts: Parts(Vec::with_capacity(usize::from(p.total).min(PARTS_RESERVE))),
                     opened: now,
                     last: now,
+                    stalled: None,
                 },
             );
         }
@@ -364,17 +391,26 @@ impl Reassembler {
         }
     }
 
-    /// Gives up every group idle for the timeout at `now`.
+    /// Reports as stalled, or gives up, every group due at `now` (see
+    /// [`ReassemblyConfig::retransmit_wait`]).
     pub fn expire(&mut self, now: Duration, mut f: impl FnMut(ReassemblyEvent)) {
         let due: Vec<GroupKey> = self
             .groups
             .iter()
-            .filter(|(_, g)| now >= g.last + self.cfg.timeout)
+            .filter(|(_, g)| now >= self.deadline(g))
             .map(|(k, _)| *k)
             .collect();
+        let wait = !self.cfg.retransmit_wait.is_zero();
         for key in due {
-            let e = self.give_up(key, ExpireReason::Timeout);
-            f(ReassemblyEvent::Expired(e));
+            let g = self.groups.get_mut(&key).expect("key taken from the map");
+            if wait && g.stalled.is_none() {
+                g.stalled = Some(now);
+                let g = &self.groups[&key];
+                f(ReassemblyEvent::Stalled(report(key, g, ExpireReason::Timeout)));
+            } else {
+                let e = self.give_up(key, ExpireReason::Timeout);
+                f(ReassemblyEvent::Expired(e));
+            }
         }
     }
 
@@ -423,21 +459,26 @@ impl Reassembler {
     fn give_up(&mut self, key: GroupKey, reason: ExpireReason) -> Expired {
         let g = self.groups.remove(&key).expect("key taken from the map");
         self.bytes -= g.data.len();
-        let missing: Vec<u16> = (1..=key.total).filter(|&i| g.parts.get(i).is_none()).collect();
-        let (first_serial, first_serial_known) = match &g.first {
-            Some(h) => (h.serial, true),
-            None => (g.earliest.1.serial.wrapping_sub(g.earliest.0 - 1), false),
-        };
-        Expired {
-            phone: key.phone,
-            msg_id: key.msg_id,
-            version: g.earliest.1.version,
-            total: key.total,
-            received: g.parts.len() as u16,
-            missing,
-            first_serial,
-            first_serial_known,
-            reason,
-        }
+        report(key, &g, reason)
+    }
+}
+
+/// What an incomplete group holds and misses.
+fn report(key: GroupKey, g: &Group, reason: ExpireReason) -> Expired {
+    let missing: Vec<u16> = (1..=key.total).filter(|&i| g.parts.get(i).is_none()).collect();
+    let (first_serial, first_serial_known) = match &g.first {
+        Some(h) => (h.serial, true),
+        None => (g.earliest.1.serial.wrapping_sub(g.earliest.0 - 1), false),
+    };
+    Expired {
+        phone: key.phone,
+        msg_id: key.msg_id,
+        version: g.earliest.1.version,
+        total: key.total,
+        received: g.parts.len() as u16,
+        missing,
+        first_serial,
+        first_serial_known,
+        reason,
     }
 }

@@ -109,8 +109,12 @@ pub struct ClientSection {
     pub max_resends: Option<u32>,
     /// An incomplete packet group is given up after this, ms.
     pub group_timeout_ms: Option<u64>,
-    /// Ask for missing packets with 0x8003 when a group expires.
+    /// Ask for missing packets with 0x8003 when a group stalls (or expires, without
+    /// `retransmit_wait_ms`).
     pub request_missing: Option<bool>,
+    /// Keep a group idle for `group_timeout_ms` open this much longer for the packets 0x8003 asks
+    /// for, ms (default 0: given up at the timeout).
+    pub retransmit_wait_ms: Option<u64>,
     /// Take an unescaped 0x7E inside a frame as data when only that makes a valid frame (devices
     /// that forget the escape; the decoder setting `rejoin_unescaped_flag`). Default false.
     pub rejoin_unescaped_flag: Option<bool>,

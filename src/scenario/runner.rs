@@ -123,6 +123,9 @@ pub fn client_config(c: &ClientSection, seed: u64) -> ClientConfig {
     if let Some(v) = c.request_missing {
         cfg.retransmit_requests = v;
     }
+    if let Some(v) = c.retransmit_wait_ms {
+        cfg.decoder.reassembly.retransmit_wait = ms(v);
+    }
     if let Some(v) = c.rejoin_unescaped_flag {
         cfg.decoder.deframer.rejoin_unescaped_flag = v;
     }
