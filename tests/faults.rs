@@ -764,6 +764,50 @@ fn stall_without_end_returns_held_bytes_at_close() {
 }
 
 #[test]
+fn stall_drops_and_reports_what_would_pass_max_held_bytes() {
+    let f = feed();
+    assert!(f.len() >= 6, "the feed has a message past the cap");
+    let cap = f[3].len() + f[4].len();
+    let r = run(&[&format!("type=\"stall\", after=3, max_held_bytes={cap}")], 0);
+    assert_eq!(r.sent(), f[..3]);
+    assert_eq!(r.undelivered, f[3..5], "held up to the cap");
+    let overflow: Vec<_> = r.log.iter().filter(|l| l.what == "overflow").collect();
+    assert_eq!(overflow.len(), f.len() - 5, "every message past the cap is reported");
+    assert_eq!(overflow[0].msg, Some(6));
+    assert!(
+        overflow[0].detail.contains(&format!("max_held_bytes = {cap}")),
+        "{}",
+        overflow[0].detail
+    );
+}
+
+#[test]
+fn a_two_way_stall_caps_the_other_direction_too() {
+    let mut p = Pipeline::new(&specs(&["type=\"stall\", for_ms=500, at=1, max_held_bytes=1"]), 0, 18).unwrap();
+    p.on_connect(CONN, Duration::ZERO);
+    let f = feed();
+    assert_eq!(
+        p.on_message(CONN, Direction::ToClient, f[0].clone(), ms(0)),
+        [Action::Stall { until: Some(ms(500)) }]
+    );
+    assert!(
+        p.on_message(CONN, Direction::ToGateway, wrap(&[&location(9)]), ms(10))
+            .is_empty()
+    );
+    assert_eq!(p.on_tick(CONN, ms(500)), [], "nothing was held");
+    let log: Vec<(String, Option<Direction>)> = p.take_log().into_iter().map(|r| (r.what, r.dir)).collect();
+    assert_eq!(
+        log,
+        [
+            ("stall".to_string(), Some(Direction::ToClient)),
+            ("overflow".to_string(), Some(Direction::ToClient)),
+            ("overflow".to_string(), Some(Direction::ToGateway)),
+            ("stall_end".to_string(), Some(Direction::ToClient)),
+        ]
+    );
+}
+
+#[test]
 fn refuse_the_next_two_handshakes() {
     let mut p = Pipeline::new(&specs(&["type=\"refuse\", count=2, status=502"]), 0, 18).unwrap();
     assert_eq!(p.on_connect(1, ms(0)), ConnectDecision::Refuse { status: 502 });

@@ -40,6 +40,8 @@ pub(crate) enum Out {
         until: Option<Duration>,
         both: bool,
         name: String,
+        /// Cap on the bytes the other direction's hold may keep (`Stall::max_held_bytes`).
+        max_held_bytes: usize,
     },
 }
 
@@ -149,6 +151,8 @@ struct EntryHold {
     dir: Direction,
     until: Option<Duration>,
     held: Vec<Msg>,
+    held_bytes: usize,
+    max_held_bytes: usize,
 }
 
 struct Conn {
@@ -340,17 +344,25 @@ impl Pipeline {
         if let Some(h) = &mut c.entry_hold
             && h.dir == dir
         {
+            let overflow = h.held_bytes + m.bytes.len() > h.max_held_bytes;
             log.push(FaultRecord {
                 t_us: now.as_micros() as u64,
                 conn,
                 dir: Some(dir),
                 msg: Some(idx),
                 fault: h.name.clone(),
-                what: "held".into(),
+                what: if overflow { "overflow" } else { "held" }.into(),
                 offsets: Vec::new(),
-                detail: format!("{} bytes held by a two-way stall", m.bytes.len()),
+                detail: if overflow {
+                    super::stall::overflow_detail(m.bytes.len(), h.max_held_bytes)
+                } else {
+                    format!("{} bytes held by a two-way stall", m.bytes.len())
+                },
             });
-            h.held.push(m);
+            if !overflow {
+                h.held_bytes += m.bytes.len();
+                h.held.push(m);
+            }
             return Vec::new();
         }
         let mut env = Env {
@@ -615,13 +627,20 @@ impl Env<'_> {
                     let at = self.now.max(c.last_at[0]).max(c.last_at[1]);
                     actions.push(Action::Abort { at });
                 }
-                Out::Stall { until, both, name } => {
+                Out::Stall {
+                    until,
+                    both,
+                    name,
+                    max_held_bytes,
+                } => {
                     if both {
                         c.entry_hold = Some(EntryHold {
                             name,
                             dir: dir.other(),
                             until,
                             held: Vec::new(),
+                            held_bytes: 0,
+                            max_held_bytes,
                         });
                     }
                     actions.push(Action::Stall { until });

@@ -6,7 +6,10 @@
 //! `both = true` (default) the other direction is held too, at the pipeline's entry. After
 //! `for_ms` the held messages are delivered in order at the stall's end; without `for_ms` the stall
 //! lasts until the connection closes and [`super::Pipeline::on_close`] returns them. Bytes are held,
-//! never dropped. One stall per connection; list two faults for two stalls.
+//! not dropped, up to `max_held_bytes` per direction (a dead link's kernel buffers fill up too): a
+//! message past that is dropped and logged `overflow`, so an endless stall on a fast feed cannot
+//! grow the gateway's memory without bound. One stall per connection; list two faults for two
+//! stalls.
 
 use std::time::Duration;
 
@@ -24,10 +27,22 @@ pub struct Stall {
     /// Hold the other direction too (default true: a dead link carries nothing either way).
     #[serde(default = "yes")]
     pub both: bool,
+    /// Most bytes held in each direction; a message that would hold more is dropped and logged
+    /// `overflow`. Default [`DEFAULT_MAX_HELD_BYTES`].
+    #[serde(default = "default_max_held")]
+    pub max_held_bytes: usize,
 }
+
+/// Default `max_held_bytes`: 4 MiB, about what a Linux socket's send and receive buffers hold
+/// together at their largest default sizes, so roughly where a real dead link stops taking data.
+pub const DEFAULT_MAX_HELD_BYTES: usize = 4 << 20;
 
 fn yes() -> bool {
     true
+}
+
+fn default_max_held() -> usize {
+    DEFAULT_MAX_HELD_BYTES
 }
 
 #[derive(Debug, PartialEq)]
@@ -43,6 +58,7 @@ pub(crate) struct StallState {
     cfg: Stall,
     phase: Phase,
     held: Vec<Msg>,
+    held_bytes: usize,
 }
 
 impl StallState {
@@ -51,6 +67,7 @@ impl StallState {
             cfg,
             phase: Phase::Armed,
             held: Vec::new(),
+            held_bytes: 0,
         }
     }
 
@@ -71,6 +88,7 @@ impl StallState {
             until,
             both: self.cfg.both,
             name: cx.name().to_string(),
+            max_held_bytes: self.cfg.max_held_bytes,
         }
     }
 }
@@ -84,7 +102,17 @@ impl Fault for StallState {
             Phase::Armed => out.push(self.begin(cx, Some(m.idx))),
             Phase::Stalled { .. } => {}
         }
+        if self.held_bytes + m.bytes.len() > self.cfg.max_held_bytes {
+            cx.record(
+                Some(m.idx),
+                "overflow",
+                Vec::new(),
+                overflow_detail(m.bytes.len(), self.cfg.max_held_bytes),
+            );
+            return out;
+        }
         cx.record(Some(m.idx), "held", Vec::new(), format!("{} bytes", m.bytes.len()));
+        self.held_bytes += m.bytes.len();
         self.held.push(m);
         out
     }
@@ -101,6 +129,7 @@ impl Fault for StallState {
             return Vec::new();
         };
         self.phase = Phase::Done;
+        self.held_bytes = 0;
         cx.record(
             None,
             "stall_end",
@@ -124,6 +153,12 @@ impl Fault for StallState {
     }
 
     fn drain(&mut self) -> Vec<Msg> {
+        self.held_bytes = 0;
         std::mem::take(&mut self.held)
     }
+}
+
+/// The log detail of a message dropped because the stall holds `max` bytes already.
+pub(crate) fn overflow_detail(len: usize, max: usize) -> String {
+    format!("{len} bytes dropped: the stall already holds what max_held_bytes = {max} allows")
 }

@@ -30,6 +30,7 @@ const DESTRUCTIVE: &[&str] = &[
     "mid_frame",
     "undelivered",
     "garbage",
+    "overflow",
 ];
 /// Fault log `what` values after which a message may legitimately be decoded twice.
 const DUPLICATING: &[&str] = &["duplicate"];
