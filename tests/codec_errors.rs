@@ -1091,3 +1091,63 @@ fn rejoin_setting_joins_a_frame_cut_by_an_unescaped_0x7e() {
     assert_eq!(events[0], DecodeEvent::UnescapedFlag { offset: 0, at: 11 });
     assert_eq!(only_message(&events[1..]).header.serial, 0x7E01);
 }
+
+#[test]
+fn rejoin_setting_takes_an_unescaped_0x7e_check_code_right_before_the_closing_one() {
+    // A heartbeat whose check code is 0x7E, sent bare: 7E ... 7E 7E. Then a good heartbeat.
+    let bytes = wire(&[
+        &[0x7E],
+        &[0x00, 0x02],                         // heartbeat
+        &[0x00, 0x00],                         // body 0
+        &[0x01, 0x23, 0x45, 0x67, 0x89, 0x01], // phone
+        &[0x00, 0xF4],                         // serial 0x00F4
+        &[0x7E],                               // check code 0x7E, unescaped: at 13
+        &[0x7E],                               // closing
+        &heartbeat(),
+    ]);
+    let events = decode_all_with(rejoining(), &bytes);
+    assert_eq!(events[0], DecodeEvent::UnescapedFlag { offset: 0, at: 13 });
+    let serials: Vec<u16> = events[1..]
+        .iter()
+        .map(|e| match e {
+            DecodeEvent::Message(m) => m.header.serial,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(serials, [0x00F4, 0x7FFF]);
+    assert_eq!(
+        decode_all(&bytes)[0],
+        DecodeEvent::Rejected(FrameError::TooShort { offset: 0, len: 11 }),
+        "strictly: cut short"
+    );
+}
+
+#[test]
+fn rejoin_setting_never_joins_past_the_frame_limit() {
+    // Message id 0x7E00 (escaped: 7D 02 00) with no body and serial 0x7E01 left unescaped: 14
+    // escaped bytes between the delimiters, over a limit of 13.
+    let bytes = wire(&[
+        &[0x7E],
+        &[0x7D, 0x02, 0x00],                   // msg id 0x7E00, escaped
+        &[0x00, 0x00],                         // body 0
+        &[0x01, 0x23, 0x45, 0x67, 0x89, 0x01], // phone
+        &[0x7E, 0x01],                         // serial 0x7E01, unescaped
+        &[0x89],                               // check code
+        &[0x7E],
+    ]);
+    let mut cfg = rejoining();
+    cfg.deframer.max_frame_len = 14;
+    assert!(
+        matches!(
+            &decode_all_with(cfg, &bytes)[..],
+            [DecodeEvent::UnescapedFlag { .. }, DecodeEvent::Message(_)]
+        ),
+        "within the limit it joins"
+    );
+    cfg.deframer.max_frame_len = 13;
+    let events = decode_all_with(cfg, &bytes);
+    assert!(
+        !events.iter().any(|e| matches!(e, DecodeEvent::Message(_))),
+        "over the limit it does not: {events:?}"
+    );
+}

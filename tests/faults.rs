@@ -782,6 +782,24 @@ fn stall_drops_and_reports_what_would_pass_max_held_bytes() {
 }
 
 #[test]
+fn stall_overflow_drops_everything_after_it_even_what_would_fit() {
+    let f = feed();
+    assert!(f[4].len() > f[5].len(), "the last packet is the short one");
+    // Room for f[3] and f[5] but not f[4]: once f[4] overflows, f[5] is dropped too, so what the
+    // stall later delivers has no gap in its middle.
+    let cap = f[3].len() + f[5].len();
+    let r = run(&[&format!("type=\"stall\", after=3, max_held_bytes={cap}")], 0);
+    assert_eq!(r.undelivered, f[3..4]);
+    let overflow: Vec<u64> = r
+        .log
+        .iter()
+        .filter(|l| l.what == "overflow")
+        .filter_map(|l| l.msg)
+        .collect();
+    assert_eq!(overflow, [5, 6]);
+}
+
+#[test]
 fn a_two_way_stall_caps_the_other_direction_too() {
     let mut p = Pipeline::new(&specs(&["type=\"stall\", for_ms=500, at=1, max_held_bytes=1"]), 0, 18).unwrap();
     p.on_connect(CONN, Duration::ZERO);

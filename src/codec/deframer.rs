@@ -12,9 +12,10 @@
 //!   check are taken as a frame, and only bytes that fail are garbage.
 //!
 //! So a stray 0x7E, an empty frame or an unterminated frame costs at most the bytes around it,
-//! never the next valid frame. Memory is bounded by [`DeframerConfig::max_frame_len`]: a
-//! candidate longer than that is reported as [`FrameError::TooLong`] and discarded up to the next
-//! 0x7E without being buffered.
+//! never the next valid frame. Memory is bounded by [`DeframerConfig::max_frame_len`] (twice that
+//! with `rejoin_unescaped_flag`, which may hold one rejected candidate): a candidate longer than
+//! that is reported as [`FrameError::TooLong`] and discarded up to the next 0x7E without being
+//! buffered.
 //!
 //! The deframer un-escapes while it copies (one pass, one copy per byte), and hands frames to a
 //! callback as borrowed slices, so a frame costs no allocation.
@@ -22,10 +23,13 @@
 //! Some devices do not escape a 0x7E inside a frame (vector `iss-jtframework71`: "A strict 0x7E
 //! splitter yields two broken frames ... If the stray 7E is kept as data the XOR and declared
 //! length both check out"). With [`DeframerConfig::rejoin_unescaped_flag`] (off by default: the
-//! standard requires the escape) a rejected candidate is held until the next 0x7E; if the bytes
-//! after it fail too but the two joined by a 0x7E data byte pass every check, that one frame comes
-//! out, announced by [`Item::UnescapedFlag`]. Otherwise the rejection is reported as it would have
-//! been. One stray 0x7E per frame is repaired, not two.
+//! standard requires the escape) a candidate rejected as too short, with a bad check code or with
+//! a length mismatch (and no invalid escape) is held until the next 0x7E; if the bytes after it
+//! (none, when that 0x7E follows at once: an unescaped last byte) fail too but the two joined by a
+//! 0x7E data byte pass every check, that one frame comes out, announced by
+//! [`Item::UnescapedFlag`]. Otherwise the rejection is reported as it would have been, only later:
+//! at that next 0x7E or the end of the stream. One stray 0x7E per frame is repaired, not two, and
+//! not one right after the opening 0x7E (that pair reads as an empty frame).
 
 use super::error::FrameError;
 use super::frame::{ESCAPE, FLAG, MAX_ESCAPED_CONTENT, xor};
@@ -136,6 +140,8 @@ struct Held {
     offset: u64,
     /// The 0x7E that closed it, which may be data.
     at: u64,
+    /// Its escaped length (what counts against `max_frame_len`).
+    raw_len: usize,
     /// Its rejection, reported if the join fails.
     error: FrameError,
 }
@@ -248,13 +254,13 @@ impl Deframer {
                             content: &content[..j - 1],
                             body_start,
                         })),
-                        Err(e) => self.reject(e, content, base + k as u64, &mut f),
+                        Err(e) => self.reject(e, content, j, base + k as u64, &mut f),
                     }
                     self.reset_candidate(State::Outside, base + k as u64 + 1);
                     i = k + 1;
-                    if chunk.get(i) == Some(&FLAG) {
-                        // Back to back: nothing outside, the next 0x7E opens the next frame.
-                        self.release_held(&mut f);
+                    if self.held.is_none() && chunk.get(i) == Some(&FLAG) {
+                        // Back to back: nothing outside, the next 0x7E opens the next frame. (With
+                        // a rejection held, that 0x7E may close it instead: `delimiter` decides.)
                         self.reset_candidate(State::Inside, base + i as u64);
                         i += 1;
                     }
@@ -343,7 +349,8 @@ impl Deframer {
     }
 
     fn delimiter(&mut self, at: u64, f: &mut impl FnMut(Item<'_>)) {
-        match self.state {
+        let state = self.state;
+        match state {
             State::Inside if self.raw_len == 0 && self.escape_pending.is_none() => {
                 // `7E 7E`: an empty frame; this delimiter opens the next one.
                 self.start = at;
@@ -358,12 +365,15 @@ impl Deframer {
                     })),
                     Err(e) => {
                         let candidate = std::mem::take(&mut self.buf);
-                        self.reject(e, &candidate, at, f);
+                        self.reject(e, &candidate, self.raw_len, at, f);
                         self.buf = candidate;
                     }
                 }
                 self.reset_candidate(State::Outside, at + 1);
             }
+            // With a rejection held, a 0x7E right after its closing one may be the real end: the
+            // first was its last byte (an unescaped 0x7E check code, say).
+            State::Outside if self.raw_len == 0 && self.rejoin(f) => self.reset_candidate(State::Outside, at + 1),
             State::Outside if self.raw_len == 0 => {
                 self.release_held(f);
                 self.reset_candidate(State::Inside, at);
@@ -404,7 +414,7 @@ impl Deframer {
     /// A candidate closed by the 0x7E at `at` failed: reported, or held to try a join when
     /// `rejoin_unescaped_flag` is on and the failure is one a 0x7E data byte could explain (the
     /// frame looked cut: too short, a wrong check code or a length mismatch).
-    fn reject(&mut self, e: FrameError, unescaped: &[u8], at: u64, f: &mut impl FnMut(Item<'_>)) {
+    fn reject(&mut self, e: FrameError, unescaped: &[u8], raw_len: usize, at: u64, f: &mut impl FnMut(Item<'_>)) {
         let joinable = matches!(
             e,
             FrameError::TooShort { .. } | FrameError::BadChecksum { .. } | FrameError::BodyLengthMismatch { .. }
@@ -419,6 +429,7 @@ impl Deframer {
         self.held = Some(Held {
             offset: self.start,
             at,
+            raw_len,
             error: e,
         });
     }
@@ -437,8 +448,9 @@ impl Deframer {
         let Some(h) = &self.held else {
             return false;
         };
-        // Both parts' escaped bytes and the 0x7E itself.
-        if self.held_buf.len() + 1 + self.raw_len > self.cfg.max_frame_len {
+        // Both parts' escaped bytes and the 0x7E itself: the joined frame is bound by the same
+        // limit as any other.
+        if h.raw_len + 1 + self.raw_len > self.cfg.max_frame_len {
             return false;
         }
         let (offset, at) = (h.offset, h.at);

@@ -40,8 +40,9 @@ pub struct ReassemblyConfig {
     /// Most fragment bytes held over all open groups. Default 16 MiB.
     pub max_bytes: usize,
     /// How long a group idle for the timeout stays open, reported as stalled, for the packets a
-    /// 0x8003 asks for (counted from the stall, and again from each packet that comes). Default 0:
-    /// given up at the timeout.
+    /// 0x8003 asks for (counted from the stall, and again from each new packet that comes; a
+    /// duplicate does not count). A group stalls once, so it is asked for once. Default 0: given
+    /// up at the timeout.
     #[serde(with = "crate::codec::reassembly::duration_ms", rename = "retransmit_wait_ms")]
     pub retransmit_wait: Duration,
 }

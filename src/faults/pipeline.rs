@@ -153,6 +153,8 @@ struct EntryHold {
     held: Vec<Msg>,
     held_bytes: usize,
     max_held_bytes: usize,
+    /// The cap was hit: the rest is dropped too (see faults/stall.rs).
+    overflowed: bool,
 }
 
 struct Conn {
@@ -344,7 +346,8 @@ impl Pipeline {
         if let Some(h) = &mut c.entry_hold
             && h.dir == dir
         {
-            let overflow = h.held_bytes + m.bytes.len() > h.max_held_bytes;
+            let overflow = h.overflowed || h.held_bytes + m.bytes.len() > h.max_held_bytes;
+            h.overflowed = overflow;
             log.push(FaultRecord {
                 t_us: now.as_micros() as u64,
                 conn,
@@ -641,6 +644,7 @@ impl Env<'_> {
                             held: Vec::new(),
                             held_bytes: 0,
                             max_held_bytes,
+                            overflowed: false,
                         });
                     }
                     actions.push(Action::Stall { until });

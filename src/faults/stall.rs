@@ -6,9 +6,10 @@
 //! `both = true` (default) the other direction is held too, at the pipeline's entry. After
 //! `for_ms` the held messages are delivered in order at the stall's end; without `for_ms` the stall
 //! lasts until the connection closes and [`super::Pipeline::on_close`] returns them. Bytes are held,
-//! not dropped, up to `max_held_bytes` per direction (a dead link's kernel buffers fill up too): a
-//! message past that is dropped and logged `overflow`, so an endless stall on a fast feed cannot
-//! grow the gateway's memory without bound. One stall per connection; list two faults for two
+//! not dropped, up to `max_held_bytes` per direction (a dead link's kernel buffers fill up too):
+//! from the message that would pass it on, every message of that direction is dropped and logged
+//! `overflow` until the stall ends, so an endless stall on a fast feed cannot grow the gateway's
+//! memory without bound, and what is delivered later has no gap in its middle. One stall per connection; list two faults for two
 //! stalls.
 
 use std::time::Duration;
@@ -59,6 +60,9 @@ pub(crate) struct StallState {
     phase: Phase,
     held: Vec<Msg>,
     held_bytes: usize,
+    /// The cap was hit: everything after is dropped too, as a full buffer blocks what follows
+    /// (no gap in the middle of the stream).
+    overflowed: bool,
 }
 
 impl StallState {
@@ -68,6 +72,7 @@ impl StallState {
             phase: Phase::Armed,
             held: Vec::new(),
             held_bytes: 0,
+            overflowed: false,
         }
     }
 
@@ -102,7 +107,8 @@ impl Fault for StallState {
             Phase::Armed => out.push(self.begin(cx, Some(m.idx))),
             Phase::Stalled { .. } => {}
         }
-        if self.held_bytes + m.bytes.len() > self.cfg.max_held_bytes {
+        if self.overflowed || self.held_bytes + m.bytes.len() > self.cfg.max_held_bytes {
+            self.overflowed = true;
             cx.record(
                 Some(m.idx),
                 "overflow",

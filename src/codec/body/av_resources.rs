@@ -75,8 +75,10 @@ pub struct AvResourceList {
 
 /// One resource of 0x1205 (28 bytes).
 ///
-/// `repr(C)` keeps the fields in wire order, so the decoder's copy of a resource list (hundreds
-/// of items) is a few wide moves per item instead of one store per field.
+/// `repr(C)` keeps the fields in declaration (wire) order, which lets the compiler fill a
+/// resource with a few wide moves instead of one store per field (the 8-byte `alarm` is padded
+/// to offset 16, so it is not a straight copy of the 28 wire bytes): a resource list is hundreds
+/// of items, and its decode took 40% less time (`mixed_1205` in benches/decode.rs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[repr(C)]
 pub struct AvResource {
