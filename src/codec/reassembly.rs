@@ -395,6 +395,16 @@ impl Reassembler {
     /// Reports as stalled, or gives up, every group due at `now` (see
     /// [`ReassemblyConfig::retransmit_wait`]).
     pub fn expire(&mut self, now: Duration, mut f: impl FnMut(ReassemblyEvent)) {
+        if self.groups.is_empty() {
+            return;
+        }
+        self.expire_due(now, &mut f);
+    }
+
+    /// [`Reassembler::expire`] with groups open: out of line, so the decoder's per-chunk call
+    /// stays a length check next to its deframing loop.
+    #[inline(never)]
+    fn expire_due(&mut self, now: Duration, f: &mut dyn FnMut(ReassemblyEvent)) {
         let due: Vec<GroupKey> = self
             .groups
             .iter()
