@@ -5,15 +5,16 @@
 //! serial chain of dependent loads, and for a 12-item report it was most of the decode time. But a
 //! terminal's firmware sends the same items with the same lengths in every report (the values
 //! change, the layout does not). So a [`Decoder`](crate::codec::Decoder) remembers the last few
-//! layouts it walked, and checks a new report against them with independent loads: the total
-//! length, then the id and length byte at every remembered position. A match is exactly what the
-//! walk would have found (the walk is determined by those bytes), so the items are typed at known
-//! offsets; anything else takes the walk, which also learns the layout.
+//! layouts it walked, and checks a new report against them with a byte mask: the total length,
+//! then the id and length bytes at every remembered position, 8 bytes at a time with no
+//! dependency between the steps. A match is exactly what the walk would have found (the walk is
+//! determined by those bytes), so the report needs no walk; anything else takes the walk, which
+//! also learns the layout.
 //!
 //! Only layouts without any [`issues`](super::Location::issues) are remembered, so the fast path
 //! needs no duplicate or truncation bookkeeping: identical id and length bytes at identical places
 //! give identical (empty) issues. The equivalence is checked by a property test in
-//! `tests/codec_props.rs` on reports that differ from a remembered one in a single byte.
+//! `tests/codec_props.rs` on reports that differ from a remembered one in a few bytes or in length.
 
 /// Longest item area a layout can remember (positions then fit a byte); a longer one always takes
 /// the walk.
