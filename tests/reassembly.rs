@@ -428,3 +428,38 @@ fn without_a_wait_a_group_expires_at_the_timeout_without_stalling() {
     d.push_vec(&packets[0], s(0));
     assert!(matches!(&d.push_vec(&[], s(5))[..], [DecodeEvent::GroupExpired(_)]));
 }
+
+#[test]
+fn a_stalled_group_is_still_evicted_by_the_group_limit() {
+    let packets = resource_list_packets();
+    let mut d = Decoder::new(DecoderConfig {
+        reassembly: ReassemblyConfig {
+            timeout: Duration::from_secs(5),
+            retransmit_wait: Duration::from_secs(60),
+            max_groups: 1,
+            ..ReassemblyConfig::default()
+        },
+        ..DecoderConfig::default()
+    });
+    d.push_vec(&packets[0], s(0));
+    assert!(matches!(&d.push_vec(&[], s(5))[..], [DecodeEvent::GroupStalled(_)]));
+    // Another terminal's group needs the only slot: the stalled one goes, reported as evicted.
+    let other = Message::new(
+        0x0801,
+        Version::V2013,
+        Phone::parse("13800000002").expect("digits"),
+        0,
+        jt808_harness::codec::body::Body::Raw(jt808_harness::codec::body::RawBody { raw: vec![0x5A; 40] }),
+    );
+    let mut serial = 0;
+    let wire = other.encode_packets(16, || {
+        serial += 1;
+        serial
+    });
+    let events = d.push_vec(&wire[0], s(6));
+    let [DecodeEvent::GroupExpired(x), DecodeEvent::Packet { .. }] = &events[..] else {
+        panic!("{events:?}")
+    };
+    assert_eq!((x.msg_id, x.reason), (0x1205, ExpireReason::GroupLimit));
+    assert_eq!(d.reassembler().open_groups(), 1);
+}
