@@ -9,6 +9,7 @@ use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
+use jt808_harness::codec::body::{Body, RawBody};
 use jt808_harness::codec::deframer::Item;
 use jt808_harness::codec::frame::frame_into;
 use jt808_harness::codec::reassembly::{ExpireReason, GroupKey, ReassemblyConfig};
@@ -449,7 +450,7 @@ fn a_stalled_group_is_still_evicted_by_the_group_limit() {
         Version::V2013,
         Phone::parse("13800000002").expect("digits"),
         0,
-        jt808_harness::codec::body::Body::Raw(jt808_harness::codec::body::RawBody { raw: vec![0x5A; 40] }),
+        Body::Raw(RawBody { raw: vec![0x5A; 40] }),
     );
     let mut serial = 0;
     let wire = other.encode_packets(16, || {
