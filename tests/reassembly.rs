@@ -181,12 +181,9 @@ fn message_sent_twice_comes_out_twice() {
 #[test]
 fn every_packet_twice_gives_one_message_and_a_late_copy_opens_a_group_that_expires() {
     let (p1, p2) = param_reply_1233_1250();
-    let mut d = Decoder::new(DecoderConfig {
-        reassembly: ReassemblyConfig {
-            timeout: Duration::from_secs(5),
-            ..ReassemblyConfig::default()
-        },
-        ..DecoderConfig::default()
+    let mut d = decoder_with(ReassemblyConfig {
+        timeout: Duration::from_secs(5),
+        ..ReassemblyConfig::default()
     });
     let events = feed(&mut d, &[p1.clone(), p1, p2.clone(), p2]);
     assert!(matches!(events[0], DecodeEvent::Packet { index: 1, .. }));
@@ -353,16 +350,21 @@ fn resource_list_as_one_stream_in_odd_chunks() {
     assert_eq!(d.reassembler().bytes_held(), 0);
 }
 
+/// A decoder with these reassembly settings and the default deframer.
+fn decoder_with(reassembly: ReassemblyConfig) -> Decoder {
+    Decoder::new(DecoderConfig {
+        reassembly,
+        ..DecoderConfig::default()
+    })
+}
+
 /// A decoder whose groups stall after 5 s without a packet and are kept 2 s more for the packets a
 /// 0x8003 asks for.
 fn waiting_decoder() -> Decoder {
-    Decoder::new(DecoderConfig {
-        reassembly: ReassemblyConfig {
-            timeout: Duration::from_secs(5),
-            retransmit_wait: Duration::from_secs(2),
-            ..ReassemblyConfig::default()
-        },
-        ..DecoderConfig::default()
+    decoder_with(ReassemblyConfig {
+        timeout: Duration::from_secs(5),
+        retransmit_wait: Duration::from_secs(2),
+        ..ReassemblyConfig::default()
     })
 }
 
@@ -419,12 +421,9 @@ fn a_stalled_group_nobody_answers_expires_after_the_wait() {
 #[test]
 fn without_a_wait_a_group_expires_at_the_timeout_without_stalling() {
     let packets = resource_list_packets();
-    let mut d = Decoder::new(DecoderConfig {
-        reassembly: ReassemblyConfig {
-            timeout: Duration::from_secs(5),
-            ..ReassemblyConfig::default()
-        },
-        ..DecoderConfig::default()
+    let mut d = decoder_with(ReassemblyConfig {
+        timeout: Duration::from_secs(5),
+        ..ReassemblyConfig::default()
     });
     d.push_vec(&packets[0], s(0));
     assert!(matches!(&d.push_vec(&[], s(5))[..], [DecodeEvent::GroupExpired(_)]));
@@ -433,14 +432,11 @@ fn without_a_wait_a_group_expires_at_the_timeout_without_stalling() {
 #[test]
 fn a_stalled_group_is_still_evicted_by_the_group_limit() {
     let packets = resource_list_packets();
-    let mut d = Decoder::new(DecoderConfig {
-        reassembly: ReassemblyConfig {
-            timeout: Duration::from_secs(5),
-            retransmit_wait: Duration::from_secs(60),
-            max_groups: 1,
-            ..ReassemblyConfig::default()
-        },
-        ..DecoderConfig::default()
+    let mut d = decoder_with(ReassemblyConfig {
+        timeout: Duration::from_secs(5),
+        retransmit_wait: Duration::from_secs(60),
+        max_groups: 1,
+        ..ReassemblyConfig::default()
     });
     d.push_vec(&packets[0], s(0));
     assert!(matches!(&d.push_vec(&[], s(5))[..], [DecodeEvent::GroupStalled(_)]));
