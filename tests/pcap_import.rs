@@ -410,7 +410,7 @@ fn check_import(report: &ImportReport, records: &[Record], sc: &Scenario) {
         .filter(|r| r.conn == 1)
         .map(|r| {
             let what = match &r.kind {
-                RecordKind::Open => "open".to_string(),
+                RecordKind::Open { .. } => "open".to_string(),
                 RecordKind::Close { from, code, .. } => format!("close {from:?} {code:?}"),
                 RecordKind::Message { from, payload } => format!("{from} {}", payload.len()),
             };
@@ -436,7 +436,7 @@ fn check_import(report: &ImportReport, records: &[Record], sc: &Scenario) {
         .iter()
         .filter(|r| r.conn == 2)
         .filter_map(|r| match &r.kind {
-            RecordKind::Open => Some((r.t_us, true)),
+            RecordKind::Open { .. } => Some((r.t_us, true)),
             RecordKind::Close { from, .. } => {
                 assert_eq!(*from, Some(Side::Gateway));
                 Some((r.t_us, false))

@@ -45,7 +45,9 @@
 //!   {"t_us":1720,"conn":1,"from":"client","text":"hello"}
 //!   ```
 //! - an **event**, `"event"` being
-//!   - `"open"`: the connection was established (both sides, for the recording proxy);
+//!   - `"open"`: the connection was established (both sides, for the recording proxy). An
+//!     optional `"prefix_len"` states this connection's envelope prefix when it differs from the
+//!     header's (a pcap holding WebSocket and raw flows); the header's value is the default;
 //!   - `"close"`: the connection ended, with optional keys `"from"` (the side that ended it; absent
 //!     when the recorder or importer itself ended it), `"code"` (the WebSocket close code when a
 //!     close frame was sent; absent when the connection dropped without one, or the TCP flow of
@@ -186,7 +188,11 @@ pub enum RecordKind {
         payload: Payload,
     },
     /// The connection was established.
-    Open,
+    Open {
+        /// The envelope prefix of this connection's gateway messages when it differs from the
+        /// header's (a pcap with WebSocket and raw flows); `None`: the header's.
+        prefix_len: Option<usize>,
+    },
     /// The connection (or one side's half of it) ended.
     Close {
         /// Who ended it; `None` when the recorder or importer did.
@@ -225,12 +231,23 @@ impl Record {
         Record::message(t_us, conn, from, Payload::Binary(bytes.into()))
     }
 
-    /// An open event.
+    /// An open event (the connection's gateway messages carry the header's prefix).
     pub fn open(t_us: u64, conn: u64) -> Record {
         Record {
             t_us,
             conn,
-            kind: RecordKind::Open,
+            kind: RecordKind::Open { prefix_len: None },
+        }
+    }
+
+    /// An open event stating this connection's own envelope prefix.
+    pub fn open_with_prefix(t_us: u64, conn: u64, prefix_len: usize) -> Record {
+        Record {
+            t_us,
+            conn,
+            kind: RecordKind::Open {
+                prefix_len: Some(prefix_len),
+            },
         }
     }
 
@@ -274,6 +291,8 @@ struct Repr {
     code: Option<u16>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    prefix_len: Option<usize>,
 }
 
 impl From<Record> for Repr {
@@ -289,6 +308,7 @@ impl From<Record> for Repr {
             pong: None,
             code: None,
             reason: None,
+            prefix_len: None,
         };
         match r.kind {
             RecordKind::Message { from, payload } => {
@@ -300,7 +320,10 @@ impl From<Record> for Repr {
                     Payload::Pong(b) => repr.pong = Some(hex::encode(b)),
                 }
             }
-            RecordKind::Open => repr.event = Some(EventName::Open),
+            RecordKind::Open { prefix_len } => {
+                repr.event = Some(EventName::Open);
+                repr.prefix_len = prefix_len;
+            }
             RecordKind::Close { from, code, reason } => {
                 repr.event = Some(EventName::Close);
                 repr.from = from;
@@ -332,8 +355,8 @@ impl TryFrom<Repr> for Record {
         }
         let kind = match r.event {
             None => {
-                if r.code.is_some() || r.reason.is_some() {
-                    return Err("\"code\" and \"reason\" belong to a close event, not to a message".into());
+                if r.code.is_some() || r.reason.is_some() || r.prefix_len.is_some() {
+                    return Err("\"code\", \"reason\" and \"prefix_len\" belong to events, not to a message".into());
                 }
                 let from = r
                     .from
@@ -354,9 +377,16 @@ impl TryFrom<Repr> for Record {
                 match event {
                     EventName::Open => {
                         if r.from.is_some() || r.code.is_some() || r.reason.is_some() {
-                            return Err("an open event has only \"t_us\", \"conn\" and \"event\"".into());
+                            return Err(
+                                "an open event has only \"t_us\", \"conn\", \"event\" and \"prefix_len\"".into(),
+                            );
                         }
-                        RecordKind::Open
+                        RecordKind::Open {
+                            prefix_len: r.prefix_len,
+                        }
+                    }
+                    EventName::Close if r.prefix_len.is_some() => {
+                        return Err("\"prefix_len\" belongs to an open event".into());
                     }
                     EventName::Close => RecordKind::Close {
                         from: r.from,
@@ -787,6 +817,10 @@ mod tests {
             serde_json::to_string(&Record::open(0, 3)).unwrap(),
             r#"{"t_us":0,"conn":3,"event":"open"}"#
         );
+        let own = Record::open_with_prefix(0, 4, 0);
+        let line = serde_json::to_string(&own).unwrap();
+        assert_eq!(line, r#"{"t_us":0,"conn":4,"event":"open","prefix_len":0}"#);
+        assert_eq!(serde_json::from_str::<Record>(&line).unwrap(), own);
     }
 
     #[test]
@@ -800,6 +834,14 @@ mod tests {
             ),
             (r#"{"t_us":1,"conn":1,"from":"client","hex":"0g"}"#, "not hex"),
             (r#"{"t_us":1,"conn":1,"event":"open","hex":"00"}"#, "no payload"),
+            (
+                r#"{"t_us":1,"conn":1,"from":"client","hex":"00","prefix_len":2}"#,
+                "belong to events",
+            ),
+            (
+                r#"{"t_us":1,"conn":1,"event":"close","prefix_len":2}"#,
+                "belongs to an open event",
+            ),
             (r#"{"t_us":1,"conn":1,"from":"client","hx":"00"}"#, "unknown field"),
             (r#"{"t_us":1,"conn":1,"from":"server","hex":"00"}"#, "unknown variant"),
         ] {

@@ -19,6 +19,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::format::{CaptureError, CaptureReader, Payload, RecordKind, Side, Truncation};
+use super::prefix::ConnPrefixes;
 use crate::codec::{DecodeEvent, Decoder, DecoderConfig, msg_id_hex};
 
 /// Counts for one direction (messages from the gateway, or from the client).
@@ -127,14 +128,16 @@ pub fn summarise<R: BufRead>(mut reader: CaptureReader<R>) -> Result<Summary, Ca
     };
     let mut conns = BTreeSet::new();
     let mut decoders: HashMap<(u64, Side), Decoder> = HashMap::new();
+    let mut prefixes = ConnPrefixes::new(prefix_len);
     for record in reader.by_ref() {
         let record = record?;
+        prefixes.observe(&record);
         s.records += 1;
         s.duration_us = record.t_us;
         conns.insert(record.conn);
         let now = Duration::from_micros(record.t_us);
         match record.kind {
-            RecordKind::Open => {}
+            RecordKind::Open { .. } => {}
             RecordKind::Close { .. } => {
                 s.closes += 1;
                 for side in [Side::Gateway, Side::Client] {
@@ -152,7 +155,11 @@ pub fn summarise<R: BufRead>(mut reader: CaptureReader<R>) -> Result<Summary, Ca
                     Payload::Binary(bytes) => {
                         dir.ws_messages += 1;
                         dir.bytes += bytes.len() as u64;
-                        let skip = if from == Side::Gateway { prefix_len } else { 0 };
+                        let skip = if from == Side::Gateway {
+                            prefixes.get(record.conn)
+                        } else {
+                            0
+                        };
                         let Some(body) = bytes.get(skip..) else {
                             dir.short_messages += 1;
                             continue;

@@ -15,6 +15,7 @@
 pub mod format;
 pub mod inspect;
 pub mod pcap;
+pub mod prefix;
 pub mod record;
 pub mod redact;
 

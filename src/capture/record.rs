@@ -359,7 +359,7 @@ async fn write_records(
             report.times_raised += 1;
         }
         match &record.kind {
-            RecordKind::Open => report.connections += 1,
+            RecordKind::Open { .. } => report.connections += 1,
             RecordKind::Message { from, payload } => {
                 let n = match payload {
                     Payload::Binary(_) | Payload::Text(_) => payload.len() as u64,
@@ -424,7 +424,7 @@ async fn handle(stream: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>, mut stop: wa
             },
             None => connect.await.map_err(|e| e.to_string()),
         };
-        ctx.record(conn, RecordKind::Open).await;
+        ctx.record(conn, RecordKind::Open { prefix_len: None }).await;
         match upstream {
             Ok((ws, _)) => Some((conn, client, ws)),
             Err(e) => {

@@ -71,6 +71,7 @@ use serde::Serialize;
 use thiserror::Error;
 
 use super::format::{CaptureError, CaptureHeader, CaptureReader, CaptureWriter, Payload, Record, RecordKind, Side};
+use super::prefix::ConnPrefixes;
 use crate::codec::body::Register;
 use crate::codec::deframer::{Deframer, DeframerConfig, Frame, Item};
 use crate::codec::frame::{ESCAPE, FLAG, frame_into};
@@ -773,7 +774,7 @@ struct Pending {
 struct Run<'o, W: Write> {
     redactor: Redactor,
     opts: &'o RedactOpts,
-    prefix_len: usize,
+    prefix_len: ConnPrefixes,
     writer: CaptureWriter<W>,
     write_error: Option<io::Error>,
     report: RedactReport,
@@ -792,7 +793,7 @@ impl<'o, W: Write> Run<'o, W> {
         Run {
             redactor,
             opts,
-            prefix_len,
+            prefix_len: ConnPrefixes::new(prefix_len),
             writer,
             write_error: None,
             report: RedactReport::default(),
@@ -816,6 +817,7 @@ impl<'o, W: Write> Run<'o, W> {
 
     fn record(&mut self, record: Record) {
         self.report.records += 1;
+        self.prefix_len.observe(&record);
         let Record { t_us, conn, kind } = record;
         match kind {
             RecordKind::Message {
@@ -823,7 +825,11 @@ impl<'o, W: Write> Run<'o, W> {
                 payload: Payload::Binary(bytes),
             } => {
                 self.report.binary_messages += 1;
-                let skip = if from == Side::Gateway { self.prefix_len } else { 0 };
+                let skip = if from == Side::Gateway {
+                    self.prefix_len.get(conn)
+                } else {
+                    0
+                };
                 let cut = skip.min(bytes.len());
                 let mut prefix = bytes[..cut].to_vec();
                 if !self.opts.keep_prefix && !prefix.is_empty() {
@@ -856,7 +862,7 @@ impl<'o, W: Write> Run<'o, W> {
                     self.end_stream((conn, side));
                 }
             }
-            RecordKind::Open => self.push_ready(Record::open(t_us, conn)),
+            kind @ RecordKind::Open { .. } => self.push_ready(Record { t_us, conn, kind }),
         }
     }
 

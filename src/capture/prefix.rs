@@ -1,0 +1,338 @@
+//! Finding the envelope prefix of a feed from its bytes, never assuming it.
+//!
+//! The seed's gateway puts an 18-byte envelope before the JT808 bytes of every WebSocket message;
+//! other gateways put none, or another length. A capture must state the right length: a replay
+//! strips that many bytes off every gateway message, and a wrong value silently costs frames (18
+//! bytes stripped off a bare three-frames-per-message feed lose its first frame every time).
+//!
+//! [`PrefixProbe`] tries every candidate length `0..=max_prefix_len` at once. For each it strips
+//! that many bytes off every message pushed and runs the remainders of one connection through its
+//! own [`Deframer`], as a client with that setting would. The winner is the length that leaves the
+//! most valid frames (framing, escapes, check code and declared length all pass), then the fewest
+//! rejected frames, then the fewest junk bytes (skipped, or left in a frame that never closed),
+//! then the smallest length. Nothing assumes that a
+//! message starts at a 0x7E (feeds cut messages anywhere) or that envelopes are constant bytes (the
+//! seed's carries a counter).
+//!
+//! Each candidate keeps one deframer per connection, so memory is bounded by
+//! `candidates x connections x max_frame_len`; callers probe a bounded number of messages (the
+//! recorder: [`crate::capture::record::RecordOpts::prefix_probe_messages`]).
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::Serialize;
+
+use super::format::{Record, RecordKind};
+use crate::codec::deframer::{Deframer, Item};
+
+/// Default largest envelope length tried.
+pub const DEFAULT_MAX_PREFIX_LEN: usize = 64;
+
+/// What one candidate length made of the bytes pushed so far.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Score {
+    /// The candidate prefix length.
+    pub prefix_len: usize,
+    /// Valid frames.
+    pub frames: u64,
+    /// Frames rejected by a check.
+    pub rejected: u64,
+    /// Bytes skipped outside frames, or left in a frame still open.
+    pub junk_bytes: u64,
+}
+
+impl Score {
+    /// True when `self` explains the bytes better than `other` (the module doc's order).
+    fn beats(&self, other: &Score) -> bool {
+        let key = |s: &Score| (std::cmp::Reverse(s.frames), s.rejected, s.junk_bytes, s.prefix_len);
+        key(self) < key(other)
+    }
+}
+
+/// The probe's verdict.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    /// The best length, or `None` when no length gave a single valid frame (a text feed, or too
+    /// few bytes yet).
+    pub prefix_len: Option<usize>,
+    /// The best length's score.
+    pub best: Score,
+    /// The next best length's score, to judge how clear the verdict is.
+    pub runner_up: Option<Score>,
+    /// Binary messages looked at.
+    pub messages: u64,
+}
+
+impl Finding {
+    /// The length to use: the finding, or `fallback` when there was no evidence.
+    pub fn or(&self, fallback: usize) -> usize {
+        self.prefix_len.unwrap_or(fallback)
+    }
+}
+
+struct Candidate {
+    score: Score,
+    /// One deframer per connection: frames never span connections.
+    streams: BTreeMap<u64, Deframer>,
+    /// Bytes of each connection's open candidate frame (they become junk if it is rejected).
+    open: BTreeMap<u64, u64>,
+}
+
+impl Candidate {
+    fn push(&mut self, conn: u64, bytes: &[u8]) {
+        let score = &mut self.score;
+        let d = self.streams.entry(conn).or_default();
+        d.push(bytes, |item| count(score, item));
+        self.open.insert(conn, d.pending_len() as u64);
+    }
+}
+
+fn count(score: &mut Score, item: Item<'_>) {
+    match item {
+        Item::Frame(_) => score.frames += 1,
+        Item::Rejected(_) => score.rejected += 1,
+        Item::Skipped { len, .. } => score.junk_bytes += len,
+        Item::UnescapedFlag { .. } => {}
+    }
+}
+
+/// Scores every candidate prefix length over the gateway messages pushed (see the module doc).
+pub struct PrefixProbe {
+    candidates: Vec<Candidate>,
+    messages: u64,
+}
+
+impl std::fmt::Debug for PrefixProbe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PrefixProbe")
+            .field("candidates", &self.candidates.len())
+            .field("messages", &self.messages)
+            .finish()
+    }
+}
+
+impl Default for PrefixProbe {
+    fn default() -> Self {
+        PrefixProbe::new(DEFAULT_MAX_PREFIX_LEN)
+    }
+}
+
+impl PrefixProbe {
+    /// A probe trying every length from 0 to `max_prefix_len`.
+    pub fn new(max_prefix_len: usize) -> PrefixProbe {
+        let candidates = (0..=max_prefix_len)
+            .map(|prefix_len| Candidate {
+                score: Score {
+                    prefix_len,
+                    ..Score::default()
+                },
+                streams: BTreeMap::new(),
+                open: BTreeMap::new(),
+            })
+            .collect();
+        PrefixProbe {
+            candidates,
+            messages: 0,
+        }
+    }
+
+    /// One binary message from the gateway on connection `conn`.
+    pub fn push(&mut self, conn: u64, message: &[u8]) {
+        self.messages += 1;
+        for c in &mut self.candidates {
+            let rest = message.get(c.score.prefix_len..).unwrap_or(&[]);
+            c.push(conn, rest);
+        }
+    }
+
+    /// Binary messages pushed.
+    pub fn messages(&self) -> u64 {
+        self.messages
+    }
+
+    /// The score of one candidate length, `None` when it was not tried. Bytes of a frame still
+    /// open count as junk here: a wrong length usually leaves one open for good.
+    pub fn score(&self, prefix_len: usize) -> Option<Score> {
+        self.candidates.get(prefix_len).map(|c| {
+            let mut s = c.score;
+            s.junk_bytes += c.open.values().sum::<u64>();
+            s
+        })
+    }
+
+    /// The verdict so far.
+    pub fn finding(&self) -> Finding {
+        let mut scores: Vec<Score> = (0..self.candidates.len()).filter_map(|p| self.score(p)).collect();
+        scores.sort_by(|a, b| {
+            if a.beats(b) {
+                std::cmp::Ordering::Less
+            } else if b.beats(a) {
+                std::cmp::Ordering::Greater
+            } else {
+                std::cmp::Ordering::Equal
+            }
+        });
+        let best = scores.first().copied().unwrap_or_default();
+        Finding {
+            prefix_len: (best.frames > 0).then_some(best.prefix_len),
+            best,
+            runner_up: scores.get(1).copied(),
+            messages: self.messages,
+        }
+    }
+
+    /// Whether `prefix_len` explains the bytes as well as the best length does: it keeps as many
+    /// valid frames. (Junk alone does not make a stated length wrong: an envelope with no 0x7E in
+    /// it, left on, costs no frame.)
+    pub fn agrees(&self, prefix_len: usize) -> bool {
+        let best = self.finding().best;
+        self.score(prefix_len).is_some_and(|s| s.frames >= best.frames)
+    }
+}
+
+/// Scores a whole set of messages (one connection per item's `conn`) in one call.
+pub fn detect<'a>(messages: impl IntoIterator<Item = (u64, &'a [u8])>, max_prefix_len: usize) -> Finding {
+    let mut probe = PrefixProbe::new(max_prefix_len);
+    for (conn, m) in messages {
+        probe.push(conn, m);
+    }
+    probe.finding()
+}
+
+/// The envelope prefix of each connection of a capture being read: the header's value, unless
+/// the connection's `open` record stated its own.
+#[derive(Debug, Clone, Default)]
+pub struct ConnPrefixes {
+    default: usize,
+    own: HashMap<u64, usize>,
+}
+
+impl ConnPrefixes {
+    /// Every connection at `default` (the header's `prefix_len`) until told otherwise.
+    pub fn new(default: usize) -> ConnPrefixes {
+        ConnPrefixes {
+            default,
+            own: HashMap::new(),
+        }
+    }
+
+    /// Notes an `open` record's own prefix; call for every record read, in order.
+    pub fn observe(&mut self, record: &Record) {
+        if let RecordKind::Open { prefix_len } = record.kind {
+            match prefix_len {
+                Some(p) => self.own.insert(record.conn, p),
+                None => self.own.remove(&record.conn),
+            };
+        }
+    }
+
+    /// The prefix of connection `conn`'s gateway messages.
+    pub fn get(&self, conn: u64) -> usize {
+        self.own.get(&conn).copied().unwrap_or(self.default)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::body::{Body, EmptyBody};
+    use crate::codec::{Message, Phone, Version};
+
+    fn frame(serial: u16) -> Vec<u8> {
+        let phone = Phone::parse("13800000001").expect("phone");
+        let body = Body::Heartbeat(EmptyBody::decode(&[]));
+        Message::new(0x0002, Version::V2013, phone, serial, body).encode()
+    }
+
+    /// A feed of `n` messages of three frames each, every message cut `shift` bytes late so that
+    /// messages do not start at a 0x7E, each behind an envelope of `prefix` bytes holding a
+    /// counter (never constant).
+    fn feed(n: u16, prefix: usize, shift: usize) -> Vec<Vec<u8>> {
+        let stream: Vec<u8> = (0..n * 3).flat_map(frame).collect();
+        let per = stream.len() / n as usize;
+        let mut out = Vec::new();
+        let mut at = 0;
+        for i in 0..n as usize {
+            let end = if i + 1 == n as usize {
+                stream.len()
+            } else {
+                (i + 1) * per + shift
+            };
+            let mut m: Vec<u8> = (0..prefix).map(|k| (i * 7 + k) as u8 ^ 0x5a).collect();
+            m.extend_from_slice(&stream[at..end]);
+            at = end;
+            out.push(m);
+        }
+        out
+    }
+
+    fn found(msgs: &[Vec<u8>]) -> Option<usize> {
+        detect(msgs.iter().map(|m| (1, m.as_slice())), DEFAULT_MAX_PREFIX_LEN).prefix_len
+    }
+
+    #[test]
+    fn finds_no_prefix_on_a_bare_feed_cut_anywhere() {
+        assert_eq!(found(&feed(14, 0, 0)), Some(0));
+        assert_eq!(found(&feed(14, 0, 5)), Some(0));
+    }
+
+    #[test]
+    fn finds_an_18_byte_envelope_that_is_not_constant() {
+        assert_eq!(found(&feed(14, 18, 0)), Some(18));
+        assert_eq!(found(&feed(14, 18, 3)), Some(18));
+    }
+
+    #[test]
+    fn finds_other_lengths() {
+        for p in [1, 4, 17, 19, 40] {
+            assert_eq!(found(&feed(10, p, 2)), Some(p), "prefix {p}");
+        }
+    }
+
+    #[test]
+    fn no_frames_is_no_verdict() {
+        let text = [b"hello".to_vec(), b"world".to_vec()];
+        assert_eq!(found(&text), None);
+        let f = detect(std::iter::empty(), 8);
+        assert_eq!((f.prefix_len, f.or(18)), (None, 18));
+    }
+
+    #[test]
+    fn connections_are_deframed_apart() {
+        // Each connection's first message holds half a frame: joined across connections the halves
+        // would make a bogus frame; apart they make none, and the bare messages still win at 0.
+        let f = frame(1);
+        let (a, b) = f.split_at(f.len() / 2);
+        let whole = frame(2);
+        let msgs = [(1, a), (2, b), (1, whole.as_slice()), (2, whole.as_slice())];
+        let finding = detect(msgs, 8);
+        assert_eq!(finding.prefix_len, Some(0));
+        assert_eq!(finding.best.frames, 2);
+    }
+
+    #[test]
+    fn a_connection_states_its_own_prefix_on_open() {
+        let mut p = ConnPrefixes::new(18);
+        p.observe(&Record::open(0, 1));
+        p.observe(&Record::open_with_prefix(0, 2, 0));
+        assert_eq!((p.get(1), p.get(2), p.get(3)), (18, 0, 18));
+        p.observe(&Record::open(5, 2));
+        assert_eq!(
+            p.get(2),
+            18,
+            "a reused id without its own prefix is back at the header's"
+        );
+    }
+
+    #[test]
+    fn agrees_checks_a_stated_length_against_the_bytes() {
+        let mut probe = PrefixProbe::new(32);
+        for m in feed(8, 18, 1) {
+            probe.push(1, &m);
+        }
+        assert!(probe.agrees(18));
+        assert!(!probe.agrees(0), "{:?} vs {:?}", probe.score(0), probe.score(18));
+        assert!(!probe.agrees(20));
+        assert!(!probe.agrees(99), "an untried length never agrees");
+    }
+}
