@@ -76,6 +76,7 @@ fn opts(upstream: SocketAddr, out: &Path) -> RecordOpts {
     let mut o = RecordOpts::new("127.0.0.1:0".parse().unwrap(), format!("ws://{upstream}"), out);
     o.connect_timeout_ms = 0;
     o.close_grace_ms = 0;
+    o.handshake_timeout_ms = 0;
     o
 }
 
@@ -323,4 +324,101 @@ async fn bad_upstream_url_is_refused_before_listening() {
         let err = Recorder::bind(o).await.unwrap_err().to_string();
         assert!(err.contains(want), "{url}: {err}");
     }
+}
+
+/// Real clock: the recorder's own timers must run.
+#[tokio::test]
+async fn a_client_that_never_finishes_its_handshake_is_dropped_and_counted() {
+    let (upstream, _seen) = start_upstream().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut o = opts(upstream, &dir.path().join("slow.jsonl"));
+    o.handshake_timeout_ms = 100;
+    let recorder = Recorder::bind(o).await.unwrap();
+    let addr = recorder.local_addr();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let run = tokio::spawn(recorder.run(async {
+        let _ = stopped.await;
+    }));
+    let mut silent = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut buf = [0u8; 16];
+    let read = tokio::time::timeout(
+        Duration::from_secs(10),
+        tokio::io::AsyncReadExt::read(&mut silent, &mut buf),
+    );
+    assert_eq!(
+        read.await.expect("dropped in time").unwrap_or(0),
+        0,
+        "closed without a byte"
+    );
+    stop.send(()).unwrap();
+    let report = run.await.unwrap().unwrap();
+    assert_eq!((report.handshakes_timed_out, report.connections), (1, 0));
+    assert!(report.to_string().contains("1 handshakes timed out"), "{report}");
+}
+
+#[tokio::test]
+async fn connections_over_the_limit_get_503_and_are_counted() {
+    let (upstream, _seen) = start_upstream().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut o = opts(upstream, &dir.path().join("full.jsonl"));
+    o.max_connections = 1;
+    let recorder = Recorder::bind(o).await.unwrap();
+    let addr = recorder.local_addr();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let run = tokio::spawn(recorder.run(async {
+        let _ = stopped.await;
+    }));
+    let (mut first, _) = tokio_tungstenite::connect_async(format!("ws://{addr}")).await.unwrap();
+    first.next().await.unwrap().unwrap();
+    match tokio_tungstenite::connect_async(format!("ws://{addr}")).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => assert_eq!(resp.status(), 503),
+        other => panic!("expected HTTP 503, got {other:?}"),
+    }
+    first.close(None).await.unwrap();
+    while let Some(Ok(_)) = first.next().await {}
+    // The slot is free again once the first connection is gone.
+    let (mut again, _) = tokio_tungstenite::connect_async(format!("ws://{addr}")).await.unwrap();
+    again.next().await.unwrap().unwrap();
+    stop.send(()).unwrap();
+    let report = run.await.unwrap().unwrap();
+    assert_eq!((report.connections_refused, report.connections), (1, 2));
+}
+
+#[tokio::test]
+async fn a_message_over_the_size_limit_ends_its_connection_and_is_recorded_as_why() {
+    let (upstream, _seen) = start_upstream().await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("big.jsonl");
+    let mut o = opts(upstream, &out);
+    o.max_message_size = 1000;
+    let recorder = Recorder::bind(o).await.unwrap();
+    let addr = recorder.local_addr();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let run = tokio::spawn(recorder.run(async {
+        let _ = stopped.await;
+    }));
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}")).await.unwrap();
+    ws.next().await.unwrap().unwrap();
+    ws.send(Message::Binary(vec![1; 999].into())).await.unwrap();
+    assert_eq!(ws.next().await.unwrap().unwrap(), Message::Binary(vec![1; 999].into()));
+    ws.send(Message::Binary(vec![2; 5000].into())).await.unwrap();
+    while let Some(Ok(m)) = ws.next().await {
+        assert!(!matches!(m, Message::Binary(ref b) if b.len() == 5000), "never relayed");
+    }
+    stop.send(()).unwrap();
+    let report = run.await.unwrap().unwrap();
+    assert_eq!(report.messages_too_large, 1);
+    let (_, records) = read_capture(&out);
+    let why = records.iter().find_map(|r| match &r.kind {
+        RecordKind::Close {
+            from: Some(Side::Client),
+            reason: Some(reason),
+            ..
+        } => Some(reason.clone()),
+        _ => None,
+    });
+    assert!(
+        why.is_some_and(|w| w.contains("too long") || w.contains("Space limit")),
+        "{records:?}"
+    );
 }

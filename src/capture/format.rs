@@ -70,7 +70,7 @@
 
 use std::fmt;
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -734,7 +734,14 @@ pub struct CaptureWriter<W: Write> {
     line: Vec<u8>,
     last_t_us: u64,
     records: u64,
+    /// Byte offset of the header's `prefix_len` digits when they were written padded to
+    /// [`PREFIX_DIGITS`] so that [`CaptureWriter::restate_prefix_len`] can rewrite them in place.
+    prefix_at: Option<u64>,
 }
+
+/// Width the `prefix_len` value is padded to (with JSON whitespace) in a header whose prefix may be
+/// restated: room for any `u16`.
+const PREFIX_DIGITS: usize = 5;
 
 impl CaptureWriter<File> {
     /// Creates (or truncates) `path` and writes the header.
@@ -743,20 +750,69 @@ impl CaptureWriter<File> {
     }
 }
 
+impl<W: Write + Seek> CaptureWriter<W> {
+    /// Writes the header with its `prefix_len` padded (`"prefix_len":18   ,`: whitespace is JSON),
+    /// so that a producer that learns the prefix from the traffic, as the recorder does, can state
+    /// it in place with [`CaptureWriter::restate_prefix_len`] while records are already on disk.
+    pub fn with_restatable_prefix(out: W, header: &CaptureHeader) -> io::Result<Self> {
+        let mut w = CaptureWriter::blank(out);
+        serde_json::to_writer(&mut w.line, header)?;
+        let key = b"\"prefix_len\":";
+        // The first occurrence is the key itself: inside a JSON string a quote is escaped.
+        let at = w
+            .line
+            .windows(key.len())
+            .position(|win| win == key)
+            .ok_or_else(|| io::Error::other("header without prefix_len"))?
+            + key.len();
+        let digits = w.line[at..].iter().take_while(|b| b.is_ascii_digit()).count();
+        w.line.splice(
+            at + digits..at + digits,
+            std::iter::repeat_n(b' ', PREFIX_DIGITS - digits),
+        );
+        let start = w.out.stream_position()?;
+        w.finish_header()?;
+        w.prefix_at = Some(start + at as u64);
+        Ok(w)
+    }
+
+    /// Rewrites the header's `prefix_len` in place (only for a writer made by
+    /// [`CaptureWriter::with_restatable_prefix`]), then goes on appending at the end.
+    pub fn restate_prefix_len(&mut self, prefix_len: u16) -> io::Result<()> {
+        let at = self
+            .prefix_at
+            .ok_or_else(|| io::Error::other("this capture's header prefix cannot be restated"))?;
+        let text = format!("{prefix_len:<PREFIX_DIGITS$}");
+        self.out.seek(SeekFrom::Start(at))?;
+        self.out.write_all(text.as_bytes())?;
+        self.out.seek(SeekFrom::End(0))?;
+        self.out.flush()
+    }
+}
+
 impl<W: Write> CaptureWriter<W> {
     /// Writes the header to `out`.
     pub fn new(out: W, header: &CaptureHeader) -> io::Result<Self> {
-        let mut w = CaptureWriter {
+        let mut w = CaptureWriter::blank(out);
+        serde_json::to_writer(&mut w.line, header)?;
+        w.finish_header()?;
+        Ok(w)
+    }
+
+    fn blank(out: W) -> Self {
+        CaptureWriter {
             out,
             line: Vec::with_capacity(4096),
             last_t_us: 0,
             records: 0,
-        };
-        serde_json::to_writer(&mut w.line, header)?;
-        w.line.push(b'\n');
-        w.out.write_all(&w.line)?;
-        w.out.flush()?;
-        Ok(w)
+            prefix_at: None,
+        }
+    }
+
+    fn finish_header(&mut self) -> io::Result<()> {
+        self.line.push(b'\n');
+        self.out.write_all(&self.line)?;
+        self.out.flush()
     }
 
     /// Appends one record and flushes it. A record earlier than the one before it is refused
@@ -821,6 +877,33 @@ mod tests {
         let line = serde_json::to_string(&own).unwrap();
         assert_eq!(line, r#"{"t_us":0,"conn":4,"event":"open","prefix_len":0}"#);
         assert_eq!(serde_json::from_str::<Record>(&line).unwrap(), own);
+    }
+
+    #[test]
+    fn a_restatable_header_prefix_is_rewritten_in_place_and_reads_as_the_new_value() {
+        let mut header = CaptureHeader::new(0);
+        header.source = Some("record \"prefix_len\":7".into());
+        let mut w = CaptureWriter::with_restatable_prefix(io::Cursor::new(Vec::new()), &header).unwrap();
+        w.write(&Record::binary(5, 1, Side::Gateway, vec![0x7e])).unwrap();
+        w.restate_prefix_len(18).unwrap();
+        w.write(&Record::open(6, 2)).unwrap();
+        w.restate_prefix_len(65535).unwrap();
+        w.restate_prefix_len(4).unwrap();
+        let bytes = w.into_inner().into_inner();
+        let text = String::from_utf8(bytes.clone()).unwrap();
+        assert!(
+            text.starts_with(r#"{"format":"jt808-capture","version":1,"prefix_len":4    ,"#),
+            "{text}"
+        );
+        let mut r = CaptureReader::from_reader(&bytes[..], "mem").unwrap();
+        assert_eq!(r.header().prefix_len, 4);
+        assert_eq!(r.header().source.as_deref(), Some("record \"prefix_len\":7"));
+        assert_eq!(r.by_ref().count(), 2);
+        let mut plain = CaptureWriter::new(io::Cursor::new(Vec::new()), &header).unwrap();
+        assert!(
+            plain.restate_prefix_len(1).is_err(),
+            "only a padded header can be restated"
+        );
     }
 
     #[test]

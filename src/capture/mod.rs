@@ -25,7 +25,7 @@ pub use format::{
 };
 pub use inspect::{InspectArgs, Summary, inspect};
 pub use pcap::{ImportOpts, ImportPcapArgs, ImportReport, PcapError, import_pcap};
-pub use record::{RecordError, RecordOpts, RecordReport, Recorder};
+pub use record::{PrefixSetting, RecordError, RecordOpts, RecordReport, Recorder};
 pub use redact::{RedactArgs, RedactError, RedactOpts, RedactReport, Redactor, redact};
 
 #[cfg(test)]
@@ -63,8 +63,13 @@ mod cli_tests {
         .unwrap();
         let Cmd::Record(o) = cli.cmd else { panic!() };
         assert_eq!(
-            (o.prefix_len, o.connect_timeout_ms, o.close_grace_ms),
-            (18, 10_000, 5_000)
+            (
+                o.prefix_len,
+                o.connect_timeout_ms,
+                o.close_grace_ms,
+                o.handshake_timeout_ms
+            ),
+            (super::record::PrefixSetting::Auto, 10_000, 5_000, 10_000)
         );
 
         let cli = Cli::try_parse_from([

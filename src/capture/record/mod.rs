@@ -3,7 +3,7 @@
 //!
 //! ```text
 //!  client ══ws══► recorder (--listen) ══ws══► gateway (--upstream)
-//!                    │ one writer task, fed by a channel
+//!                    │ each record written before its message is relayed
 //!                    ▼
 //!                 capture (--out, JSON Lines, flushed per record)
 //! ```
@@ -27,15 +27,23 @@
 //! Caveat: tungstenite answers pings itself at each hop, so a peer may see one extra pong besides
 //! the relayed one. Pongs are idempotent (RFC 6455 §5.5.3), so no real client should care.
 //!
-//! Records of concurrent connections go through one bounded channel ([`RecordOpts::queue`]) to one
-//! writer task, so lines never interleave; a full queue slows the relays down (backpressure), it
-//! never drops a record. Two connections may stamp their records in one order and enqueue them in
-//! the other; the writer then raises the later-enqueued, earlier-stamped offset to the previous one
-//! (by at most the queueing delay) so the file's times never go back, and counts it.
+//! Every record is on disk before the message it describes is relayed ([`journal`]): a recorder
+//! killed at any moment has written every message a peer received through it, except at most the
+//! one in flight. The envelope prefix is found from the gateway messages (`--prefix-len auto`, the
+//! default) and stated in the header; a given length is checked against the bytes and a
+//! disagreement warned about.
+//!
+//! Limits, each a named setting reported when hit: [`RecordOpts::handshake_timeout_ms`] (a client
+//! that never finishes its handshake is dropped), [`RecordOpts::max_connections`] (more get HTTP
+//! 503) and [`RecordOpts::max_message_size`] (a larger message ends its connection, recorded as a
+//! close with the reason).
+
+mod journal;
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -43,17 +51,61 @@ use std::time::Duration;
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use serde::Serialize;
 use thiserror::Error;
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
 use tokio_tungstenite::tungstenite::http::Uri;
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
-use super::format::{CaptureHeader, CaptureWriter, Payload, Record, RecordKind, Side};
+use self::journal::Journal;
+use super::format::{CaptureHeader, CaptureWriter, Payload, RecordKind, Side};
+
+/// How the capture header's `prefix_len` is chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PrefixSetting {
+    /// Found from the gateway messages (see [`crate::capture::prefix`]).
+    Auto,
+    /// As given, checked against the bytes (a disagreement is warned about, the value kept).
+    Fixed(usize),
+}
+
+impl PrefixSetting {
+    /// What the header says before any evidence: the given length, or 0.
+    pub fn initial(self) -> usize {
+        match self {
+            PrefixSetting::Auto => 0,
+            PrefixSetting::Fixed(n) => n,
+        }
+    }
+}
+
+impl FromStr for PrefixSetting {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s == "auto" {
+            return Ok(PrefixSetting::Auto);
+        }
+        match s.parse::<u16>() {
+            Ok(n) => Ok(PrefixSetting::Fixed(n.into())),
+            Err(_) => Err(format!("{s:?}: expected `auto` or a byte count from 0 to 65535")),
+        }
+    }
+}
+
+impl std::fmt::Display for PrefixSetting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PrefixSetting::Auto => f.write_str("auto"),
+            PrefixSetting::Fixed(n) => write!(f, "{n}"),
+        }
+    }
+}
 
 /// Recording proxy settings (the `record` command).
 #[derive(Debug, Clone, clap::Args)]
@@ -68,10 +120,19 @@ pub struct RecordOpts {
     /// The capture file to write (created or truncated).
     #[arg(long, short, value_name = "FILE")]
     pub out: PathBuf,
-    /// Envelope prefix bytes on each gateway message, written to the capture header (18 for the
-    /// seed client's feed, 0 for a bare JT808 stream). Recorded bytes are never altered.
-    #[arg(long, default_value_t = 18)]
-    pub prefix_len: usize,
+    /// Envelope prefix bytes on each gateway message, for the capture header: `auto` finds it
+    /// from the first gateway messages (18 for the seed client's feed, 0 for a bare JT808 stream);
+    /// a number is written as given and checked against the bytes (a disagreement is warned
+    /// about). Recorded bytes are never altered.
+    #[arg(long, default_value = "auto", value_name = "auto|N")]
+    pub prefix_len: PrefixSetting,
+    /// Gateway messages the prefix is found from (the header may be restated until then; 0: no
+    /// probe, the header keeps the initial value).
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(0..=100_000))]
+    pub prefix_probe_messages: u64,
+    /// Longest time (ms, from the first gateway message) the prefix is still being found.
+    #[arg(long, default_value_t = 10_000)]
+    pub prefix_probe_ms: u64,
     /// Free text for the capture header's "note".
     #[arg(long)]
     pub note: Option<String>,
@@ -82,9 +143,16 @@ pub struct RecordOpts {
     /// dropping the connection (0: no limit).
     #[arg(long, default_value_t = 5_000)]
     pub close_grace_ms: u64,
-    /// Records queued for the writer before the relays wait for it.
-    #[arg(long, default_value_t = 4096)]
-    pub queue: usize,
+    /// A client that has not finished its WebSocket handshake by then is dropped (0: no limit).
+    #[arg(long, default_value_t = 10_000)]
+    pub handshake_timeout_ms: u64,
+    /// Most client connections relayed at once; more are answered HTTP 503.
+    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub max_connections: u64,
+    /// Largest WebSocket message (and frame) either side may send, in bytes; a larger one ends
+    /// its connection (recorded as a close with the reason).
+    #[arg(long, default_value_t = 16 << 20, value_parser = clap::value_parser!(u64).range(1..=(1 << 30)))]
+    pub max_message_size: u64,
 }
 
 impl RecordOpts {
@@ -94,11 +162,15 @@ impl RecordOpts {
             listen,
             upstream: upstream.into(),
             out: out.into(),
-            prefix_len: 18,
+            prefix_len: PrefixSetting::Auto,
+            prefix_probe_messages: 64,
+            prefix_probe_ms: 10_000,
             note: None,
             connect_timeout_ms: 10_000,
             close_grace_ms: 5_000,
-            queue: 4096,
+            handshake_timeout_ms: 10_000,
+            max_connections: 1024,
+            max_message_size: 16 << 20,
         }
     }
 }
@@ -148,17 +220,50 @@ pub struct RecordReport {
     pub bytes_gateway: u64,
     /// Binary and text bytes from the client.
     pub bytes_client: u64,
-    /// Records whose offset was raised to the previous record's (see the module doc).
-    pub times_raised: u64,
+    /// The header's final `prefix_len`.
+    pub prefix_len: usize,
+    /// Gateway messages the prefix was judged on.
+    pub prefix_probed: u64,
+    /// Why a given `--prefix-len` looks wrong, when it does.
+    pub prefix_warning: Option<String>,
+    /// Clients dropped for not finishing their handshake in time.
+    pub handshakes_timed_out: u64,
+    /// Clients answered 503 because `max_connections` were open.
+    pub connections_refused: u64,
+    /// Connections ended by a message over `max_message_size`.
+    pub messages_too_large: u64,
 }
 
 impl std::fmt::Display for RecordReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "recorded {} connections, {} records ({} bytes from the gateway, {} from clients)",
-            self.connections, self.records, self.bytes_gateway, self.bytes_client
-        )
+            "recorded {} connections, {} records ({} bytes from the gateway, {} from clients); prefix_len {} \
+             (judged on {} gateway messages)",
+            self.connections, self.records, self.bytes_gateway, self.bytes_client, self.prefix_len, self.prefix_probed
+        )?;
+        for (n, what) in [
+            (
+                self.handshakes_timed_out,
+                "handshakes timed out (--handshake-timeout-ms)",
+            ),
+            (
+                self.connections_refused,
+                "connections refused with 503 (--max-connections)",
+            ),
+            (
+                self.messages_too_large,
+                "connections ended by a message over --max-message-size",
+            ),
+        ] {
+            if n > 0 {
+                write!(f, "\n  {n} {what}")?;
+            }
+        }
+        if let Some(w) = &self.prefix_warning {
+            write!(f, "\n  warning: {w}")?;
+        }
+        Ok(())
     }
 }
 
@@ -200,13 +305,15 @@ impl Recorder {
             addr: opts.listen,
             source,
         })?;
-        let mut header = CaptureHeader::new(opts.prefix_len);
+        let mut header = CaptureHeader::new(opts.prefix_len.initial());
         header.source = Some(format!("record {}", opts.upstream));
         header.note = opts.note.clone();
-        let writer = CaptureWriter::create(&opts.out, &header).map_err(|source| RecordError::Capture {
+        let capture_error = |source| RecordError::Capture {
             path: opts.out.display().to_string(),
             source,
-        })?;
+        };
+        let file = std::fs::File::create(&opts.out).map_err(capture_error)?;
+        let writer = CaptureWriter::with_restatable_prefix(file, &header).map_err(capture_error)?;
         Ok(Recorder {
             opts,
             listener,
@@ -222,8 +329,8 @@ impl Recorder {
         self.addr
     }
 
-    /// Accepts and relays connections until `shutdown` completes, then sends close 1001 to both
-    /// sides of every open connection, waits for the writer to flush, and reports.
+    /// Accepts and relays connections until `shutdown` completes (or the capture cannot be
+    /// written), then sends close 1001 to both sides of every open connection and reports.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<RecordReport, RecordError> {
         let Recorder {
             opts,
@@ -234,33 +341,42 @@ impl Recorder {
             start,
         } = self;
         let out_name = opts.out.display().to_string();
-        let (tx, rx) = mpsc::channel(opts.queue.max(1));
-        let mut writer_task = tokio::spawn(write_records(writer, rx));
         let (stop_tx, stop_rx) = watch::channel(false);
         let ms = |v: u64| (v > 0).then(|| Duration::from_millis(v));
+        let size = usize::try_from(opts.max_message_size).unwrap_or(usize::MAX);
         let ctx = Arc::new(Ctx {
-            start,
-            tx,
+            journal: Mutex::new(Journal::new(writer, start, &opts)),
+            broken: Notify::new(),
             upstream,
             connect_timeout: ms(opts.connect_timeout_ms),
             close_grace: ms(opts.close_grace_ms),
+            handshake_timeout: ms(opts.handshake_timeout_ms),
+            ws_config: WebSocketConfig::default()
+                .max_message_size(Some(size))
+                .max_frame_size(Some(size)),
             next_conn: AtomicU64::new(1),
         });
+        let slots = Arc::new(Semaphore::new(
+            usize::try_from(opts.max_connections).unwrap_or(usize::MAX),
+        ));
         let mut conns = JoinSet::new();
         let mut shutdown = std::pin::pin!(shutdown);
-        let mut writer_done = None;
         loop {
             tokio::select! {
                 _ = &mut shutdown => break,
-                res = &mut writer_task => {
-                    writer_done = Some(res);
-                    break;
-                }
+                _ = ctx.broken.notified() => break,
                 accepted = listener.accept() => match accepted {
-                    Ok((stream, peer)) => {
-                        let (ctx, stop) = (ctx.clone(), stop_rx.clone());
-                        conns.spawn(async move { handle(stream, peer, ctx, stop).await });
-                    }
+                    Ok((stream, peer)) => match slots.clone().try_acquire_owned() {
+                        Ok(slot) => {
+                            let (ctx, stop) = (ctx.clone(), stop_rx.clone());
+                            conns.spawn(async move { handle(stream, peer, ctx, stop, slot).await });
+                        }
+                        Err(_) => {
+                            ctx.journal().report.connections_refused += 1;
+                            tracing::warn!("recorder: {peer} refused: {} connections open (--max-connections)", opts.max_connections);
+                            conns.spawn(refuse(stream));
+                        }
+                    },
                     Err(e) => tracing::warn!("recorder: accept failed: {e}"),
                 },
                 Some(_) = conns.join_next(), if !conns.is_empty() => {}
@@ -269,23 +385,22 @@ impl Recorder {
         drop(listener);
         let _ = stop_tx.send(true);
         while conns.join_next().await.is_some() {}
-        drop(ctx);
-        let result = match writer_done {
-            Some(r) => r,
-            None => writer_task.await,
-        };
-        let (mut report, error) = result.unwrap_or_else(|e| {
-            (
-                RecordReport::default(),
-                Some(std::io::Error::other(format!("writer task failed: {e}"))),
-            )
-        });
-        if let Some(source) = error {
+        let mut journal = ctx.journal();
+        journal.close_probe();
+        if let Some(source) = journal.failed.take() {
             return Err(RecordError::Capture { path: out_name, source });
         }
+        let mut report = journal.report.clone();
         report.listen = addr.to_string();
         Ok(report)
     }
+}
+
+/// Answers a client over `max_connections` with HTTP 503 and closes.
+async fn refuse(mut stream: TcpStream) {
+    let answer = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+    let _ = stream.write_all(answer).await;
+    let _ = stream.shutdown().await;
 }
 
 fn parse_upstream(url: &str) -> Result<Uri, RecordError> {
@@ -307,27 +422,31 @@ fn parse_upstream(url: &str) -> Result<Uri, RecordError> {
 
 /// What every connection task shares.
 struct Ctx {
-    start: Instant,
-    tx: mpsc::Sender<Record>,
+    journal: Mutex<Journal>,
+    /// Woken when the capture cannot be written: recording stops.
+    broken: Notify,
     upstream: Uri,
     connect_timeout: Option<Duration>,
     close_grace: Option<Duration>,
+    handshake_timeout: Option<Duration>,
+    ws_config: WebSocketConfig,
     next_conn: AtomicU64,
 }
 
 impl Ctx {
-    fn now_us(&self) -> u64 {
-        self.start.elapsed().as_micros() as u64
+    fn journal(&self) -> std::sync::MutexGuard<'_, Journal> {
+        // A relay that panicked mid-write leaves the journal as it was: still usable.
+        self.journal.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Stamps and queues a record. A closed queue means the writer failed; `run` reports that.
-    async fn record(&self, conn: u64, kind: RecordKind) {
-        let record = Record {
-            t_us: self.now_us(),
-            conn,
-            kind,
-        };
-        let _ = self.tx.send(record).await;
+    /// Stamps and writes a record; returns once it is on disk. An error means the capture is
+    /// broken: the caller must not relay what the record describes, and recording stops.
+    fn record(&self, conn: u64, kind: RecordKind) -> Result<(), ()> {
+        let result = self.journal().record(conn, kind);
+        result.map_err(|e| {
+            tracing::error!("recorder: capture write failed: {e}");
+            self.broken.notify_one();
+        })
     }
 }
 
@@ -346,41 +465,6 @@ fn upstream_url(up: &Uri, path_and_query: Option<&str>) -> String {
     format!("ws://{authority}{pq}")
 }
 
-/// The writer task: the only place that touches the file. Returns its counts and the first write
-/// error (after which it stops, so the relays' sends fail and `run` ends).
-async fn write_records(
-    mut writer: CaptureWriter<std::fs::File>,
-    mut rx: mpsc::Receiver<Record>,
-) -> (RecordReport, Option<std::io::Error>) {
-    let mut report = RecordReport::default();
-    while let Some(mut record) = rx.recv().await {
-        if record.t_us < writer.last_t_us() {
-            record.t_us = writer.last_t_us();
-            report.times_raised += 1;
-        }
-        match &record.kind {
-            RecordKind::Open { .. } => report.connections += 1,
-            RecordKind::Message { from, payload } => {
-                let n = match payload {
-                    Payload::Binary(_) | Payload::Text(_) => payload.len() as u64,
-                    Payload::Ping(_) | Payload::Pong(_) => 0,
-                };
-                match from {
-                    Side::Gateway => report.bytes_gateway += n,
-                    Side::Client => report.bytes_client += n,
-                }
-            }
-            RecordKind::Close { .. } => {}
-        }
-        // One small write and flush per record: a killed recorder loses at most this record.
-        if let Err(e) = writer.write(&record) {
-            return (report, Some(e));
-        }
-        report.records += 1;
-    }
-    (report, None)
-}
-
 /// How one direction of a relay ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Ended {
@@ -394,39 +478,26 @@ enum Ended {
     Shutdown,
 }
 
-async fn handle(stream: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>, mut stop: watch::Receiver<bool>) {
+type ClientWs = tokio_tungstenite::WebSocketStream<TcpStream>;
+type UpstreamWs = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>>;
+
+/// One client connection: handshake, upstream, then both relays. `_slot` is its place under
+/// `max_connections`, given back when it ends.
+async fn handle(
+    stream: TcpStream,
+    peer: SocketAddr,
+    ctx: Arc<Ctx>,
+    mut stop: watch::Receiver<bool>,
+    _slot: OwnedSemaphorePermit,
+) {
     let setup = async {
-        let requested = Arc::new(Mutex::new(None::<String>));
-        let seen = requested.clone();
-        // The callback's error type is tungstenite's (an HTTP response), large by design.
-        #[allow(clippy::result_large_err)]
-        let callback = move |req: &Request, resp: Response| {
-            if let Ok(mut slot) = seen.lock() {
-                *slot = req.uri().path_and_query().map(|p| p.as_str().to_string());
-            }
-            Ok(resp)
-        };
-        let client = match tokio_tungstenite::accept_hdr_async(stream, callback).await {
-            Ok(ws) => ws,
-            Err(e) => {
-                tracing::info!("recorder: {peer}: not a WebSocket handshake: {e}");
-                return None;
-            }
-        };
+        let (client, path) = accept_client(stream, peer, &ctx).await?;
         let conn = ctx.next_conn.fetch_add(1, Ordering::Relaxed);
-        let path = requested.lock().ok().and_then(|p| p.clone());
         let url = upstream_url(&ctx.upstream, path.as_deref());
-        let connect = tokio_tungstenite::connect_async(url.as_str());
-        let upstream = match ctx.connect_timeout {
-            Some(limit) => match tokio::time::timeout(limit, connect).await {
-                Ok(r) => r.map_err(|e| e.to_string()),
-                Err(_) => Err(format!("no answer within {} ms", limit.as_millis())),
-            },
-            None => connect.await.map_err(|e| e.to_string()),
-        };
-        ctx.record(conn, RecordKind::Open { prefix_len: None }).await;
+        let upstream = connect_upstream(&ctx, &url).await;
+        ctx.record(conn, RecordKind::Open { prefix_len: None }).ok()?;
         match upstream {
-            Ok((ws, _)) => Some((conn, client, ws)),
+            Ok(ws) => Some((conn, client, ws)),
             Err(e) => {
                 tracing::warn!("recorder: conn {conn}: upstream {url}: {e}");
                 let mut client = client;
@@ -436,7 +507,7 @@ async fn handle(stream: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>, mut stop: wa
                 };
                 let _ = client.close(Some(frame)).await;
                 let reason = Some(format!("upstream {url}: {e}"));
-                ctx.record(conn, close_kind(None, Some(1011), reason)).await;
+                let _ = ctx.record(conn, close_kind(None, Some(1011), reason));
                 None
             }
         }
@@ -446,11 +517,63 @@ async fn handle(stream: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>, mut stop: wa
         _ = stop.wait_for(|s| *s) => None,
     };
     let Some((conn, client, upstream)) = setup else { return };
+    relay(conn, client, upstream, &ctx, stop).await;
+}
 
+/// The client's WebSocket handshake, within `handshake_timeout`; its request path and query.
+async fn accept_client(stream: TcpStream, peer: SocketAddr, ctx: &Ctx) -> Option<(ClientWs, Option<String>)> {
+    let requested = Arc::new(Mutex::new(None::<String>));
+    let seen = requested.clone();
+    // The callback's error type is tungstenite's (an HTTP response), large by design.
+    #[allow(clippy::result_large_err)]
+    let callback = move |req: &Request, resp: Response| {
+        if let Ok(mut slot) = seen.lock() {
+            *slot = req.uri().path_and_query().map(|p| p.as_str().to_string());
+        }
+        Ok(resp)
+    };
+    let accept = tokio_tungstenite::accept_hdr_async_with_config(stream, callback, Some(ctx.ws_config));
+    let accepted = match ctx.handshake_timeout {
+        Some(limit) => match tokio::time::timeout(limit, accept).await {
+            Ok(r) => r,
+            Err(_) => {
+                ctx.journal().report.handshakes_timed_out += 1;
+                tracing::warn!(
+                    "recorder: {peer}: no WebSocket handshake within {} ms, dropped (--handshake-timeout-ms)",
+                    limit.as_millis()
+                );
+                return None;
+            }
+        },
+        None => accept.await,
+    };
+    match accepted {
+        Ok(ws) => Some((ws, requested.lock().ok().and_then(|p| p.clone()))),
+        Err(e) => {
+            tracing::info!("recorder: {peer}: not a WebSocket handshake: {e}");
+            None
+        }
+    }
+}
+
+async fn connect_upstream(ctx: &Ctx, url: &str) -> Result<UpstreamWs, String> {
+    let connect = tokio_tungstenite::connect_async_with_config(url, Some(ctx.ws_config), false);
+    let connected = match ctx.connect_timeout {
+        Some(limit) => match tokio::time::timeout(limit, connect).await {
+            Ok(r) => r,
+            Err(_) => return Err(format!("no answer within {} ms", limit.as_millis())),
+        },
+        None => connect.await,
+    };
+    connected.map(|(ws, _)| ws).map_err(|e| e.to_string())
+}
+
+/// Both directions of one connection, until one ends and the other has had its chance to.
+async fn relay(conn: u64, client: ClientWs, upstream: UpstreamWs, ctx: &Ctx, stop: watch::Receiver<bool>) {
     let (client_tx, client_rx) = client.split();
     let (upstream_tx, upstream_rx) = upstream.split();
-    let up = pump(conn, Side::Client, client_rx, upstream_tx, &ctx, stop.clone());
-    let down = pump(conn, Side::Gateway, upstream_rx, client_tx, &ctx, stop.clone());
+    let up = pump(conn, Side::Client, client_rx, upstream_tx, ctx, stop.clone());
+    let down = pump(conn, Side::Gateway, upstream_rx, client_tx, ctx, stop);
     let mut up = std::pin::pin!(up);
     let mut down = std::pin::pin!(down);
     let (first, rest_is_up) = tokio::select! {
@@ -469,13 +592,11 @@ async fn handle(stream: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>, mut stop: wa
         // Shutdown: the other pump saw the same signal and sent its close 1001 too.
         Ended::Shutdown => {
             rest.await;
-            ctx.record(
-                conn,
-                close_kind(None, Some(1001), Some("recorder shutting down".into())),
-            )
-            .await;
+            let reason = Some("recorder shutting down".into());
+            let _ = ctx.record(conn, close_kind(None, Some(1001), reason));
         }
-        // One side vanished: drop the other without a close frame, as the original peer would.
+        // One side vanished (or the capture broke): drop the other without a close frame, as
+        // the original peer would have seen it.
         Ended::Dropped => {}
     }
 }
@@ -506,16 +627,16 @@ where
         let msg = match next {
             Some(Ok(m)) => m,
             Some(Err(e)) => {
-                ctx.record(conn, close_kind(Some(from), None, Some(e.to_string())))
-                    .await;
+                if matches!(e, WsError::Capacity(_)) {
+                    ctx.journal().report.messages_too_large += 1;
+                    tracing::warn!("recorder: conn {conn}: {from} sent {e} (--max-message-size), connection dropped");
+                }
+                let _ = ctx.record(conn, close_kind(Some(from), None, Some(e.to_string())));
                 return Ended::Dropped;
             }
             None => {
-                ctx.record(
-                    conn,
-                    close_kind(Some(from), None, Some("ended without a close frame".into())),
-                )
-                .await;
+                let reason = Some("ended without a close frame".into());
+                let _ = ctx.record(conn, close_kind(Some(from), None, reason));
                 return Ended::Dropped;
             }
         };
@@ -537,7 +658,10 @@ where
             Message::Frame(_) => continue,
         };
         let is_close = matches!(msg, Message::Close(_));
-        ctx.record(conn, record).await;
+        // On disk first: only a recorded message is relayed.
+        if ctx.record(conn, record).is_err() {
+            return Ended::Dropped;
+        }
         if is_close {
             let _ = tx.send(msg).await;
             // Reading on makes tungstenite flush its automatic close reply to the sender, and ends
