@@ -17,7 +17,8 @@ pub struct DecodeArgs {
     /// Hex bytes (whitespace ignored, several arguments are one stream). Read from standard input
     /// when neither HEX nor --file is given.
     pub hex: Vec<String>,
-    /// Read a raw binary stream from this file instead.
+    /// Read a raw binary stream from this file instead; a capture (its first line a capture
+    /// header) is dumped record by record, each event with `t_us`, `conn` and `from`.
     #[arg(long, conflicts_with = "hex")]
     pub file: Option<PathBuf>,
     /// Also print one line per buffered sub-packet.
@@ -48,6 +49,9 @@ pub enum DecodeCmdError {
         /// Digits read.
         digits: u64,
     },
+    /// A capture given to --file is damaged (everything before the damage was printed).
+    #[error(transparent)]
+    Capture(#[from] super::decode_capture::DumpError),
     /// Reading input or writing output failed.
     #[error("{what}: {source}")]
     Io {
@@ -108,6 +112,12 @@ pub fn run(args: &DecodeArgs, stdin: impl Read, out: impl Write) -> Result<(), D
         let what = what.to_string();
         move |source| DecodeCmdError::Io { what, source }
     };
+    if let Some(path) = &args.file
+        && let Some(dumped) = super::decode_capture::dump_if_capture(path, cfg, packets, &mut out)
+    {
+        dumped?;
+        return out.flush().map_err(io_err("writing output"));
+    }
     if let Some(path) = &args.file {
         let mut f = std::fs::File::open(path).map_err(io_err(&format!("opening {}", path.display())))?;
         let mut buf = vec![0u8; 64 * 1024];

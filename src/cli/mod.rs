@@ -2,4 +2,5 @@
 //! maps errors to exit codes; each command here is a plain function that tests can call.
 
 pub mod decode;
+pub mod decode_capture;
 pub mod run;
