@@ -49,6 +49,8 @@ fn main() -> ExitCode {
     match dispatch(cli.command) {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,
+        // Standard output's reader went away (`... | head -1`): end quietly, as Unix tools do.
+        Err(e) if cli::is_broken_pipe(e.as_ref()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("jt808-harness: {e}");
             ExitCode::FAILURE
@@ -80,11 +82,11 @@ fn dispatch(command: Command) -> Result<bool, BoxError> {
             Ok(true)
         }
         Command::ImportPcap(args) => {
-            println!("{}", args.run()?);
+            cli::print_quietly(&format!("{}\n", args.run()?))?;
             Ok(true)
         }
         Command::Inspect(args) => {
-            println!("{}", args.run()?);
+            cli::print_quietly(&format!("{}\n", args.run()?))?;
             Ok(true)
         }
         Command::Serve(args) => {
@@ -92,7 +94,7 @@ fn dispatch(command: Command) -> Result<bool, BoxError> {
             Ok(true)
         }
         Command::Redact(args) => {
-            println!("{}", args.run()?);
+            cli::print_quietly(&format!("{}\n", args.run()?))?;
             Ok(true)
         }
         Command::Stress(args) => Ok(runtime()?.block_on(jt808_harness::stress::run_cli(*args))?),

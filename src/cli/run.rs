@@ -301,15 +301,18 @@ pub fn run(args: &RunArgs) -> Result<bool, crate::scenario::ScenarioError> {
         }
     }
     bar.finish_and_clear();
+    let mut report = String::new();
     for o in &outcomes {
         let (message, body) = failure_text(o);
         if !o.passed() {
-            println!("== {} ({}): {message}\n{body}", o.name, o.mode.as_str());
+            report.push_str(&format!("== {} ({}): {message}\n{body}\n", o.name, o.mode.as_str()));
         }
     }
-    print!("{}", table(&outcomes));
+    report.push_str(&table(&outcomes));
     let failed = outcomes.iter().filter(|o| !o.passed()).count();
-    println!("{} passed, {} failed", outcomes.len() - failed, failed);
+    report.push_str(&format!("{} passed, {} failed\n", outcomes.len() - failed, failed));
+    // The verdict is the exit status; a closed standard output does not change it.
+    let _ = super::print_quietly(&report);
     if let Some(path) = &args.junit {
         std::fs::write(path, junit(&outcomes)).map_err(|source| crate::scenario::ScenarioError::Io {
             path: path.clone(),
