@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use jt808_harness::capture::prefix::{DEFAULT_CHECK_MESSAGES, check_capture};
 use jt808_harness::capture::{CaptureHeader, CaptureWriter, Record, Side, inspect};
 use jt808_harness::cli::decode::{DecodeArgs, run};
 use jt808_harness::codec::body::{Body, EmptyBody};
@@ -103,7 +104,7 @@ fn a_capture_is_dumped_per_connection_and_direction_with_its_prefixes() {
 }
 
 #[test]
-fn every_bundled_capture_dumps_to_what_inspect_counts() {
+fn every_bundled_capture_states_a_right_prefix_and_dumps_to_what_inspect_counts() {
     for entry in std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("captures")).unwrap() {
         let path = entry.unwrap().path();
         if path.extension().and_then(|e| e.to_str()) != Some("jsonl") {
@@ -113,6 +114,7 @@ fn every_bundled_capture_dumps_to_what_inspect_counts() {
         let summary = inspect(&path).unwrap();
         let count = |from: &str, ty: &str| lines.iter().filter(|l| l["from"] == from && l["type"] == ty).count() as u64;
         let name = path.display();
+        check_capture(&path, DEFAULT_CHECK_MESSAGES).unwrap_or_else(|e| panic!("its stated prefix: {e}"));
         assert_eq!(count("gateway", "message"), summary.gateway.messages(), "{name}");
         assert_eq!(count("client", "message"), summary.client.messages(), "{name}");
         assert_eq!(count("gateway", "error"), summary.gateway.rejected(), "{name}");

@@ -755,3 +755,29 @@ fn a_missing_or_foreign_input_is_an_error_before_anything_is_written() {
     );
     assert!(!out.exists());
 }
+
+#[test]
+fn a_capture_whose_prefix_cuts_into_frames_is_refused_unless_allowed() {
+    use jt808_harness::capture::{CaptureHeader, CaptureWriter};
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("wrong-prefix.jsonl");
+    let out = dir.path().join("out.jsonl");
+    // Bare frames, but the header claims an 18-byte envelope.
+    let vectors =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("captures/vectors_replay.jsonl")).unwrap();
+    let mut reader = jt808_harness::capture::CaptureReader::from_reader(vectors.as_bytes(), "v").unwrap();
+    let mut w = CaptureWriter::create(&input, &CaptureHeader::new(18)).unwrap();
+    for r in reader.by_ref() {
+        w.write(&r.unwrap()).unwrap();
+    }
+    drop(w);
+    let e = redact(&input, &out, &RedactOpts::new("k")).unwrap_err().to_string();
+    assert!(
+        e.contains("wrong-prefix.jsonl:") && e.contains("prefix_len 18 cuts into frames"),
+        "{e}"
+    );
+    assert!(!out.exists(), "nothing written");
+    let mut allowed = RedactOpts::new("k");
+    allowed.allow_prefix_mismatch = true;
+    redact(&input, &out, &allowed).expect("told to go on");
+}

@@ -22,7 +22,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 
-use super::format::{Record, RecordKind};
+use super::format::{CaptureError, CaptureReader, Payload, Record, RecordKind, Side};
 use crate::codec::deframer::{Deframer, Item};
 
 /// Default largest envelope length tried.
@@ -199,6 +199,106 @@ pub fn detect<'a>(messages: impl IntoIterator<Item = (u64, &'a [u8])>, max_prefi
     probe.finding()
 }
 
+/// Gateway messages [`check_capture`] judges a capture's stated prefixes on, by default.
+pub const DEFAULT_CHECK_MESSAGES: u64 = 256;
+
+/// Why a capture's stated prefix is refused.
+#[derive(Debug, thiserror::Error)]
+pub enum PrefixCheckError {
+    /// The capture could not be read.
+    #[error(transparent)]
+    Capture(#[from] CaptureError),
+    /// Stripping the stated prefix cuts into frames that another length keeps whole.
+    #[error(
+        "{path}:{line}: connection {conn}'s prefix_len {stated} cuts into frames: from this record on, stripping {stated} \
+         bytes off its gateway messages leaves {frames_stated} valid frames where stripping {better} leaves \
+         {frames_better} (in its first {messages} gateway messages); correct the header (or the connection's open \
+         record), or go on anyway with --allow-prefix-mismatch (scenario: allow_prefix_mismatch = true)"
+    )]
+    CutsFrames {
+        /// The capture file.
+        path: String,
+        /// Line of the first gateway record after which the stated length falls behind.
+        line: u64,
+        /// Its connection.
+        conn: u64,
+        /// The stated prefix of that connection.
+        stated: usize,
+        /// The length that explains the bytes best.
+        better: usize,
+        /// Valid frames with the stated length.
+        frames_stated: u64,
+        /// Valid frames with the better length.
+        frames_better: u64,
+        /// Gateway messages of the connection judged.
+        messages: u64,
+    },
+}
+
+/// One connection's probe in [`check_capture`], with the frames every candidate had after each
+/// of its messages, to name the record where the stated length first fell behind.
+struct ConnCheck {
+    stated: usize,
+    probe: PrefixProbe,
+    history: Vec<(u64, Vec<u64>)>,
+}
+
+/// Checks that the prefix a capture states (the header's, or a connection's own) does not cut
+/// into frames, judged on the first `max_messages` gateway messages of each connection: another
+/// length must not keep more frames whole (the rule of [`PrefixProbe::agrees`]). Reads no further
+/// than it needs; a damaged line is an error as for any reader.
+pub fn check_capture(path: &std::path::Path, max_messages: u64) -> Result<(), PrefixCheckError> {
+    let mut reader = CaptureReader::open(path)?;
+    let mut prefixes = ConnPrefixes::new(reader.header().prefix_len);
+    let mut conns: BTreeMap<u64, ConnCheck> = BTreeMap::new();
+    let mut judged = 0u64;
+    while judged < max_messages.saturating_mul(4) {
+        let Some(record) = reader.next_record() else { break };
+        let record = record?;
+        prefixes.observe(&record);
+        let RecordKind::Message {
+            from: Side::Gateway,
+            payload: Payload::Binary(bytes),
+        } = &record.kind
+        else {
+            continue;
+        };
+        let stated = prefixes.get(record.conn);
+        let c = conns.entry(record.conn).or_insert_with(|| ConnCheck {
+            stated,
+            probe: PrefixProbe::new(DEFAULT_MAX_PREFIX_LEN.max(stated)),
+            history: Vec::new(),
+        });
+        if c.probe.messages() >= max_messages {
+            continue;
+        }
+        judged += 1;
+        c.probe.push(record.conn, bytes);
+        let frames = (0..c.probe.candidates.len())
+            .map(|p| c.probe.candidates[p].score.frames)
+            .collect();
+        c.history.push((reader.line(), frames));
+    }
+    for (conn, c) in &conns {
+        if c.probe.agrees(c.stated) {
+            continue;
+        }
+        let best = c.probe.finding().best;
+        let fell_behind = c.history.iter().find(|(_, f)| f[c.stated] < f[best.prefix_len]);
+        return Err(PrefixCheckError::CutsFrames {
+            path: reader.path().to_string(),
+            line: fell_behind.map_or(0, |(line, _)| *line),
+            conn: *conn,
+            stated: c.stated,
+            better: best.prefix_len,
+            frames_stated: c.probe.score(c.stated).map_or(0, |s| s.frames),
+            frames_better: best.frames,
+            messages: c.probe.messages(),
+        });
+    }
+    Ok(())
+}
+
 /// The envelope prefix of each connection of a capture being read: the header's value, unless
 /// the connection's `open` record stated its own.
 #[derive(Debug, Clone, Default)]
@@ -322,6 +422,41 @@ mod tests {
             18,
             "a reused id without its own prefix is back at the header's"
         );
+    }
+
+    fn write_capture(dir: &std::path::Path, header_prefix: usize, msgs: &[Vec<u8>]) -> std::path::PathBuf {
+        use crate::capture::format::{CaptureHeader, CaptureWriter};
+        let path = dir.join("c.jsonl");
+        let mut w = CaptureWriter::create(&path, &CaptureHeader::new(header_prefix)).unwrap();
+        w.write(&Record::open(0, 1)).unwrap();
+        for (i, m) in msgs.iter().enumerate() {
+            w.write(&Record::binary(i as u64, 1, Side::Gateway, m.clone())).unwrap();
+        }
+        path
+    }
+
+    #[test]
+    fn a_capture_whose_header_prefix_cuts_into_frames_is_refused_at_the_record_where_it_shows() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write_capture(dir.path(), 18, &feed(14, 0, 0));
+        let e = check_capture(&path, DEFAULT_CHECK_MESSAGES).unwrap_err();
+        let PrefixCheckError::CutsFrames {
+            line, stated, better, ..
+        } = &e
+        else {
+            panic!("{e}")
+        };
+        // Line 1 header, line 2 open, line 3 the first message: its first frame is already cut.
+        assert_eq!((*line, *stated, *better), (3, 18, 0), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with(&format!("{}:3: connection 1's prefix_len 18", path.display())),
+            "{e}"
+        );
+        let right = write_capture(dir.path(), 0, &feed(14, 0, 0));
+        check_capture(&right, DEFAULT_CHECK_MESSAGES).expect("a right prefix passes");
+        let enveloped = write_capture(dir.path(), 18, &feed(14, 18, 3));
+        check_capture(&enveloped, DEFAULT_CHECK_MESSAGES).expect("a right envelope passes");
     }
 
     #[test]

@@ -71,7 +71,7 @@ use serde::Serialize;
 use thiserror::Error;
 
 use super::format::{CaptureError, CaptureHeader, CaptureReader, CaptureWriter, Payload, Record, RecordKind, Side};
-use super::prefix::ConnPrefixes;
+use super::prefix::{ConnPrefixes, DEFAULT_CHECK_MESSAGES, PrefixCheckError, check_capture};
 use crate::codec::body::Register;
 use crate::codec::deframer::{Deframer, DeframerConfig, Frame, Item};
 use crate::codec::frame::{ESCAPE, FLAG, frame_into};
@@ -99,6 +99,8 @@ pub struct RedactOpts {
     pub max_held_bytes: usize,
     /// Replaces the header's `note` when set.
     pub note: Option<String>,
+    /// Redact a capture whose stated prefix cuts into frames ([`check_capture`]) anyway.
+    pub allow_prefix_mismatch: bool,
 }
 
 impl RedactOpts {
@@ -110,6 +112,7 @@ impl RedactOpts {
             keep_prefix: false,
             max_held_bytes: DEFAULT_MAX_HELD_BYTES,
             note: None,
+            allow_prefix_mismatch: false,
         }
     }
 }
@@ -123,6 +126,7 @@ impl fmt::Debug for RedactOpts {
             .field("keep_prefix", &self.keep_prefix)
             .field("max_held_bytes", &self.max_held_bytes)
             .field("note", &self.note)
+            .field("allow_prefix_mismatch", &self.allow_prefix_mismatch)
             .finish()
     }
 }
@@ -155,6 +159,10 @@ pub struct RedactArgs {
     /// Free text for the output header's "note" (default: the input's note).
     #[arg(long)]
     pub note: Option<String>,
+    /// Redact even when the capture's stated envelope prefix cuts into frames (it is refused
+    /// otherwise, naming the first record where it shows).
+    #[arg(long)]
+    pub allow_prefix_mismatch: bool,
 }
 
 impl RedactArgs {
@@ -180,6 +188,7 @@ impl RedactArgs {
             keep_prefix: self.keep_prefix,
             max_held_bytes: self.max_held_bytes,
             note: self.note.clone(),
+            allow_prefix_mismatch: self.allow_prefix_mismatch,
         })
     }
 
@@ -214,6 +223,9 @@ pub enum RedactError {
     /// The input could not be opened, or is not a capture (nothing was written).
     #[error("{0}")]
     Open(#[source] CaptureError),
+    /// The input's stated envelope prefix cuts into frames (nothing was written).
+    #[error(transparent)]
+    Prefix(PrefixCheckError),
     /// The input capture is damaged (the error names file and line).
     #[error("{source} ({written} records before it were redacted and written)")]
     Input {
@@ -370,6 +382,12 @@ pub fn redact(
         });
     }
     let reader = CaptureReader::open(input).map_err(RedactError::Open)?;
+    // A damaged line is left for the redaction itself to report, after what precedes it.
+    if !opts.allow_prefix_mismatch
+        && let Err(e @ PrefixCheckError::CutsFrames { .. }) = check_capture(input, DEFAULT_CHECK_MESSAGES)
+    {
+        return Err(RedactError::Prefix(e));
+    }
     let out_name = output.display().to_string();
     let file = File::create(output).map_err(|source| RedactError::Output {
         path: out_name.clone(),
