@@ -12,6 +12,7 @@
 //! are sans-IO and get `now` passed in.
 
 pub mod cli;
+pub mod converse;
 pub mod feed;
 pub mod fleet;
 pub mod replay;
