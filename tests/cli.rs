@@ -116,6 +116,116 @@ fn decode_names_the_bad_hex_character_and_where() {
 }
 
 #[test]
+fn decode_names_the_bad_hex_character_on_stdin_by_line_and_position() {
+    let mut child = harness()
+        .arg("decode")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{HEARTBEAT}\n  7e0z\n").as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("stdin line 2") && err.contains("'z'") && err.contains("position 5"),
+        "{err}"
+    );
+    assert_eq!(lines(&out.stdout).len(), 1, "the line before was decoded");
+}
+
+/// Serves its text in reads of at most `most` bytes, and remembers the largest buffer it was
+/// asked to fill.
+struct Trickle<'a> {
+    text: &'a [u8],
+    most: usize,
+    largest_ask: usize,
+}
+
+impl std::io::Read for Trickle<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.largest_ask = self.largest_ask.max(buf.len());
+        let n = buf.len().min(self.most).min(self.text.len());
+        buf[..n].copy_from_slice(&self.text[..n]);
+        self.text = &self.text[n..];
+        Ok(n)
+    }
+}
+
+#[test]
+fn decode_streams_a_long_stdin_line_in_bounded_chunks() {
+    use jt808_harness::cli::decode::{HEX_CHUNK, stream_hex};
+    // One line of 20,000 frames (600,000 hex digits), ten times the chunk; a space inside a frame.
+    let line = format!("{} {HEARTBEAT}\n", HEARTBEAT.repeat(19_999));
+    let want = hex::decode(line.replace([' ', '\n'], "")).unwrap();
+    let mut reader = Trickle {
+        text: line.as_bytes(),
+        most: 7_777,
+        largest_ask: 0,
+    };
+    let mut got = Vec::new();
+    let summary = stream_hex(&mut reader, HEX_CHUNK, |b| got.extend_from_slice(b)).unwrap();
+    assert!(got == want, "{} bytes decoded, {} expected", got.len(), want.len());
+    assert_eq!(summary.digits, 600_000);
+    assert!(reader.largest_ask <= HEX_CHUNK, "asked to fill {}", reader.largest_ask);
+    assert!(
+        summary.peak_buffer < 2 * HEX_CHUNK && summary.peak_buffer * 5 < line.len(),
+        "held {} bytes of a {}-byte line",
+        summary.peak_buffer,
+        line.len()
+    );
+    // And through the command: every frame comes out.
+    let args = jt808_harness::cli::decode::DecodeArgs {
+        hex: vec![],
+        file: None,
+        packets: false,
+        rejoin_unescaped_flag: false,
+    };
+    let mut out = Vec::new();
+    jt808_harness::cli::decode::run(&args, line.as_bytes(), &mut out).unwrap();
+    assert_eq!(lines(&out).len(), 20_000);
+}
+
+#[test]
+fn decode_stdin_chunk_boundaries_change_nothing() {
+    use jt808_harness::cli::decode::{DecodeCmdError, stream_hex};
+    // An em space (3 bytes of UTF-8, whitespace) and nibbles cut at every possible point.
+    let text = "7E00 02\n\u{2003}7e 0z\n".as_bytes();
+    for chunk in 1..=12 {
+        for most in [1, 2, 5, 64] {
+            let mut got = Vec::new();
+            let reader = Trickle {
+                text,
+                most,
+                largest_ask: 0,
+            };
+            let err = stream_hex(reader, chunk, |b| got.extend_from_slice(b)).unwrap_err();
+            let at = format!("chunk {chunk}, reads of {most}");
+            assert!(
+                matches!(&err, DecodeCmdError::BadHex { source_name, position: 5, found: 'z' }
+                    if source_name == "stdin line 2"),
+                "{at}: {err}"
+            );
+            assert_eq!(
+                got,
+                [0x7E, 0x00, 0x02, 0x7E],
+                "{at}: the bytes before the bad character"
+            );
+        }
+        let odd = stream_hex(&b"7e0\n"[..], chunk, |_| {}).unwrap_err();
+        assert!(matches!(odd, DecodeCmdError::OddHex { digits: 3 }), "{odd}");
+        let cut = stream_hex(&[b'7', 0xE2, 0x80][..], chunk, |_| {}).unwrap_err();
+        assert!(cut.to_string().contains("UTF-8"), "{cut}");
+    }
+}
+
+#[test]
 fn run_names_a_wrong_scenario_file_line_and_key_and_fails() {
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad.toml");

@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use jt808_harness::codec::reassembly::{ExpireReason, Expired, GroupKey, ReassemblyConfig};
+use jt808_harness::codec::reassembly::{ExpireReason, Expired, GroupKey, Missing, ReassemblyConfig, SLOT_BYTES};
 use jt808_harness::codec::{
     DecodeEvent, Decoder, DecoderConfig, DeframerConfig, FrameError, HeaderQuirk, Message, Phone, Version,
 };
@@ -629,7 +629,7 @@ fn group_without_packet_1_expires_with_the_first_serial_inferred_across_the_wrap
             version: Version::V2013,
             total: 3,
             received: 2,
-            missing: vec![1],
+            missing: Missing::from_indices([1]),
             // From the earliest packet held: index 2 with serial 0x0000, so 0x0000 - 1 wraps.
             first_serial: 0xFFFF,
             first_serial_known: false,
@@ -679,7 +679,7 @@ fn group_with_packet_1_expires_with_the_first_serial_known() {
             version: Version::V2013,
             total: 3,
             received: 2,
-            missing: vec![2],
+            missing: Missing::from_indices([2]),
             first_serial: 0xFFFE,
             first_serial_known: true,
             reason: ExpireReason::Timeout,
@@ -777,7 +777,7 @@ fn evicted(msg_id: u16, serial: u16, reason: ExpireReason) -> DecodeEvent {
         version: Version::V2013,
         total: 2,
         received: 1,
-        missing: vec![2],
+        missing: Missing::from_indices([2]),
         first_serial: serial,
         first_serial_known: true,
         reason,
@@ -839,10 +839,11 @@ fn packet_group_of_one_completes_at_once_and_evicts_nothing() {
     assert_eq!(d.reassembler().open_groups(), 1, "group A was not evicted to make room");
 }
 
+/// Room for one packet of 3 bytes with its index slot, not for two (the limit counts both).
 fn max_bytes_5() -> DecoderConfig {
     DecoderConfig {
         reassembly: ReassemblyConfig {
-            max_bytes: 5,
+            max_bytes: 5 + SLOT_BYTES,
             ..ReassemblyConfig::default()
         },
         ..DecoderConfig::default()
@@ -852,9 +853,9 @@ fn max_bytes_5() -> DecoderConfig {
 #[test]
 fn new_group_over_the_byte_limit_evicts_the_oldest() {
     let mut d = Decoder::new(max_bytes_5());
-    d.push_vec(&packet_a(), ms(0)); // 3 bytes held
+    d.push_vec(&packet_a(), ms(0)); // 3 bytes and a slot held
     assert_eq!(
-        d.push_vec(&packet_b(), ms(1)), // 3 + 3 > 5
+        d.push_vec(&packet_b(), ms(1)), // 3 + 3 > 5 (plus two slots)
         [
             evicted(0x0F01, 0x0010, ExpireReason::ByteLimit),
             DecodeEvent::Packet {
@@ -864,7 +865,7 @@ fn new_group_over_the_byte_limit_evicts_the_oldest() {
             },
         ]
     );
-    assert_eq!(d.reassembler().bytes_held(), 3);
+    assert_eq!(d.reassembler().bytes_held(), 3 + SLOT_BYTES);
 }
 
 #[test]
@@ -903,7 +904,7 @@ fn group_that_alone_outgrows_the_byte_limit_is_given_up() {
             version: Version::V2013,
             total: 3,
             received: 2,
-            missing: vec![3],
+            missing: Missing::from_indices([3]),
             first_serial: 0x0020,
             first_serial_known: true,
             reason: ExpireReason::ByteLimit,

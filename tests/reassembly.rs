@@ -12,8 +12,10 @@ use rand_chacha::ChaCha8Rng;
 use jt808_harness::codec::body::{Body, RawBody};
 use jt808_harness::codec::deframer::Item;
 use jt808_harness::codec::frame::frame_into;
-use jt808_harness::codec::reassembly::{ExpireReason, GroupKey, ReassemblyConfig};
-use jt808_harness::codec::{DecodeEvent, Decoder, DecoderConfig, Deframer, Header, Message, Phone, Version};
+use jt808_harness::codec::reassembly::{ExpireReason, GroupKey, Missing, ReassemblyConfig, SLOT_BYTES};
+use jt808_harness::codec::{
+    DecodeEvent, Decoder, DecoderConfig, Deframer, Header, Message, PacketInfo, Phone, Version,
+};
 
 /// The wire bytes of a vector of `tests/fixtures/jt808_vectors.json`.
 fn vector(id: &str) -> Vec<u8> {
@@ -387,8 +389,8 @@ fn a_stalled_group_is_completed_by_the_packets_sent_again() {
         panic!("{stalled:?}")
     };
     assert_eq!(
-        (x.missing.clone(), x.received, x.reason),
-        (vec![7, 12], 16, ExpireReason::Timeout)
+        (x.missing.ranges(), x.missing.len(), x.received, x.reason),
+        (&[7..=7, 12..=12][..], 2, 16, ExpireReason::Timeout)
     );
     assert_eq!(d.reassembler().open_groups(), 1, "still open");
     assert_eq!(d.next_deadline(), Some(s(7)), "2 s more");
@@ -414,7 +416,10 @@ fn a_stalled_group_nobody_answers_expires_after_the_wait() {
     let [DecodeEvent::GroupExpired(x)] = &expired[..] else {
         panic!("{expired:?}")
     };
-    assert_eq!((x.received, x.missing.len()), (1, 17));
+    assert_eq!(
+        (x.received, x.missing.len(), x.missing.ranges()),
+        (1, 17, &[2..=18][..])
+    );
     assert_eq!(d.reassembler().open_groups(), 0);
 }
 
@@ -459,4 +464,131 @@ fn a_stalled_group_is_still_evicted_by_the_group_limit() {
     };
     assert_eq!((x.msg_id, x.reason), (0x1205, ExpireReason::GroupLimit));
     assert_eq!(d.reassembler().open_groups(), 1);
+}
+
+// ===== Hostile totals: bounded output and honest memory accounting =====
+
+/// Packet `index` of `total` of a 0x0801 from terminal number `n`, with `fragment` as its body.
+fn packet(n: u32, total: u16, index: u16, fragment: &[u8]) -> Vec<u8> {
+    let phone = Phone::parse(&format!("139{n:08}")).expect("digits");
+    let mut h = Header::new(0x0801, Version::V2013, phone, index);
+    h.packet = Some(PacketInfo { total, index });
+    let mut content = Vec::new();
+    h.write(fragment.len(), &mut content);
+    content.extend(fragment);
+    let mut wire = Vec::new();
+    frame_into(&content, &mut wire);
+    wire
+}
+
+#[test]
+fn missing_packets_are_reported_as_ranges_with_a_count() {
+    let mut d = Decoder::default();
+    for i in [1, 3, 4, 7] {
+        d.push_vec(&packet(1, 10, i, &[i as u8]), Duration::ZERO);
+    }
+    let mut events = Vec::new();
+    d.drain_groups(|e| events.push(e));
+    let [DecodeEvent::GroupExpired(x)] = &events[..] else {
+        panic!("{events:?}")
+    };
+    assert_eq!(x.missing.ranges(), [2..=2, 5..=6, 8..=10]);
+    assert_eq!(x.missing, [2, 5, 6, 8, 9, 10]);
+    assert_eq!((x.missing.len(), x.received), (6, 4));
+    assert!(x.missing.contains(9) && !x.missing.contains(7));
+    assert_eq!(format!("{:?}", x.missing), "[2, 5..=6, 8..=10]");
+    assert_eq!(x.missing.chunks(4).collect::<Vec<_>>(), [vec![2, 5, 6, 8], vec![9, 10]]);
+    let json = serde_json::to_value(&events[0]).expect("serialises");
+    assert_eq!(json["missing"], serde_json::json!([[2, 2], [5, 6], [8, 10]]));
+    assert_eq!(json["missing_count"], 6);
+    let listed = Missing::from_indices([9, 5, 3, 4, 3]);
+    assert_eq!((listed.ranges(), listed.len()), (&[3..=5, 9..=9][..], 4));
+}
+
+/// 460 KB of input once printed 7.65 GB: every expired group listed its 65,534 missing indices.
+#[test]
+fn a_huge_declared_total_gives_a_report_as_short_as_the_packets_received() {
+    let mut d = Decoder::default();
+    let mut input = 0;
+    let mut output = 0;
+    let count = |e: DecodeEvent, output: &mut usize| {
+        let line = serde_json::to_string(&e).expect("serialises");
+        if let DecodeEvent::GroupExpired(x) = &e {
+            assert_eq!(x.missing.ranges(), [2..=65535], "{line}");
+            assert!(
+                line.contains(r#""missing":[[2,65535]],"missing_count":65534"#),
+                "{line}"
+            );
+        }
+        *output += line.len();
+    };
+    for n in 0..2000 {
+        let wire = packet(n, 65535, 1, &[0xAB; 4]);
+        input += wire.len();
+        d.push(&wire, Duration::ZERO, |e| count(e, &mut output));
+    }
+    d.drain_groups(|e| count(e, &mut output));
+    assert!(output < 20 * input, "{input} bytes in gave {output} bytes of JSON");
+}
+
+/// After every packet of a hostile stream, the running account equals the buffers' capacities
+/// summed, and neither passes the limit.
+fn assert_accounted(d: &Decoder, max: usize, at: &str) {
+    let r = d.reassembler();
+    assert_eq!(r.bytes_held(), r.reserved_bytes(), "{at}: account drifted");
+    assert!(
+        r.reserved_bytes() <= max,
+        "{at}: {} bytes reserved, limit {max}",
+        r.reserved_bytes()
+    );
+}
+
+#[test]
+fn many_terminals_declaring_huge_totals_stay_within_the_byte_limit() {
+    let max = 256 << 10;
+    let mut d = decoder_with(ReassemblyConfig {
+        max_bytes: max,
+        max_groups: 100_000,
+        ..ReassemblyConfig::default()
+    });
+    let mut evicted = 0;
+    for n in 0..4000 {
+        d.push(&packet(n, 65535, 1, &[0x5A; 500]), Duration::ZERO, |e| {
+            evicted += usize::from(matches!(e, DecodeEvent::GroupExpired(x) if x.reason == ExpireReason::ByteLimit));
+        });
+        assert_accounted(&d, max, &format!("terminal {n}"));
+    }
+    assert!(evicted > 0, "the limit was reached and reported");
+    // Each group holds its 500 bytes and one slot: the limit is not eaten by reservations.
+    let per_group = 500 + SLOT_BYTES;
+    assert_eq!(d.reassembler().open_groups(), max / per_group);
+}
+
+#[test]
+fn one_group_growing_past_the_byte_limit_stays_within_it_until_given_up() {
+    let max = 256 << 10;
+    let mut d = decoder_with(ReassemblyConfig {
+        max_bytes: max,
+        ..ReassemblyConfig::default()
+    });
+    let mut given_up = None;
+    for i in 1..=1000u16 {
+        for e in d.push_vec(&packet(7, 65535, i, &[0x33; 700]), Duration::ZERO) {
+            if let DecodeEvent::GroupExpired(x) = e {
+                given_up = Some((i, x.received, x.reason, x.missing.ranges().to_vec()));
+            }
+        }
+        assert_accounted(&d, max, &format!("packet {i}"));
+        if given_up.is_some() {
+            break;
+        }
+    }
+    let (i, received, reason, missing) = given_up.expect("the group outgrew the limit");
+    assert_eq!((received, reason), (i, ExpireReason::ByteLimit));
+    assert_eq!(
+        missing,
+        [i + 1..=65535],
+        "the packet that broke the limit counts as received"
+    );
+    assert!(usize::from(i) * 700 > max / 2, "not given up early: at packet {i}");
 }

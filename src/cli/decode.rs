@@ -5,7 +5,7 @@
 //! end of the input an unfinished frame is reported and incomplete groups come out as
 //! `group_expired`. Exit status is 0 whenever the input could be read, even if frames were rejected.
 
-use std::io::{self, BufRead, BufWriter, Read, Write};
+use std::io::{self, BufWriter, Read, Write};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -62,21 +62,67 @@ pub enum DecodeCmdError {
     },
 }
 
-/// Streams hex digits to bytes, skipping whitespace, remembering where each digit came from.
+/// Bytes of standard input read, and decoded, at a time: about the most `decode` holds of its
+/// input, however long a line is (a 200 MB line was once held whole).
+pub const HEX_CHUNK: usize = 64 << 10;
+
+/// Where a hex digit came from, for error messages.
+#[derive(Debug, Clone, Copy)]
+enum Source {
+    /// Command-line argument, 1-based.
+    Argument(usize),
+    /// Standard input, at a 1-based line.
+    Stdin { line: u64 },
+}
+
+/// Streams hex digits to bytes, skipping whitespace, remembering where each digit came from. Text
+/// comes in pieces of any size: a dangling nibble waits for the next piece.
 struct HexStream {
     high: Option<u8>,
     digits: u64,
+    source: Source,
+    /// Characters already seen in the current argument or line (the 0-based position of the next).
+    position: u64,
 }
 
 impl HexStream {
-    fn feed(&mut self, text: &str, source_name: &str, out: &mut Vec<u8>) -> Result<(), DecodeCmdError> {
-        for (position, c) in text.chars().enumerate() {
+    fn new(source: Source) -> HexStream {
+        HexStream {
+            high: None,
+            digits: 0,
+            source,
+            position: 0,
+        }
+    }
+
+    /// Starts argument `n` (1-based): positions count from its first character.
+    fn argument(&mut self, n: usize) {
+        self.source = Source::Argument(n);
+        self.position = 0;
+    }
+
+    /// Decodes `text` into `out`; a line feed on standard input starts the next line. On a bad
+    /// character, `out` has every byte before it.
+    fn feed(&mut self, text: &str, out: &mut Vec<u8>) -> Result<(), DecodeCmdError> {
+        for c in text.chars() {
+            let position = self.position;
+            self.position += 1;
+            if c == '\n'
+                && let Source::Stdin { line } = &mut self.source
+            {
+                *line += 1;
+                self.position = 0;
+                continue;
+            }
             if c.is_whitespace() {
                 continue;
             }
             let v = c.to_digit(16).ok_or_else(|| DecodeCmdError::BadHex {
-                source_name: source_name.to_string(),
-                position: position as u64,
+                source_name: match self.source {
+                    Source::Argument(n) => format!("argument {n}"),
+                    Source::Stdin { line } => format!("stdin line {line}"),
+                },
+                position,
                 found: c,
             })? as u8;
             self.digits += 1;
@@ -87,6 +133,73 @@ impl HexStream {
         }
         Ok(())
     }
+}
+
+/// What [`stream_hex`] read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HexSummary {
+    /// Hex digits read.
+    pub digits: u64,
+    /// The most bytes its buffers (text read, bytes decoded) had reserved at once.
+    pub peak_buffer: usize,
+}
+
+/// Reads hex text from `reader` in pieces of `chunk` bytes (at least 1) and hands each piece's
+/// bytes to `f` as soon as it is decoded: memory stays bounded by `chunk` whatever the line
+/// lengths. A UTF-8 character or a nibble cut between pieces is carried over; a bad character is
+/// reported by line and position as if the line had been read whole, after every byte before it
+/// went to `f`. An odd digit count is [`DecodeCmdError::OddHex`], also after the bytes went out.
+pub fn stream_hex(mut reader: impl Read, chunk: usize, mut f: impl FnMut(&[u8])) -> Result<HexSummary, DecodeCmdError> {
+    let chunk = chunk.max(1);
+    let mut hex = HexStream::new(Source::Stdin { line: 1 });
+    // A piece plus the up to 3 bytes of a character cut at the end of the one before.
+    let mut text = vec![0u8; chunk + 3];
+    let mut bytes = Vec::with_capacity(chunk / 2 + 1);
+    let mut carried = 0;
+    let mut peak_buffer = 0;
+    let utf8_error = || DecodeCmdError::Io {
+        what: "reading standard input".into(),
+        source: io::Error::new(io::ErrorKind::InvalidData, "stream did not contain valid UTF-8"),
+    };
+    loop {
+        let n = match reader.read(&mut text[carried..carried + chunk]) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(source) => {
+                return Err(DecodeCmdError::Io {
+                    what: "reading standard input".into(),
+                    source,
+                });
+            }
+        };
+        if n == 0 {
+            if carried > 0 {
+                return Err(utf8_error());
+            }
+            break;
+        }
+        let end = carried + n;
+        let valid = match std::str::from_utf8(&text[..end]) {
+            Ok(_) => end,
+            Err(e) if e.error_len().is_none() => e.valid_up_to(),
+            Err(_) => return Err(utf8_error()),
+        };
+        let piece = std::str::from_utf8(&text[..valid]).map_err(|_| utf8_error())?;
+        let fed = hex.feed(piece, &mut bytes);
+        f(&bytes);
+        peak_buffer = peak_buffer.max(text.capacity() + bytes.capacity());
+        bytes.clear();
+        fed?;
+        text.copy_within(valid..end, 0);
+        carried = end - valid;
+    }
+    if hex.high.is_some() {
+        return Err(DecodeCmdError::OddHex { digits: hex.digits });
+    }
+    Ok(HexSummary {
+        digits: hex.digits,
+        peak_buffer,
+    })
 }
 
 /// Runs `decode`, writing JSON Lines to `out`.
@@ -131,37 +244,37 @@ pub fn run(args: &DecodeArgs, stdin: impl Read, out: impl Write) -> Result<(), D
             dec.push(&buf[..n], Duration::ZERO, |e| emit(e, &mut out));
         }
     } else {
-        let mut hex = HexStream { high: None, digits: 0 };
-        let mut bytes = Vec::new();
-        if args.hex.is_empty() {
-            let mut reader = io::BufReader::new(stdin);
-            let mut line = String::new();
-            let mut line_no = 0u64;
-            loop {
-                line.clear();
-                line_no += 1;
-                let n = reader.read_line(&mut line).map_err(io_err("reading standard input"))?;
-                if n == 0 {
+        let read = if args.hex.is_empty() {
+            stream_hex(stdin, HEX_CHUNK, |bytes| {
+                dec.push(bytes, Duration::ZERO, |e| emit(e, &mut out))
+            })
+            .map(|_| ())
+        } else {
+            let mut hex = HexStream::new(Source::Argument(1));
+            let mut bytes = Vec::new();
+            let mut read = Ok(());
+            for (i, arg) in args.hex.iter().enumerate() {
+                hex.argument(i + 1);
+                read = hex.feed(arg, &mut bytes);
+                if read.is_err() {
                     break;
                 }
-                hex.feed(&line, &format!("stdin line {line_no}"), &mut bytes)?;
                 dec.push(&bytes, Duration::ZERO, |e| emit(e, &mut out));
                 bytes.clear();
             }
-        } else {
-            for (i, arg) in args.hex.iter().enumerate() {
-                hex.feed(arg, &format!("argument {}", i + 1), &mut bytes)?;
-                dec.push(&bytes, Duration::ZERO, |e| emit(e, &mut out));
-                bytes.clear();
+            match (read, hex.high) {
+                (Ok(()), Some(_)) => Err(DecodeCmdError::OddHex { digits: hex.digits }),
+                (read, _) => read,
             }
-        }
-        if hex.high.is_some() {
+        };
+        if let Err(e @ DecodeCmdError::OddHex { .. }) = read {
             // Everything before the dangling nibble was decoded and printed already.
             dec.end_stream(|e| emit(e, &mut out));
             dec.drain_groups(|e| emit(e, &mut out));
             out.flush().map_err(io_err("writing output"))?;
-            return Err(DecodeCmdError::OddHex { digits: hex.digits });
+            return Err(e);
         }
+        read?;
     }
     dec.end_stream(|e| emit(e, &mut out));
     dec.drain_groups(|e| emit(e, &mut out));

@@ -142,7 +142,7 @@ mod tests {
             version,
             total: 300,
             received: 300 - missing.len() as u16,
-            missing,
+            missing: crate::codec::reassembly::Missing::from_indices(missing),
             first_serial: 0x1234,
             first_serial_known: true,
             reason: ExpireReason::Timeout,

@@ -6,8 +6,11 @@
 //! index — **never** on `serial - (index - 1)` as the seed JavaScript client does. Packets may come
 //! out of order and twice; index 0 or index > total is rejected. An incomplete group expires after
 //! [`ReassemblyConfig::timeout`] without a new packet and is reported with its missing indices and
-//! first serial, so a client can ask again with 0x8003. Limits on open groups and bytes held are
-//! settings; hitting one evicts the oldest group and reports it, never silently.
+//! first serial (the missing indices as ranges, so a report is as long as the packets received,
+//! not as the total a packet declares), so a client can ask again with 0x8003. Limits on open
+//! groups and bytes held are settings; hitting one evicts the oldest group and reports it, never
+//! silently. The byte limit counts what is reserved (buffer capacity), not what is filled, and
+//! nothing is reserved by a group's declared total: it is a true bound on packet storage.
 //!
 //! Asking with 0x8003 only helps if the group is still there when the packets come again. With
 //! [`ReassemblyConfig::retransmit_wait`] set, a group idle for the timeout is first reported as
@@ -15,18 +18,13 @@
 //! the re-sent packets complete it, and only a group still incomplete then is given up.
 
 use std::collections::BTreeMap;
+use std::ops::{Range, RangeInclusive};
 use std::time::Duration;
 
 use serde::Serialize;
 
 use super::header::{Header, Phone, Version};
 use super::message::Assembled;
-
-/// The most a new group reserves up front for its fragments (it grows past this as needed).
-const RESERVE_CAP: usize = 64 << 10;
-
-/// The most packet slots a new group reserves up front (a group of 18 grew 5 times from empty).
-const PARTS_RESERVE: usize = 64;
 
 /// Reassembly settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -37,7 +35,8 @@ pub struct ReassemblyConfig {
     pub timeout: Duration,
     /// Most groups open at once (over all terminals). Default 1024.
     pub max_groups: usize,
-    /// Most fragment bytes held over all open groups. Default 16 MiB.
+    /// Most bytes reserved for packet storage over all open groups: fragment buffers and index
+    /// slots, counted by capacity, not length (see [`Reassembler::bytes_held`]). Default 16 MiB.
     pub max_bytes: usize,
     /// How long a group idle for the timeout stays open, reported as stalled, for the packets a
     /// 0x8003 asks for (counted from the stall, and again from each new packet that comes; a
@@ -112,8 +111,9 @@ pub struct Expired {
     pub total: u16,
     /// Packets received.
     pub received: u16,
-    /// Indices never received, ascending.
-    pub missing: Vec<u16>,
+    /// Indices never received, as ranges with their count (`missing`, `missing_count`).
+    #[serde(flatten)]
+    pub missing: Missing,
     /// Serial of packet 1: as received, or inferred as `serial - (index - 1)` from the earliest packet
     /// when packet 1 itself is missing (a best guess for 0x8003; see `first_serial_known`).
     pub first_serial: u16,
@@ -121,6 +121,112 @@ pub struct Expired {
     pub first_serial_known: bool,
     /// Why it was given up.
     pub reason: ExpireReason,
+}
+
+/// The packet indices a group never received, as inclusive ranges (one per gap) and their count.
+///
+/// Ranges, not a list: a group declares up to 65,535 packets, so a hostile stream of one-packet
+/// groups would otherwise make every report 65,534 indices long (460 KB of input once gave 7.65 GB
+/// of JSON). A report is linear in the packets received, never in the declared total. Serialised
+/// as `"missing": [[2, 5], [9, 9]], "missing_count": 5`.
+#[derive(Clone, PartialEq, Eq, Default, Serialize)]
+pub struct Missing {
+    /// The gaps, ascending and disjoint, never adjacent.
+    #[serde(rename = "missing", serialize_with = "ser_ranges")]
+    ranges: Vec<RangeInclusive<u16>>,
+    /// Indices in all the gaps.
+    #[serde(rename = "missing_count")]
+    count: u32,
+}
+
+impl Missing {
+    /// From indices in any order (duplicates ignored).
+    pub fn from_indices(indices: impl IntoIterator<Item = u16>) -> Missing {
+        let mut all: Vec<u16> = indices.into_iter().collect();
+        all.sort_unstable();
+        all.dedup();
+        let mut m = Missing::default();
+        for i in all {
+            m.push(i..=i);
+        }
+        m
+    }
+
+    /// Adds a gap above every gap held (merged with the last one when adjacent).
+    fn push(&mut self, gap: RangeInclusive<u16>) {
+        if gap.is_empty() {
+            return;
+        }
+        self.count += u32::from(gap.end() - gap.start()) + 1;
+        match self.ranges.last_mut() {
+            Some(last) if last.end().checked_add(1) == Some(*gap.start()) => *last = *last.start()..=*gap.end(),
+            _ => self.ranges.push(gap),
+        }
+    }
+
+    /// The gaps as inclusive ranges, ascending.
+    pub fn ranges(&self) -> &[RangeInclusive<u16>] {
+        &self.ranges
+    }
+
+    /// How many indices are missing.
+    pub fn len(&self) -> usize {
+        self.count as usize
+    }
+
+    /// Nothing is missing.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Whether `index` is missing.
+    pub fn contains(&self, index: u16) -> bool {
+        let at = self.ranges.partition_point(|r| *r.end() < index);
+        self.ranges.get(at).is_some_and(|r| r.contains(&index))
+    }
+
+    /// Every missing index, ascending (lazily: the count may be large).
+    pub fn iter(&self) -> impl Iterator<Item = u16> + '_ {
+        self.ranges.iter().flat_map(|r| r.clone())
+    }
+
+    /// The missing indices in lists of at most `n` (`n` >= 1), ascending: one list per 0x8003
+    /// request, whose count field limits how many it can name.
+    pub fn chunks(&self, n: usize) -> impl Iterator<Item = Vec<u16>> + '_ {
+        let n = n.max(1);
+        let mut it = self.iter();
+        std::iter::from_fn(move || {
+            let chunk: Vec<u16> = it.by_ref().take(n).collect();
+            (!chunk.is_empty()).then_some(chunk)
+        })
+    }
+}
+
+/// Compact: single indices as `5`, gaps as `2..=4`, so a debug print stays as short as the JSON.
+impl std::fmt::Debug for Missing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut l = f.debug_list();
+        for r in &self.ranges {
+            if r.start() == r.end() {
+                l.entry(r.start());
+            } else {
+                l.entry(r);
+            }
+        }
+        l.finish()
+    }
+}
+
+/// Compares the indices (for tests and callers holding a list).
+impl<const N: usize> PartialEq<[u16; N]> for Missing {
+    fn eq(&self, other: &[u16; N]) -> bool {
+        self.len() == N && self.iter().eq(other.iter().copied())
+    }
+}
+
+/// Each gap as a two-element array `[first, last]`.
+fn ser_ranges<S: serde::Serializer>(ranges: &[RangeInclusive<u16>], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(ranges.iter().map(|r| [*r.start(), *r.end()]))
 }
 
 fn ser_id<S: serde::Serializer>(id: &u16, s: S) -> Result<S::Ok, S::Error> {
@@ -167,13 +273,18 @@ pub enum ReassemblyEvent {
     Stalled(Expired),
 }
 
+/// Bytes one packet's index slot takes in a group, counted in [`Reassembler::bytes_held`].
+pub const SLOT_BYTES: usize = std::mem::size_of::<(u16, Range<usize>)>();
+
 #[derive(Debug)]
 struct Group {
     first: Option<Header>,
     /// Header and index of the earliest-indexed packet held (for inferring the first serial).
     earliest: (u16, Header),
     /// The fragments back to back in arrival order: one buffer per group, not one per packet, and
-    /// when the packets came in index order it is the finished body as it stands.
+    /// when the packets came in index order it is the finished body as it stands. Grown by
+    /// doubling from the first fragment, never reserved by the declared total: a hostile total of
+    /// 65,535 must not reserve more than what arrived.
     data: Vec<u8>,
     /// Index -> where its fragment lies in `data`.
     parts: Parts,
@@ -183,14 +294,34 @@ struct Group {
     stalled: Option<Duration>,
 }
 
+impl Group {
+    fn new(index: u16, header: &Header, now: Duration) -> Group {
+        Group {
+            first: None,
+            earliest: (index, header.clone()),
+            data: Vec::new(),
+            parts: Parts::default(),
+            opened: now,
+            last: now,
+            stalled: None,
+        }
+    }
+
+    /// What the group reserves for packet storage: by capacity, so the limit counts every byte
+    /// allocated, not only the bytes filled.
+    fn cost(&self) -> usize {
+        self.data.capacity() + self.parts.0.capacity() * SLOT_BYTES
+    }
+}
+
 /// The fragments of a group by packet index: a `Vec` sorted by index. Packets nearly always come in
 /// index order, so an insert is a push at the end (a `BTreeMap` cost a node search and often an
 /// allocation per packet); out of order it is a binary search and a shift of the few held.
 #[derive(Debug, Default)]
-struct Parts(Vec<(u16, std::ops::Range<usize>)>);
+struct Parts(Vec<(u16, Range<usize>)>);
 
 impl Parts {
-    fn get(&self, index: u16) -> Option<&std::ops::Range<usize>> {
+    fn get(&self, index: u16) -> Option<&Range<usize>> {
         match self.0.last() {
             Some((last, _)) if *last < index => None,
             _ => self
@@ -201,11 +332,16 @@ impl Parts {
         }
     }
 
-    /// Adds `index` (not held: checked with [`Parts::get`] first).
-    fn insert(&mut self, index: u16, range: std::ops::Range<usize>) {
+    /// Where `index` goes among the held ones.
+    fn position(&self, index: u16) -> usize {
+        self.0.partition_point(|(i, _)| *i < index)
+    }
+
+    /// Adds `index` (not held: checked with [`Parts::get`] first). Room was reserved by the caller.
+    fn insert(&mut self, index: u16, range: Range<usize>) {
         match self.0.last() {
             Some((last, _)) if *last > index => {
-                let at = self.0.partition_point(|(i, _)| *i < index);
+                let at = self.position(index);
                 self.0.insert(at, (index, range));
             }
             _ => self.0.push((index, range)),
@@ -216,9 +352,20 @@ impl Parts {
         self.0.len()
     }
 
-    /// The fragments' places, in index order.
-    fn values(&self) -> impl Iterator<Item = &std::ops::Range<usize>> {
-        self.0.iter().map(|(_, r)| r)
+    /// The indices held, ascending.
+    fn indices(&self) -> impl Iterator<Item = u16> + '_ {
+        self.0.iter().map(|(i, _)| *i)
+    }
+}
+
+/// The capacity a buffer of capacity `cap` holding `len` grows to for `extra` more: doubling (so a
+/// group is copied O(1) times per byte in all), but past `room` only as far as it must.
+fn grown(cap: usize, len: usize, extra: usize, room: usize) -> usize {
+    let need = len + extra;
+    if need <= cap {
+        cap
+    } else {
+        need.max(cap.saturating_mul(2).min(room))
     }
 }
 
@@ -227,6 +374,7 @@ impl Parts {
 pub struct Reassembler {
     cfg: ReassemblyConfig,
     groups: BTreeMap<GroupKey, Group>,
+    /// The running sum of [`Group::cost`].
     bytes: usize,
 }
 
@@ -250,9 +398,20 @@ impl Reassembler {
         self.groups.len()
     }
 
-    /// Fragment bytes held.
+    /// Bytes reserved for packet storage, the figure [`ReassemblyConfig::max_bytes`] bounds: every
+    /// open group's fragment buffer and index slots ([`SLOT_BYTES`] each) by capacity. Never above
+    /// `max_bytes` between calls. The fixed record of a group (its key and two headers, about 100
+    /// bytes) is not in it: that is bounded by [`ReassemblyConfig::max_groups`].
     pub fn bytes_held(&self) -> usize {
         self.bytes
+    }
+
+    /// [`Reassembler::bytes_held`] recomputed from the buffers' `capacity()` now, walking every
+    /// group: a check on the running account (tests, fuzzing), not for a hot path.
+    pub fn reserved_bytes(&self) -> usize {
+        // Spelt out, not `Group::cost`: an independent check of the account.
+        let slots = |g: &Group| g.parts.0.capacity() * std::mem::size_of::<(u16, Range<usize>)>();
+        self.groups.values().map(|g| g.data.capacity() + slots(g)).sum()
     }
 
     /// The earliest time at which [`Reassembler::expire`] will report or give up a group.
@@ -290,105 +449,126 @@ impl Reassembler {
         if p.total == 1 {
             // A "group" of one is complete as it arrives: it never occupies a slot, so it can never
             // evict a real group under the limits.
-            let mut first = header.clone();
-            first.packet = None;
-            first.body_len = fragment.len() as u16;
-            f(ReassemblyEvent::Complete {
-                header: first,
-                body: fragment.to_vec(),
-                assembled: Assembled {
-                    packets: 1,
-                    first_serial: header.serial,
-                },
-            });
-            return;
+            return f(single(header, fragment));
         }
-        if let Some(g) = self.groups.get_mut(&key) {
-            if let Some(held) = g.parts.get(p.index) {
-                let differs = &g.data[held.clone()] != fragment;
-                f(ReassemblyEvent::Duplicate {
-                    key,
-                    index: p.index,
-                    serial: header.serial,
-                    differs,
-                });
-                return;
+        match self.groups.get(&key) {
+            Some(g) => {
+                if let Some(held) = g.parts.get(p.index) {
+                    let differs = &g.data[held.clone()] != fragment;
+                    return f(ReassemblyEvent::Duplicate {
+                        key,
+                        index: p.index,
+                        serial: header.serial,
+                        differs,
+                    });
+                }
             }
-        } else {
-            self.make_room(fragment.len(), &mut f);
-            self.groups.insert(
-                key,
-                Group {
-                    first: None,
-                    earliest: (p.index, header.clone()),
-                    // Room for the whole message if the packets are alike, within reason.
-                    data: Vec::with_capacity(
-                        (fragment.len() * p.total as usize)
-                            .min(self.cfg.max_bytes)
-                            .min(RESERVE_CAP),
-                    ),
-                    parts: Parts(Vec::with_capacity(usize::from(p.total).min(PARTS_RESERVE))),
-                    opened: now,
-                    last: now,
-                    stalled: None,
-                },
-            );
+            None => {
+                if self.groups.len() >= self.cfg.max_groups {
+                    let target = self.cfg.max_groups.saturating_sub(1);
+                    self.evict_until(|r| r.groups.len() <= target, ExpireReason::GroupLimit, None, &mut f);
+                }
+                self.groups.insert(key, Group::new(p.index, header, now));
+            }
         }
         let g = self.groups.get_mut(&key).expect("group just ensured");
-        let start = g.data.len();
-        g.data.extend_from_slice(fragment);
-        g.parts.insert(p.index, start..g.data.len());
         g.last = now;
-        self.bytes += fragment.len();
         if p.index == 1 {
             g.first = Some(header.clone());
         }
         if p.index < g.earliest.0 {
             g.earliest = (p.index, header.clone());
         }
-        if g.parts.len() == p.total as usize {
-            let g = self.groups.remove(&key).expect("group present");
-            self.bytes -= g.data.len();
-            let mut first = g.first.expect("index 1 is among `total` distinct valid indices");
-            let mut next = 0;
-            let in_order = g.parts.values().all(|r| {
+        if g.parts.len() + 1 == usize::from(p.total) {
+            // The last packet is not stored: the body is built from the group and it directly.
+            return f(self.complete(key, p.index, fragment));
+        }
+        if !self.reserve(key, fragment.len(), &mut f) {
+            // This group alone would hold more than the limit: it can never complete within it, and
+            // evicting others would not help. Give it up, this packet counted as received.
+            let e = self.give_up(key, ExpireReason::ByteLimit, Some(p.index));
+            return f(ReassemblyEvent::Expired(e));
+        }
+        let g = self.groups.get_mut(&key).expect("group kept by reserve");
+        let start = g.data.len();
+        g.data.extend_from_slice(fragment);
+        g.parts.insert(p.index, start..g.data.len());
+    }
+
+    /// Grows `key`'s storage for one more packet with `extra` fragment bytes, first evicting the
+    /// oldest other groups while the total would pass `max_bytes`. False when the group alone
+    /// would pass it (nothing is grown then, unless an allocator handed out more than asked).
+    fn reserve(&mut self, key: GroupKey, extra: usize, f: &mut impl FnMut(ReassemblyEvent)) -> bool {
+        let max = self.cfg.max_bytes;
+        let g = &self.groups[&key];
+        let old = g.cost();
+        let room = max.saturating_sub(self.bytes - old);
+        let slots = grown(g.parts.0.capacity(), g.parts.len(), 1, room / SLOT_BYTES);
+        let data = grown(
+            g.data.capacity(),
+            g.data.len(),
+            extra,
+            room.saturating_sub(slots * SLOT_BYTES),
+        );
+        let new = data + slots * SLOT_BYTES;
+        if new > max {
+            return false;
+        }
+        if self.bytes - old + new > max {
+            self.evict_until(|r| r.bytes - old + new <= max, ExpireReason::ByteLimit, Some(key), f);
+        }
+        let g = self.groups.get_mut(&key).expect("the group evicting is kept");
+        g.data.reserve_exact(data - g.data.len());
+        g.parts.0.reserve_exact(slots - g.parts.len());
+        self.bytes = self.bytes - old + g.cost();
+        if self.bytes > max {
+            // Asked for `new`, given more: the account is by what was given.
+            self.evict_until(|r| r.bytes <= max, ExpireReason::ByteLimit, Some(key), f);
+        }
+        self.bytes <= max
+    }
+
+    /// Removes `key`, whose last packet `index` just came with `fragment`, and puts the body
+    /// together in index order.
+    fn complete(&mut self, key: GroupKey, index: u16, fragment: &[u8]) -> ReassemblyEvent {
+        let g = self.groups.remove(&key).expect("group present");
+        self.bytes -= g.cost();
+        let mut first = g.first.expect("index 1 is among `total` distinct valid indices");
+        let at = g.parts.position(index);
+        let mut next = 0;
+        let in_order = at == g.parts.len()
+            && g.parts.0.iter().all(|(_, r)| {
                 let follows = r.start == next;
                 next = r.end;
                 follows
             });
-            let body = if in_order {
-                g.data
-            } else {
-                let mut body = Vec::with_capacity(g.data.len());
-                for r in g.parts.values() {
-                    body.extend_from_slice(&g.data[r.clone()]);
+        let body = if in_order {
+            let mut body = g.data;
+            body.extend_from_slice(fragment);
+            body
+        } else {
+            let mut body = Vec::with_capacity(g.data.len() + fragment.len());
+            for (n, (_, r)) in g.parts.0.iter().enumerate() {
+                if n == at {
+                    body.extend_from_slice(fragment);
                 }
-                body
-            };
-            let assembled = Assembled {
-                packets: p.total,
-                first_serial: first.serial,
-            };
-            first.packet = None;
-            first.body_len = body.len().min(u16::MAX as usize) as u16;
-            f(ReassemblyEvent::Complete {
-                header: first,
-                body,
-                assembled,
-            });
-        } else if g.data.len() > self.cfg.max_bytes {
-            // This group alone holds more than the limit: it can never complete within it, and
-            // evicting others would not help. Give it up (the limit is a hard bound on bytes held).
-            let e = self.give_up(key, ExpireReason::ByteLimit);
-            f(ReassemblyEvent::Expired(e));
-        } else if self.bytes > self.cfg.max_bytes {
-            // The new fragment pushed us over: give up the oldest groups other than this one.
-            self.evict_until(
-                |r| r.bytes <= r.cfg.max_bytes,
-                ExpireReason::ByteLimit,
-                Some(key),
-                &mut f,
-            );
+                body.extend_from_slice(&g.data[r.clone()]);
+            }
+            if at == g.parts.len() {
+                body.extend_from_slice(fragment);
+            }
+            body
+        };
+        let assembled = Assembled {
+            packets: key.total,
+            first_serial: first.serial,
+        };
+        first.packet = None;
+        first.body_len = body.len().min(u16::MAX as usize) as u16;
+        ReassemblyEvent::Complete {
+            header: first,
+            body,
+            assembled,
         }
     }
 
@@ -417,9 +597,9 @@ impl Reassembler {
             if wait && g.stalled.is_none() {
                 g.stalled = Some(now);
                 let g = &self.groups[&key];
-                f(ReassemblyEvent::Stalled(report(key, g, ExpireReason::Timeout)));
+                f(ReassemblyEvent::Stalled(report(key, g, ExpireReason::Timeout, None)));
             } else {
-                let e = self.give_up(key, ExpireReason::Timeout);
+                let e = self.give_up(key, ExpireReason::Timeout, None);
                 f(ReassemblyEvent::Expired(e));
             }
         }
@@ -429,21 +609,8 @@ impl Reassembler {
     pub fn drain(&mut self, mut f: impl FnMut(ReassemblyEvent)) {
         let keys: Vec<GroupKey> = self.groups.keys().copied().collect();
         for key in keys {
-            let e = self.give_up(key, ExpireReason::Timeout);
+            let e = self.give_up(key, ExpireReason::Timeout, None);
             f(ReassemblyEvent::Expired(e));
-        }
-    }
-
-    fn make_room(&mut self, incoming: usize, f: &mut impl FnMut(ReassemblyEvent)) {
-        if self.groups.len() >= self.cfg.max_groups {
-            let target = self.cfg.max_groups.saturating_sub(1);
-            self.evict_until(|r| r.groups.len() <= target, ExpireReason::GroupLimit, None, f);
-        }
-        // A fragment over the limit on its own cannot be made room for; its group is given up
-        // right after it is inserted, so the others are left alone.
-        if self.bytes + incoming > self.cfg.max_bytes && incoming <= self.cfg.max_bytes {
-            let limit = self.cfg.max_bytes.saturating_sub(incoming);
-            self.evict_until(|r| r.bytes <= limit, ExpireReason::ByteLimit, None, f);
         }
     }
 
@@ -462,21 +629,52 @@ impl Reassembler {
                 .min_by_key(|(k, g)| (g.opened, **k))
                 .map(|(k, _)| *k);
             let Some(key) = oldest else { break };
-            let e = self.give_up(key, reason);
+            let e = self.give_up(key, reason, None);
             f(ReassemblyEvent::Expired(e));
         }
     }
 
-    fn give_up(&mut self, key: GroupKey, reason: ExpireReason) -> Expired {
+    /// Removes `key` and reports it; `also` is a packet that came but was not stored.
+    fn give_up(&mut self, key: GroupKey, reason: ExpireReason, also: Option<u16>) -> Expired {
         let g = self.groups.remove(&key).expect("key taken from the map");
-        self.bytes -= g.data.len();
-        report(key, &g, reason)
+        self.bytes -= g.cost();
+        report(key, &g, reason, also)
     }
 }
 
-/// What an incomplete group holds and misses.
-fn report(key: GroupKey, g: &Group, reason: ExpireReason) -> Expired {
-    let missing: Vec<u16> = (1..=key.total).filter(|&i| g.parts.get(i).is_none()).collect();
+/// A packet of a one-packet "group": the message as it is.
+fn single(header: &Header, fragment: &[u8]) -> ReassemblyEvent {
+    let mut first = header.clone();
+    first.packet = None;
+    first.body_len = fragment.len() as u16;
+    ReassemblyEvent::Complete {
+        header: first,
+        body: fragment.to_vec(),
+        assembled: Assembled {
+            packets: 1,
+            first_serial: header.serial,
+        },
+    }
+}
+
+/// What an incomplete group holds and misses (`also`: a packet received but not stored). Linear
+/// in the packets held: the gaps between them, not every index up to the total.
+fn report(key: GroupKey, g: &Group, reason: ExpireReason, also: Option<u16>) -> Expired {
+    let mut held: Vec<u16> = g.parts.indices().collect();
+    if let Some(a) = also {
+        held.insert(g.parts.position(a), a);
+    }
+    let mut missing = Missing::default();
+    let mut next = 1u32; // the lowest index not yet known to be held or missing
+    for &i in &held {
+        if u32::from(i) > next {
+            missing.push(next as u16..=i - 1);
+        }
+        next = u32::from(i) + 1;
+    }
+    if next <= u32::from(key.total) {
+        missing.push(next as u16..=key.total);
+    }
     let (first_serial, first_serial_known) = match &g.first {
         Some(h) => (h.serial, true),
         None => (g.earliest.1.serial.wrapping_sub(g.earliest.0 - 1), false),
@@ -486,7 +684,7 @@ fn report(key: GroupKey, g: &Group, reason: ExpireReason) -> Expired {
         msg_id: key.msg_id,
         version: g.earliest.1.version,
         total: key.total,
-        received: g.parts.len() as u16,
+        received: held.len() as u16,
         missing,
         first_serial,
         first_serial_known,
