@@ -14,6 +14,7 @@
 
 pub mod format;
 pub mod inspect;
+pub mod paths;
 pub mod pcap;
 pub mod prefix;
 pub mod record;
