@@ -190,7 +190,8 @@ impl WsReader {
             self.ignored_bytes += bytes.len() as u64;
             return;
         }
-        if self.skip > 0 {
+        if self.skip > 0 && self.buf.is_empty() {
+            // The payload of a skipped frame is stepped over without being copied.
             let n = self.skip.min(bytes.len() as u64);
             self.skip -= n;
             self.offset += n;
@@ -198,24 +199,28 @@ impl WsReader {
         }
         self.buf.extend_from_slice(bytes);
         let mut at = 0;
-        while !self.failed && self.skip == 0 {
+        loop {
+            if self.skip > 0 {
+                let n = self.skip.min((self.buf.len() - at) as u64);
+                self.skip -= n;
+                self.offset += n;
+                at += n as usize;
+                if self.skip > 0 {
+                    break;
+                }
+            }
+            if self.failed {
+                self.ignored_bytes += (self.buf.len() - at) as u64;
+                at = self.buf.len();
+                break;
+            }
             match self.frame(at, out) {
                 Some(used) => at += used,
+                None if self.failed => {}
                 None => break,
             }
         }
-        if self.failed {
-            self.ignored_bytes += (self.buf.len() - at) as u64;
-            at = self.buf.len();
-        }
         self.buf.drain(..at);
-        if self.skip > 0 {
-            // The skipped frame's payload that was already in the buffer.
-            let n = self.skip.min(self.buf.len() as u64);
-            self.skip -= n;
-            self.offset += n;
-            self.buf.drain(..n as usize);
-        }
     }
 
     /// Parses the frame at `buf[at..]`; `None` when it is not all there yet (or the stream
