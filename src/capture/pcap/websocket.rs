@@ -382,3 +382,161 @@ impl WsReader {
         out(WsEvent::Malformed { offset, what });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(op: OpCode, fin: bool, payload: &[u8], mask: Option<[u8; 4]>) -> Vec<u8> {
+        let header = FrameHeader {
+            is_final: fin,
+            opcode: op,
+            mask,
+            ..FrameHeader::default()
+        };
+        let mut out = Vec::new();
+        header.format(payload.len() as u64, &mut out).expect("format");
+        let start = out.len();
+        out.extend_from_slice(payload);
+        if let Some(m) = mask {
+            out[start..].iter_mut().enumerate().for_each(|(i, b)| *b ^= m[i & 3]);
+        }
+        out
+    }
+
+    const LIMITS: Limits = Limits {
+        max_frame: 1 << 20,
+        max_message: 1 << 20,
+    };
+    const MASK: Option<[u8; 4]> = Some([0xa1, 0x02, 0xff, 0x40]);
+
+    /// Feeds `bytes` one byte at a time (the worst split) and in one piece; both must agree.
+    fn read(from_client: bool, limits: Limits, bytes: &[u8]) -> Vec<WsEvent> {
+        let mut whole = Vec::new();
+        WsReader::new(from_client, limits, 0).push(bytes, &mut |e| whole.push(e));
+        let mut split = Vec::new();
+        let mut r = WsReader::new(from_client, limits, 0);
+        for b in bytes {
+            r.push(std::slice::from_ref(b), &mut |e| split.push(e));
+        }
+        assert_eq!(whole, split, "byte-by-byte feeding changes nothing");
+        whole
+    }
+
+    #[test]
+    fn client_frames_are_unmasked_and_fragments_joined_around_a_ping() {
+        let bytes = [
+            frame(OpCode::Data(Data::Text), false, b"hel", MASK),
+            frame(OpCode::Control(Control::Ping), true, b"p", MASK),
+            frame(OpCode::Data(Data::Continue), true, "lo \u{e9}".as_bytes(), MASK),
+            frame(OpCode::Data(Data::Binary), true, &[0x7e, 0x00, 0x7e], MASK),
+            frame(OpCode::Control(Control::Close), true, b"\x03\xe8bye", MASK),
+        ]
+        .concat();
+        assert_eq!(
+            read(true, LIMITS, &bytes),
+            [
+                WsEvent::Message(Payload::Ping(b"p".to_vec())),
+                WsEvent::Message(Payload::Text("hello \u{e9}".into())),
+                WsEvent::Message(Payload::Binary(vec![0x7e, 0, 0x7e])),
+                WsEvent::Close {
+                    code: Some(1000),
+                    reason: Some("bye".into())
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn a_message_over_the_limit_is_skipped_and_the_next_one_kept() {
+        let limits = Limits {
+            max_frame: 1 << 20,
+            max_message: 8,
+        };
+        let first = frame(OpCode::Data(Data::Binary), false, &[1; 6], None);
+        let bytes = [
+            first.clone(),
+            frame(OpCode::Data(Data::Continue), false, &[2; 6], None),
+            frame(OpCode::Data(Data::Continue), true, &[3; 6], None),
+            frame(OpCode::Data(Data::Binary), true, &[4; 2], None),
+        ]
+        .concat();
+        assert_eq!(
+            read(false, limits, &bytes),
+            [
+                WsEvent::TooLong {
+                    offset: first.len() as u64,
+                    size: 12,
+                    limit: "max_ws_message_bytes"
+                },
+                WsEvent::Message(Payload::Binary(vec![4; 2])),
+            ]
+        );
+    }
+
+    #[test]
+    fn protocol_errors_are_reported_at_the_frame_that_broke_the_stream() {
+        let good = frame(OpCode::Data(Data::Binary), true, b"ok", None);
+        let cases: [(Vec<u8>, &str); 6] = [
+            (
+                frame(OpCode::Data(Data::Continue), true, b"x", None),
+                "continuation frame without",
+            ),
+            // FIN + opcode 3 (reserved), 1 payload byte; tungstenite will not write it.
+            (vec![0x83, 0x01, b'x'], "opcode"),
+            (
+                frame(OpCode::Control(Control::Ping), false, b"x", None),
+                "fragmented control frame",
+            ),
+            (
+                frame(OpCode::Control(Control::Close), true, b"\x03", None),
+                "1-byte payload",
+            ),
+            (frame(OpCode::Data(Data::Text), true, &[0xff, 0xfe], None), "not UTF-8"),
+            (
+                frame(OpCode::Data(Data::Binary), true, b"x", MASK),
+                "masked frame from the server",
+            ),
+        ];
+        for (bad, what) in cases {
+            let bytes = [good.clone(), bad, good.clone()].concat();
+            let events = read(false, LIMITS, &bytes);
+            assert_eq!(events.len(), 2, "{what}: {events:?}");
+            assert_eq!(events[0], WsEvent::Message(Payload::Binary(b"ok".to_vec())));
+            let WsEvent::Malformed { offset, what: got } = &events[1] else {
+                panic!("{what}: {events:?}")
+            };
+            assert_eq!(*offset, good.len() as u64, "{what}");
+            assert!(got.contains(what), "{got}");
+        }
+    }
+
+    #[test]
+    fn upgrades_are_recognised_by_method_and_header_not_port() {
+        let req = b"GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: WebSocket\r\n\r\nrest";
+        assert_eq!(
+            parse_request(req),
+            Http::Upgrade {
+                len: req.len() - 4,
+                status: 0,
+                deflate: false
+            }
+        );
+        assert_eq!(parse_request(&req[..20]), Http::Partial);
+        assert_eq!(parse_request(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"), Http::Not);
+        assert_eq!(
+            parse_request(b"POST /ws HTTP/1.1\r\nUpgrade: websocket\r\n\r\n"),
+            Http::Not
+        );
+        assert_eq!(parse_request(&[0x7e, 0x02, 0x00]), Http::Not);
+        let resp = b"HTTP/1.1 101 Switching Protocols\r\nSec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n\r\n";
+        assert_eq!(
+            parse_response(resp),
+            Http::Upgrade {
+                len: resp.len(),
+                status: 101,
+                deflate: true
+            }
+        );
+    }
+}
