@@ -247,8 +247,7 @@ async fn record_traffic(sent: Arc<Sent>) -> Vec<Ev> {
         }
         tokio::task::yield_now().await;
     }
-    let events = log.lock().unwrap().clone();
-    events
+    std::mem::take(&mut *log.lock().unwrap())
 }
 
 /// The link layer and IP version a pcap is written with.
@@ -763,4 +762,113 @@ fn the_output_is_never_the_input_by_any_path() {
     }
     // Another file is fine.
     import_pcap(&input, &ImportOpts::new(dir.path().join("x.jsonl"))).unwrap();
+}
+
+/// VmHWM (peak resident set) of this process, in KiB.
+fn peak_rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Measurement, not a check (ignored: it writes and reads a 1 GB file). A WebSocket pcap of
+/// `JT808_PCAP_MB` MB (default 1000): 8 connections interleaved, each an upgrade then gateway
+/// messages of an 18-byte envelope and five 0x0200 frames, four WebSocket frames per 1,3xx-byte
+/// TCP segment, Ethernet + IPv4. Prints import MB/s and the peak RSS.
+/// `JT808_PCAP_MB=1000 cargo test --release --test pcap_websocket -- --ignored --nocapture`
+#[test]
+#[ignore = "measurement: writes and imports a 1 GB pcap"]
+fn big_websocket_pcap_import_speed_and_memory() {
+    let mb: u64 = std::env::var("JT808_PCAP_MB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000);
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("big.pcap");
+    let (request, _, _) = hand_made_flow();
+    let response = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n".to_vec();
+    let body: Vec<u8> = (0..5).flat_map(|s| jt808(0x0200, s, vec![s as u8; 28])).collect();
+    let mut msg_frame = Vec::new();
+    FrameHeader {
+        opcode: OpCode::Data(Data::Binary),
+        ..FrameHeader::default()
+    }
+    .format((ENVELOPE + body.len()) as u64, &mut msg_frame)
+    .unwrap();
+    msg_frame.extend(enveloped(7, &body));
+    let chunk = msg_frame.repeat(4);
+
+    let file = std::io::BufWriter::with_capacity(1 << 20, File::create(&input).unwrap());
+    let mut w = PcapWriter::new(file).unwrap();
+    let mut i = 0usize;
+    let mut put = |w: &mut PcapWriter<_>, s: Seg| {
+        let data = packet(&s, Link::Ethernet);
+        w.write_packet(&PcapPacket::new(ts(i), data.len() as u32, &data))
+            .unwrap();
+        i += 1;
+    };
+    let conns = 8;
+    let mut seq = vec![[0u32; 2]; conns];
+    for (c, next) in seq.iter_mut().enumerate() {
+        let ((ci, _), (si, sp)) = ends(0, false);
+        let client = (ci, 50001 + c as u16);
+        let server = (si, sp);
+        let seg = |src, dst, seq, syn, ack, data: &[u8]| Seg {
+            src,
+            dst,
+            seq,
+            syn,
+            ack,
+            fin: false,
+            data: data.to_vec(),
+        };
+        put(&mut w, seg(client, server, 0, true, false, &[]));
+        put(&mut w, seg(server, client, 0, true, true, &[]));
+        put(&mut w, seg(client, server, 1, false, true, &request));
+        put(&mut w, seg(server, client, 1, false, true, &response));
+        *next = [1 + request.len() as u32, 1 + response.len() as u32];
+    }
+    let target = mb * 1_000_000;
+    let mut written = 0u64;
+    while written < target {
+        for (c, next) in seq.iter_mut().enumerate() {
+            let ((ci, _), (si, sp)) = ends(0, false);
+            let s = Seg {
+                src: (si, sp),
+                dst: (ci, 50001 + c as u16),
+                seq: next[1],
+                syn: false,
+                ack: true,
+                fin: false,
+                data: chunk.clone(),
+            };
+            next[1] = next[1].wrapping_add(chunk.len() as u32);
+            put(&mut w, s);
+            written += chunk.len() as u64 + 70;
+        }
+    }
+    drop(w);
+    let size = std::fs::metadata(&input).unwrap().len();
+    let before = peak_rss_kib();
+    let out = dir.path().join("big.jsonl");
+    let start = std::time::Instant::now();
+    let report = import_pcap(&input, &ImportOpts::new(&out)).unwrap();
+    let secs = start.elapsed().as_secs_f64();
+    assert_eq!(report.flows_imported, conns as u64);
+    assert!(report.ws_problems.is_empty());
+    assert!(report.connections.iter().all(|c| c.prefix_len == ENVELOPE));
+    println!(
+        "import of a {:.1} MB WebSocket pcap ({} packets, {} messages): {:.2} s, {:.0} MB/s (both passes); \
+         peak RSS {} KiB before the import, {} KiB after",
+        size as f64 / 1e6,
+        report.packets,
+        report.ws_messages,
+        secs,
+        size as f64 / 1e6 / secs,
+        before,
+        peak_rss_kib()
+    );
 }
