@@ -25,7 +25,7 @@ pub use format::{
     Record, RecordKind, Side, Truncation,
 };
 pub use inspect::{InspectArgs, Summary, inspect};
-pub use pcap::{ImportOpts, ImportPcapArgs, ImportReport, PcapError, import_pcap};
+pub use pcap::{ConnInfo, ImportOpts, ImportPcapArgs, ImportReport, PcapError, SkippedFlow, WsProblem, import_pcap};
 pub use record::{RecordError, RecordOpts, RecordReport, Recorder};
 pub use redact::{RedactArgs, RedactError, RedactOpts, RedactReport, Redactor, redact};
 

@@ -282,7 +282,11 @@ impl<'a> Tracker<'a> {
         let limit = self.set.max_pending;
         let mut chunk = std::mem::take(&mut self.chunk);
         chunk.clear();
-        {
+        if let State::Done(_) = flow.state {
+            // Decided and not written (pass 1 after its verdict, pass 2 for a skipped flow): no
+            // reassembly, so an unrelated bulk transfer costs little; its payload is only counted.
+            self.flows[idx].dirs[d].bytes += s.payload.len() as u64;
+        } else {
             let flow = &mut self.flows[idx];
             let dir = &mut flow.dirs[d];
             let mut seq = s.seq;

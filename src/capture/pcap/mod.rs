@@ -253,9 +253,10 @@ pub struct SkippedFlow {
     pub terminal: String,
     /// Platform end (the WebSocket client), `addr:port`.
     pub platform: String,
-    /// Bytes the terminal sent.
+    /// Bytes the terminal sent (past the point the flow was classified, counted per segment,
+    /// retransmissions included: a skipped flow is not reassembled further).
     pub terminal_bytes: u64,
-    /// Bytes the platform sent.
+    /// Bytes the platform sent (counted the same way).
     pub platform_bytes: u64,
     /// Why it was not imported.
     pub reason: String,
