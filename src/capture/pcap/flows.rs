@@ -632,43 +632,50 @@ fn classify(state: &mut State, port_dir: Option<usize>, d: usize, bytes: &[u8], 
             client_dir,
             request_len,
             head,
-        } => {
-            if d == *client_dir {
-                return None;
-            }
+        } if d != *client_dir => {
             head.extend_from_slice(bytes);
-            let server = Some(1 - *client_dir);
-            let refused = |reason: String| Some(State::Done(Role::Skip { listed: server, reason }));
-            match parse_response(head) {
-                Http::Partial if head.len() <= set.max_http_header => None,
-                Http::Upgrade {
-                    status: 101,
-                    deflate: true,
-                    ..
-                } => refused("permessage-deflate was negotiated; compressed frames are not decoded".into()),
-                Http::Upgrade { status: 101, len, .. } => {
-                    let mut header_len = [0; 2];
-                    header_len[*client_dir] = *request_len;
-                    header_len[d] = len;
-                    let mut next = State::WsProbe {
-                        client_dir: *client_dir,
-                        header_len,
-                        reader: Box::new(WsReader::new(false, set.limits, len as u64)),
-                        probe: Box::new(PrefixProbe::default()),
-                    };
-                    let rest = head.get(len..).unwrap_or(&[]).to_vec();
-                    probe_ws(&mut next, d, &rest, set);
-                    Some(next)
-                }
-                Http::Upgrade { status, .. } => refused(format!("WebSocket upgrade refused: HTTP {status}")),
-                Http::Partial => refused(format!(
-                    "no complete answer to the upgrade request within max_http_header_bytes ({})",
-                    set.max_http_header
-                )),
-                Http::Not => refused("the upgrade request was not answered with HTTP".into()),
-            }
+            answer(*client_dir, *request_len, head, set)
         }
         _ => None,
+    }
+}
+
+/// Pass 1, the server's bytes after an upgrade request: `101` makes the flow WebSocket (and its
+/// frames after the answer go to the prefix probe); anything else skips it, saying why.
+fn answer(client_dir: usize, request_len: usize, head: &[u8], set: &Settings) -> Option<State> {
+    let server = 1 - client_dir;
+    let refused = |reason: String| {
+        Some(State::Done(Role::Skip {
+            listed: Some(server),
+            reason,
+        }))
+    };
+    match parse_response(head) {
+        Http::Partial if head.len() <= set.max_http_header => None,
+        Http::Upgrade {
+            status: 101,
+            deflate: true,
+            ..
+        } => refused("permessage-deflate was negotiated; compressed frames are not decoded".into()),
+        Http::Upgrade { status: 101, len, .. } => {
+            let mut header_len = [0; 2];
+            header_len[client_dir] = request_len;
+            header_len[server] = len;
+            let mut next = State::WsProbe {
+                client_dir,
+                header_len,
+                reader: Box::new(WsReader::new(false, set.limits, len as u64)),
+                probe: Box::new(PrefixProbe::default()),
+            };
+            probe_ws(&mut next, server, head.get(len..).unwrap_or(&[]), set);
+            Some(next)
+        }
+        Http::Upgrade { status, .. } => refused(format!("WebSocket upgrade refused: HTTP {status}")),
+        Http::Partial => refused(format!(
+            "no complete answer to the upgrade request within max_http_header_bytes ({})",
+            set.max_http_header
+        )),
+        Http::Not => refused("the upgrade request was not answered with HTTP".into()),
     }
 }
 
