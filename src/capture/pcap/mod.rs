@@ -9,16 +9,16 @@
 //! is stepped over here, then etherparse goes on by its EtherType), raw IPv4/IPv6, and BSD
 //! loopback (`NULL`/`LOOP`, whose 4-byte family word is skipped). IPv4 and IPv6 alike; IP
 //! fragments are not reassembled (counted, and their bytes show up as TCP gaps). No IP or TCP
-//! header is parsed by hand ([`read`]).
+//! header is parsed by hand (`read.rs`).
 //!
-//! **Reassembly, per flow and direction, by sequence number** ([`tcp`]). A SYN fixes the initial
+//! **Reassembly, per flow and direction, by sequence number** (`tcp.rs`). A SYN fixes the initial
 //! sequence number; without one (a capture started mid-flow) the first data segment does. A
 //! segment entirely before the next expected byte is a retransmission and dropped; one that
 //! overlaps it is trimmed; one beyond it is held until the gap fills
 //! ([`ImportOpts::max_pending_bytes`] bounds what is held: past it, and at FIN, RST or the end of
 //! the file, the gap is given up and counted, and the held bytes follow). Sequence numbers wrap.
 //!
-//! **What a flow is** is decided by its first bytes, never by its ports alone ([`flows`]):
+//! **What a flow is** is decided by its first bytes, never by its ports alone (`flows.rs`):
 //!
 //! - **WebSocket** when the first bytes one side sends are an HTTP `GET` with an
 //!   `Upgrade: websocket` header (parsed with `httparse`, at most
@@ -37,7 +37,7 @@
 //!   codec's [`Deframer`]) is skipped and listed.
 //! - Any other TCP flow is counted (`flows_other`) and not written.
 //!
-//! **WebSocket frames** ([`websocket`]): frame headers are parsed with tungstenite's
+//! **WebSocket frames** (`websocket.rs`): frame headers are parsed with tungstenite's
 //! `FrameHeader`; client frames must be masked and are unmasked, server frames must not be;
 //! fragmented messages are joined; a text message becomes a `text` record, a binary one a `hex`
 //! record, a ping or pong a `ping`/`pong` record, each timed at the packet that completed it. The
@@ -51,7 +51,8 @@
 //! too long or fragmented, text that is not UTF-8) is reported with its connection, side and the
 //! byte offset of the bad frame in that direction's TCP stream (counted from the first byte of
 //! the upgrade, as Wireshark's "Follow TCP Stream" counts); the rest of that direction is given up,
-//! the rest of the file still imports.
+//! the rest of the file still imports. Bytes lost in a TCP gap (counted in `gaps`) are not
+//! counted in these offsets, and a gap inside a WebSocket stream usually breaks it there.
 //!
 //! **Raw TCP records.** Each record is one run of bytes that became contiguous with one packet.
 //! A `close` (with `"from"` the side of the first FIN or the RST, no code) is written when both
