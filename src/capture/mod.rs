@@ -14,6 +14,7 @@
 
 pub mod format;
 pub mod inspect;
+pub mod paths;
 pub mod pcap;
 pub mod prefix;
 pub mod record;
@@ -24,7 +25,7 @@ pub use format::{
     Record, RecordKind, Side, Truncation,
 };
 pub use inspect::{InspectArgs, Summary, inspect};
-pub use pcap::{ImportOpts, ImportPcapArgs, ImportReport, PcapError, import_pcap};
+pub use pcap::{ConnInfo, ImportOpts, ImportPcapArgs, ImportReport, PcapError, SkippedFlow, WsProblem, import_pcap};
 pub use record::{PrefixSetting, RecordError, RecordOpts, RecordReport, Recorder};
 pub use redact::{RedactArgs, RedactError, RedactOpts, RedactReport, Redactor, redact};
 

@@ -374,9 +374,7 @@ pub fn redact(
     if opts.key.is_empty() {
         return Err(RedactError::EmptyKey);
     }
-    if let (Ok(a), Ok(b)) = (input.canonicalize(), output.canonicalize())
-        && a == b
-    {
+    if super::paths::same_file(input, output) {
         return Err(RedactError::SameFile {
             path: output.display().to_string(),
         });
