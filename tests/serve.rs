@@ -212,3 +212,45 @@ async fn in_process_serve_writes_the_listening_line_then_stops_on_request() {
     assert_eq!(text.lines().count(), 1, "--quiet: the listening line only: {text:?}");
     assert!(text.starts_with("listening on ws://127.0.0.1:"));
 }
+
+/// Resident set of a process, bytes (Linux `/proc/PID/status`, `VmRSS`).
+fn rss_of(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    kb * 1024
+}
+
+/// Measurement (ignored: a few seconds of real sockets, and RSS depends on the allocator):
+/// `cargo test --release --test serve -- --ignored --nocapture rss_after_handshakes`. 3,000
+/// handshakes on distinct paths, each reading one message then closing, twice over; prints the
+/// RSS growth of `serve`. The hardening bound: under 60 MB.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn rss_after_handshakes_on_distinct_paths() {
+    let (child, mut out) = spawn(&["--quiet"]);
+    let mut first = String::new();
+    out.read_line(&mut first).unwrap();
+    let url = first.trim_end().strip_prefix("listening on ").unwrap().to_string();
+    let pid = child.0.id();
+    let start = rss_of(pid);
+    for round in 0..2 {
+        for i in 0..3000 {
+            let (mut ws, _) = tokio_tungstenite::connect_async(format!("{url}/s{i}")).await.unwrap();
+            let _ = tokio::time::timeout(Duration::from_secs(2), ws.next()).await;
+            let _ = ws.close(None).await;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let rss = rss_of(pid);
+        println!(
+            "round {}: serve RSS {:.1} MB -> {:.1} MB (+{:.1} MB)",
+            round + 1,
+            start as f64 / 1e6,
+            rss as f64 / 1e6,
+            (rss - start) as f64 / 1e6
+        );
+    }
+}
