@@ -254,3 +254,32 @@ async fn rss_after_handshakes_on_distinct_paths() {
         );
     }
 }
+
+#[test]
+fn a_capture_with_a_bad_line_fails_at_start_naming_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("broken.jsonl");
+    let frame = "7e000200000123456789017fff0a7e";
+    std::fs::write(
+        &path,
+        format!(
+            "{{\"format\":\"jt808-capture\",\"version\":1,\"prefix_len\":0}}\n\
+             {{\"t_us\":0,\"conn\":1,\"from\":\"gateway\",\"hex\":\"{frame}\"}}\n\
+             {{\"t_us\":10,\"conn\":1,\"from\":\"gateway\",\"hex\":\"zz\"}}\n\
+             {{\"t_us\":20,\"conn\":1,\"from\":\"gateway\",\"hex\":\"{frame}\"}}\n"
+        ),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_jt808-harness"))
+        .args(["serve", "--capture", path.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        out.stdout.is_empty(),
+        "no listening line: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("{}:3:", path.display())), "{err}");
+}
