@@ -283,3 +283,109 @@ fn a_capture_with_a_bad_line_fails_at_start_naming_file_and_line() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains(&format!("{}:3:", path.display())), "{err}");
 }
+
+/// Any JSON value, refusing an object that repeats a key (serde_json alone keeps the last).
+struct Strict;
+
+impl<'de> serde::Deserialize<'de> for Strict {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Strict, D::Error> {
+        d.deserialize_any(StrictVisitor)
+    }
+}
+
+struct StrictVisitor;
+
+impl<'de> serde::de::Visitor<'de> for StrictVisitor {
+    type Value = Strict;
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("JSON")
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Strict, A::Error> {
+        let mut seen = std::collections::HashSet::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if !seen.insert(key.clone()) {
+                return Err(serde::de::Error::custom(format!("duplicate key {key:?}")));
+            }
+            map.next_value::<Strict>()?;
+        }
+        Ok(Strict)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Strict, A::Error> {
+        while seq.next_element::<Strict>()?.is_some() {}
+        Ok(Strict)
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Strict, E> {
+        Ok(Strict)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Strict, E> {
+        Ok(Strict)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Strict, E> {
+        Ok(Strict)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Strict, E> {
+        Ok(Strict)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Strict, E> {
+        Ok(Strict)
+    }
+    fn visit_unit<E>(self) -> Result<Strict, E> {
+        Ok(Strict)
+    }
+}
+
+/// The serve log is one JSON object per line with unique keys (fault lines included), and a
+/// refused handshake is in the log before any other connection arrives.
+#[tokio::test]
+async fn the_log_has_unique_keys_and_a_refusal_is_logged_when_it_happens() {
+    let (mut child, out) = spawn(&[
+        "--messages",
+        "4",
+        "--interval-ms",
+        "10",
+        "--fault",
+        "type=\"refuse\", count=1",
+        "--fault",
+        "type=\"drop\", every=2",
+    ]);
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in out.lines() {
+            if tx.send(line.unwrap()).is_err() {
+                break;
+            }
+        }
+    });
+    let first = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+    let url = first.strip_prefix("listening on ").unwrap().to_string();
+    let err = tokio_tungstenite::connect_async(&url).await.unwrap_err();
+    assert!(err.to_string().contains("503"), "{err}");
+    let mut lines = Vec::new();
+    let mut seen = (false, false);
+    while seen != (true, true) {
+        let line = rx
+            .recv_timeout(Duration::from_secs(5))
+            .unwrap_or_else(|_| panic!("the refusal is not in the log before the next connection: {lines:#?}"));
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        seen.0 |= v["type"] == "refused";
+        seen.1 |= v["type"] == "fault" && v["what"] == "refuse";
+        lines.push(line);
+    }
+    let (mut ws, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+    for _ in 0..2 {
+        tokio::time::timeout(Duration::from_secs(10), ws.next()).await.unwrap();
+    }
+    ws.close(None).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // SAFETY: kill(2) on our own child's pid.
+    assert_eq!(unsafe { libc::kill(child.0.id() as i32, libc::SIGINT) }, 0);
+    assert!(child.0.wait().unwrap().success());
+    lines.extend(rx.iter());
+    let faults = lines.iter().filter(|l| l.contains("\"type\":\"fault\"")).count();
+    assert!(faults >= 2, "a refuse and a drop record at least: {lines:#?}");
+    for line in &lines {
+        if let Err(e) = serde_json::from_str::<Strict>(line) {
+            panic!("not one JSON object with unique keys ({e}): {line}");
+        }
+    }
+}
