@@ -389,3 +389,25 @@ async fn the_log_has_unique_keys_and_a_refusal_is_logged_when_it_happens() {
         }
     }
 }
+
+#[test]
+fn out_of_range_counts_are_refused_naming_the_option_and_range() {
+    use clap::Parser;
+    for (line, option, range) in [
+        (["serve", "--terminals", "4294967295"], "--terminals", "1..=100000"),
+        (["serve", "--terminals", "0"], "--terminals", "1..=100000"),
+        (["serve", "--prefix-len", "99999999999"], "--prefix-len", "0..=4096"),
+        (
+            ["serve", "--frames-per-message", "0"],
+            "--frames-per-message",
+            "1..=1024",
+        ),
+        (["serve", "--max-sessions", "0"], "--max-sessions", "1..=10000000"),
+    ] {
+        let err = Cli::try_parse_from(line)
+            .err()
+            .unwrap_or_else(|| panic!("{line:?} accepted"))
+            .to_string();
+        assert!(err.contains(option) && err.contains(range), "{line:?}: {err}");
+    }
+}
