@@ -122,3 +122,110 @@ async fn a_session_resumes_its_feed_on_reconnect() {
         );
     }
 }
+
+/// A gateway over in-memory pipes serving four messages 100 ms apart on every session.
+fn four_message_gateway(cfg: GatewayConfig) -> (Gateway, MemoryNetwork, watch::Sender<bool>) {
+    let (net, listener) = MemoryNetwork::new(64 * 1024);
+    let (stop_tx, stop) = watch::channel(false);
+    let gw = Gateway::new(
+        cfg,
+        vec![],
+        |_| {
+            Box::new(ListFeed::new((1..=4u16).map(|i| FeedItem {
+                due: Duration::from_millis(100 * i as u64),
+                bytes: frame(i),
+            })))
+        },
+        stop,
+    )
+    .unwrap();
+    tokio::spawn({
+        let gw = gw.clone();
+        async move { gw.serve(listener).await }
+    });
+    (gw, net, stop_tx)
+}
+
+/// Connects on `path`, reads one message, closes; returns the message's bytes.
+async fn one_message(net: &MemoryNetwork, path: &str) -> Vec<u8> {
+    let (mut ws, _) = tokio_tungstenite::client_async(format!("ws://gateway{path}"), net.connect().unwrap())
+        .await
+        .unwrap();
+    let got = ws.next().await.unwrap().unwrap().into_data().to_vec();
+    ws.close(None).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    got
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_idle_session_expires_after_session_idle_ms_and_one_within_it_resumes() {
+    let cfg = GatewayConfig {
+        session_idle_ms: 5_000,
+        ..GatewayConfig::default()
+    };
+    let (gw, net, _stop) = four_message_gateway(cfg);
+    assert_eq!(one_message(&net, "/a").await, frame(1));
+    assert_eq!(one_message(&net, "/b").await, frame(1));
+    assert_eq!(gw.sessions(), 2);
+    // /a comes back within the idle time: it resumes where it stopped.
+    tokio::time::sleep(Duration::from_millis(4_000)).await;
+    assert_eq!(
+        one_message(&net, "/a").await,
+        frame(2),
+        "resumed within session_idle_ms"
+    );
+    // /b has been idle past it now: gone, and logged.
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    assert_eq!(gw.sessions(), 1, "only /a is left");
+    let expired: Vec<_> = gw
+        .log()
+        .into_iter()
+        .filter_map(|r| match r.event {
+            GatewayEvent::SessionExpired { session, idle_ms } => Some((session, idle_ms, r.t_us)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(expired.len(), 1, "{expired:?}");
+    let (session, idle_ms, t_us) = &expired[0];
+    assert_eq!((session.as_str(), *idle_ms), ("/b", 5_000));
+    assert!(*t_us >= 5_000_000, "not before its idle time: {t_us}");
+    // A client on /b again gets a new feed from its start.
+    assert_eq!(
+        one_message(&net, "/b").await,
+        frame(1),
+        "an expired session starts anew"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_handshake_beyond_max_sessions_is_refused_with_503_and_logged() {
+    let cfg = GatewayConfig {
+        max_sessions: 2,
+        ..GatewayConfig::default()
+    };
+    let (gw, net, _stop) = four_message_gateway(cfg);
+    one_message(&net, "/a").await;
+    one_message(&net, "/b").await;
+    let err = tokio_tungstenite::client_async("ws://gateway/c", net.connect().unwrap())
+        .await
+        .unwrap_err();
+    let tokio_tungstenite::tungstenite::Error::Http(resp) = err else {
+        panic!("an HTTP refusal expected, got {err}")
+    };
+    assert_eq!(resp.status(), 503);
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    let refusal = gw
+        .log()
+        .into_iter()
+        .find_map(|r| match r.event {
+            GatewayEvent::Refused { status, reason } => Some((status, reason)),
+            _ => None,
+        })
+        .expect("the refusal is logged");
+    assert_eq!(refusal.0, 503);
+    let reason = refusal.1.expect("a limit refusal says why");
+    assert!(reason.contains("max_sessions") && reason.contains('2'), "{reason}");
+    assert_eq!(gw.sessions(), 2, "no session was created for /c");
+    // A known session still gets in.
+    assert_eq!(one_message(&net, "/a").await, frame(2));
+}

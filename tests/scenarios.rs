@@ -71,3 +71,41 @@ fn snapshot_runs_are_byte_identical() {
         }
     }
 }
+
+/// A capture whose third line is damaged (an unknown key), with good records on both sides.
+fn broken_capture(dir: &Path) -> std::path::PathBuf {
+    let path = dir.join("broken.jsonl");
+    let frame = "7e000200000123456789017fff0a7e";
+    std::fs::write(
+        &path,
+        format!(
+            "{{\"format\":\"jt808-capture\",\"version\":1,\"prefix_len\":0}}\n\
+             {{\"t_us\":0,\"conn\":1,\"from\":\"gateway\",\"hex\":\"{frame}\"}}\n\
+             {{\"t_us\":10,\"conn\":1,\"from\":\"gateway\",\"hx\":\"{frame}\"}}\n\
+             {{\"t_us\":20,\"conn\":1,\"from\":\"gateway\",\"hex\":\"{frame}\"}}\n"
+        ),
+    )
+    .unwrap();
+    path
+}
+
+/// A capture with a bad line in the middle fails the scenario in both modes, before anything is
+/// served, naming the capture's file and line.
+#[test]
+fn a_broken_capture_fails_the_scenario_in_both_modes() {
+    let dir = tempfile::tempdir().unwrap();
+    let capture = broken_capture(dir.path());
+    let text = format!(
+        "description = \"x\"\nduration_ms = 1000\n[source]\ntype = \"capture\"\npath = {:?}\nspeed = 0.0\n",
+        capture.to_str().unwrap()
+    );
+    let sc = Scenario::parse(&text, Path::new("broken.toml")).unwrap();
+    for mode in [Mode::Snapshot, Mode::Live] {
+        let err = runner::run(&sc, mode)
+            .expect_err("a broken capture must fail the run")
+            .to_string();
+        let at = format!("{}:3:", capture.display());
+        assert!(err.contains(&at), "{mode:?}: {err}");
+        assert!(err.contains("hx"), "{mode:?}: {err}");
+    }
+}

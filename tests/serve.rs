@@ -212,3 +212,202 @@ async fn in_process_serve_writes_the_listening_line_then_stops_on_request() {
     assert_eq!(text.lines().count(), 1, "--quiet: the listening line only: {text:?}");
     assert!(text.starts_with("listening on ws://127.0.0.1:"));
 }
+
+/// Resident set of a process, bytes (Linux `/proc/PID/status`, `VmRSS`).
+fn rss_of(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    kb * 1024
+}
+
+/// Measurement (ignored: a few seconds of real sockets, and RSS depends on the allocator):
+/// `cargo test --release --test serve -- --ignored --nocapture rss_after_handshakes`. 3,000
+/// handshakes on distinct paths, each reading one message then closing, twice over; prints the
+/// RSS growth of `serve`. The hardening bound: under 60 MB.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn rss_after_handshakes_on_distinct_paths() {
+    let (child, mut out) = spawn(&["--quiet"]);
+    let mut first = String::new();
+    out.read_line(&mut first).unwrap();
+    let url = first.trim_end().strip_prefix("listening on ").unwrap().to_string();
+    let pid = child.0.id();
+    let start = rss_of(pid);
+    for round in 0..2 {
+        for i in 0..3000 {
+            let (mut ws, _) = tokio_tungstenite::connect_async(format!("{url}/s{i}")).await.unwrap();
+            let _ = tokio::time::timeout(Duration::from_secs(2), ws.next()).await;
+            let _ = ws.close(None).await;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let rss = rss_of(pid);
+        println!(
+            "round {}: serve RSS {:.1} MB -> {:.1} MB (+{:.1} MB)",
+            round + 1,
+            start as f64 / 1e6,
+            rss as f64 / 1e6,
+            (rss - start) as f64 / 1e6
+        );
+    }
+}
+
+#[test]
+fn a_capture_with_a_bad_line_fails_at_start_naming_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("broken.jsonl");
+    let frame = "7e000200000123456789017fff0a7e";
+    std::fs::write(
+        &path,
+        format!(
+            "{{\"format\":\"jt808-capture\",\"version\":1,\"prefix_len\":0}}\n\
+             {{\"t_us\":0,\"conn\":1,\"from\":\"gateway\",\"hex\":\"{frame}\"}}\n\
+             {{\"t_us\":10,\"conn\":1,\"from\":\"gateway\",\"hex\":\"zz\"}}\n\
+             {{\"t_us\":20,\"conn\":1,\"from\":\"gateway\",\"hex\":\"{frame}\"}}\n"
+        ),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_jt808-harness"))
+        .args(["serve", "--capture", path.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        out.stdout.is_empty(),
+        "no listening line: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("{}:3:", path.display())), "{err}");
+}
+
+/// Any JSON value, refusing an object that repeats a key (serde_json alone keeps the last).
+struct Strict;
+
+impl<'de> serde::Deserialize<'de> for Strict {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Strict, D::Error> {
+        d.deserialize_any(StrictVisitor)
+    }
+}
+
+struct StrictVisitor;
+
+impl<'de> serde::de::Visitor<'de> for StrictVisitor {
+    type Value = Strict;
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("JSON")
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Strict, A::Error> {
+        let mut seen = std::collections::HashSet::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if !seen.insert(key.clone()) {
+                return Err(serde::de::Error::custom(format!("duplicate key {key:?}")));
+            }
+            map.next_value::<Strict>()?;
+        }
+        Ok(Strict)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Strict, A::Error> {
+        while seq.next_element::<Strict>()?.is_some() {}
+        Ok(Strict)
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Strict, E> {
+        Ok(Strict)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Strict, E> {
+        Ok(Strict)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Strict, E> {
+        Ok(Strict)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Strict, E> {
+        Ok(Strict)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Strict, E> {
+        Ok(Strict)
+    }
+    fn visit_unit<E>(self) -> Result<Strict, E> {
+        Ok(Strict)
+    }
+}
+
+/// The serve log is one JSON object per line with unique keys (fault lines included), and a
+/// refused handshake is in the log before any other connection arrives.
+#[tokio::test]
+async fn the_log_has_unique_keys_and_a_refusal_is_logged_when_it_happens() {
+    let (mut child, out) = spawn(&[
+        "--messages",
+        "4",
+        "--interval-ms",
+        "10",
+        "--fault",
+        "type=\"refuse\", count=1",
+        "--fault",
+        "type=\"drop\", every=2",
+    ]);
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in out.lines() {
+            if tx.send(line.unwrap()).is_err() {
+                break;
+            }
+        }
+    });
+    let first = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+    let url = first.strip_prefix("listening on ").unwrap().to_string();
+    let err = tokio_tungstenite::connect_async(&url).await.unwrap_err();
+    assert!(err.to_string().contains("503"), "{err}");
+    let mut lines = Vec::new();
+    let mut seen = (false, false);
+    while seen != (true, true) {
+        let line = rx
+            .recv_timeout(Duration::from_secs(5))
+            .unwrap_or_else(|_| panic!("the refusal is not in the log before the next connection: {lines:#?}"));
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        seen.0 |= v["type"] == "refused";
+        seen.1 |= v["type"] == "fault" && v["what"] == "refuse";
+        lines.push(line);
+    }
+    let (mut ws, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+    for _ in 0..2 {
+        tokio::time::timeout(Duration::from_secs(10), ws.next()).await.unwrap();
+    }
+    ws.close(None).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // SAFETY: kill(2) on our own child's pid.
+    assert_eq!(unsafe { libc::kill(child.0.id() as i32, libc::SIGINT) }, 0);
+    assert!(child.0.wait().unwrap().success());
+    lines.extend(rx.iter());
+    let faults = lines.iter().filter(|l| l.contains("\"type\":\"fault\"")).count();
+    assert!(faults >= 2, "a refuse and a drop record at least: {lines:#?}");
+    for line in &lines {
+        if let Err(e) = serde_json::from_str::<Strict>(line) {
+            panic!("not one JSON object with unique keys ({e}): {line}");
+        }
+    }
+}
+
+#[test]
+fn out_of_range_counts_are_refused_naming_the_option_and_range() {
+    use clap::Parser;
+    for (line, option, range) in [
+        (["serve", "--terminals", "4294967295"], "--terminals", "1..=100000"),
+        (["serve", "--terminals", "0"], "--terminals", "1..=100000"),
+        (["serve", "--prefix-len", "99999999999"], "--prefix-len", "0..=4096"),
+        (
+            ["serve", "--frames-per-message", "0"],
+            "--frames-per-message",
+            "1..=1024",
+        ),
+        (["serve", "--max-sessions", "0"], "--max-sessions", "1..=10000000"),
+    ] {
+        let err = Cli::try_parse_from(line)
+            .err()
+            .unwrap_or_else(|| panic!("{line:?} accepted"))
+            .to_string();
+        assert!(err.contains(option) && err.contains(range), "{line:?}: {err}");
+    }
+}

@@ -20,13 +20,16 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use clap::builder::RangedU64ValueParser;
 use tokio::sync::watch;
 
-use super::fleet::{FleetConfig, FleetVersion};
+use super::fleet::{FleetConfig, FleetVersion, MAX_FRAMES_PER_MESSAGE, MAX_INTERVAL_MS, MAX_TERMINALS};
 use super::source::{CaptureSource, SourceError, SourceSpec};
 use super::terminal::TerminalSettings;
 use super::{Gateway, GatewayConfig, GatewayError};
+use crate::codec::frame::MAX_BODY_LEN;
 use crate::faults::{FaultSpec, FaultSpecError};
+use crate::scenario::validate::{MAX_CLIENT_MS, MAX_DURATION_MS, MAX_PREFIX_LEN};
 use crate::scenario::{Scenario, ScenarioError};
 use crate::transport::Listener;
 
@@ -45,8 +48,8 @@ pub struct ServeArgs {
     /// How many times to play the capture (0 = forever). Default 1.
     #[arg(long, requires = "capture")]
     pub loops: Option<u32>,
-    /// Fleet: number of terminals. Default 2.
-    #[arg(long)]
+    /// Fleet: number of terminals (1..=100000). Default 2.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_TERMINALS)))]
     pub terminals: Option<u32>,
     /// Fleet: header version, 2013, 2019 or mixed. Default 2013.
     #[arg(long)]
@@ -54,17 +57,17 @@ pub struct ServeArgs {
     /// Fleet: messages per terminal (0 = unlimited). Default 0 here (a server runs until Ctrl-C).
     #[arg(long)]
     pub messages: Option<u32>,
-    /// Fleet: interval between one terminal's messages, ms. Default 1000.
-    #[arg(long)]
+    /// Fleet: interval between one terminal's messages, ms (0..=86400000, one day). Default 1000.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(0..=MAX_INTERVAL_MS))]
     pub interval_ms: Option<u64>,
-    /// Fleet: frames per WebSocket message. Default 1.
-    #[arg(long)]
+    /// Fleet: frames per WebSocket message (1..=1024). Default 1.
+    #[arg(long, value_parser = RangedU64ValueParser::<usize>::new().range(1..=MAX_FRAMES_PER_MESSAGE as u64))]
     pub frames_per_message: Option<usize>,
-    /// Fleet: body bytes per packet of sub-packaged messages. Default 512.
-    #[arg(long)]
+    /// Fleet: body bytes per packet of sub-packaged messages (1..=1023). Default 512.
+    #[arg(long, value_parser = RangedU64ValueParser::<usize>::new().range(1..=MAX_BODY_LEN as u64))]
     pub packet_size: Option<usize>,
-    /// Delay between the 0x0001 to a 0x9206 and its 0x1206, ms. Default 3000.
-    #[arg(long)]
+    /// Delay between the 0x0001 to a 0x9206 and its 0x1206, ms (0..=86400000). Default 3000.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(0..=MAX_CLIENT_MS))]
     pub upload_delay_ms: Option<u64>,
     /// Play terminals that never answer commands.
     #[arg(long)]
@@ -76,12 +79,20 @@ pub struct ServeArgs {
     /// Seed of every random choice (fleet, faults, terminal answers). Default 1.
     #[arg(long)]
     pub seed: Option<u64>,
-    /// Envelope bytes before the JT808 bytes of every message (the seed's gateway: 18). Default 0.
-    #[arg(long)]
+    /// Envelope bytes before the JT808 bytes of every message (the seed's gateway: 18; 0..=4096).
+    /// Default 0.
+    #[arg(long, value_parser = RangedU64ValueParser::<usize>::new().range(0..=MAX_PREFIX_LEN as u64))]
     pub prefix_len: Option<usize>,
     /// Serve a scenario file's source, faults, gateway settings and seed.
     #[arg(long, conflicts_with_all = ["capture", "terminals", "version", "messages", "interval_ms", "frames_per_message", "packet_size"])]
     pub scenario: Option<PathBuf>,
+    /// Forget a session no connection held for this long, ms (1..=604800000). Default 600000.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=MAX_DURATION_MS))]
+    pub session_idle_ms: Option<u64>,
+    /// Most sessions (distinct request paths) at once; beyond it handshakes get HTTP 503
+    /// (1..=10000000). Default 100000.
+    #[arg(long, value_parser = RangedU64ValueParser::<usize>::new().range(1..=10_000_000))]
+    pub max_sessions: Option<usize>,
     /// Print only the listening line, not the gateway log.
     #[arg(long)]
     pub quiet: bool,
@@ -178,6 +189,12 @@ impl ServeArgs {
         }
         if let Some(p) = self.prefix_len {
             gateway.prefix_len = p;
+        }
+        if let Some(ms) = self.session_idle_ms {
+            gateway.session_idle_ms = ms;
+        }
+        if let Some(n) = self.max_sessions {
+            gateway.max_sessions = n;
         }
         for f in &self.faults {
             faults.push(FaultSpec::parse_cli(f)?);

@@ -162,6 +162,14 @@ impl Default for FleetConfig {
     }
 }
 
+/// Most terminals one fleet (one session) plays: each costs a generator and a script entry, so
+/// the count is bounded before anything is allocated for them.
+pub const MAX_TERMINALS: u32 = 100_000;
+/// Longest interval between one terminal's messages (and `packet_gap_ms`), ms: one day.
+pub const MAX_INTERVAL_MS: u64 = 86_400_000;
+/// Most frames in one WebSocket message.
+pub const MAX_FRAMES_PER_MESSAGE: usize = 1024;
+
 /// A fleet configuration that cannot work.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FleetError {
@@ -174,8 +182,14 @@ impl FleetConfig {
     /// Checks the values serde cannot.
     pub fn validate(&self) -> Result<(), FleetError> {
         let bad = |m: String| Err(FleetError::Invalid(m));
-        if self.terminals == 0 {
-            return bad("terminals must be at least 1".into());
+        if !(1..=MAX_TERMINALS).contains(&self.terminals) {
+            return bad(format!("terminals {} must be 1..={MAX_TERMINALS}", self.terminals));
+        }
+        if self.interval_ms > MAX_INTERVAL_MS || self.packet_gap_ms > MAX_INTERVAL_MS {
+            return bad(format!(
+                "interval_ms {} and packet_gap_ms {} must be 0..={MAX_INTERVAL_MS} (one day)",
+                self.interval_ms, self.packet_gap_ms
+            ));
         }
         if !(1..=MAX_BODY_LEN).contains(&self.packet_size) {
             return bad(format!(
@@ -183,8 +197,11 @@ impl FleetConfig {
                 self.packet_size
             ));
         }
-        if self.frames_per_message == 0 {
-            return bad("frames_per_message must be at least 1".into());
+        if !(1..=MAX_FRAMES_PER_MESSAGE).contains(&self.frames_per_message) {
+            return bad(format!(
+                "frames_per_message {} must be 1..={MAX_FRAMES_PER_MESSAGE}",
+                self.frames_per_message
+            ));
         }
         if self.messages == 0 && self.interval_ms == 0 {
             return bad(

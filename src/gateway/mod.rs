@@ -16,10 +16,11 @@ pub mod converse;
 pub mod feed;
 pub mod fleet;
 pub mod replay;
+mod session;
 pub mod source;
 pub mod terminal;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -41,6 +42,8 @@ use crate::transport::{BoxIo, Listener};
 
 pub use feed::{Feed, FeedItem, ListFeed};
 
+use session::{ClaimError, FeedFactory, Session, Sessions};
+
 /// Gateway settings.
 #[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -57,6 +60,21 @@ pub struct GatewayConfig {
     pub read_buffer: usize,
     /// tungstenite write buffer threshold; 0 writes every message at once. Default 0.
     pub write_buffer: usize,
+    /// Largest WebSocket message a client may send, bytes (tungstenite's `max_message_size`):
+    /// a peer sending endless continuation frames is cut off here instead of growing a buffer.
+    /// Clients send commands and answers of a few hundred bytes. Default 65,536.
+    pub max_message_size: usize,
+    /// Largest single WebSocket frame a client may send, bytes (tungstenite's `max_frame_size`):
+    /// a frame header declaring gigabytes is refused before any of it is buffered. Default 65,536.
+    pub max_frame_size: usize,
+    /// A session no connection holds is forgotten after this long, ms; a client reconnecting
+    /// within it resumes its feed. Far above any client backoff (the client's default maximum is
+    /// seconds). Default 600,000 (10 min).
+    pub session_idle_ms: u64,
+    /// Most sessions (distinct request paths) held at once; a handshake that would create one
+    /// more is refused with HTTP 503 and logged. A shared gateway serves 40,000 clients, one
+    /// session each. Default 100,000.
+    pub max_sessions: usize,
     /// What goes to the gateway log. Default `full`.
     pub log: LogLevel,
     /// Seed of every random choice of the faults.
@@ -71,11 +89,24 @@ impl Default for GatewayConfig {
             max_connections: 20_000,
             read_buffer: 4096,
             write_buffer: 0,
+            max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
+            max_frame_size: DEFAULT_MAX_FRAME_SIZE,
+            session_idle_ms: DEFAULT_SESSION_IDLE_MS,
+            max_sessions: DEFAULT_MAX_SESSIONS,
             log: LogLevel::Full,
             seed: 0,
         }
     }
 }
+
+/// Default [`GatewayConfig::max_message_size`].
+pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 64 * 1024;
+/// Default [`GatewayConfig::max_frame_size`].
+pub const DEFAULT_MAX_FRAME_SIZE: usize = 64 * 1024;
+/// Default [`GatewayConfig::session_idle_ms`]: 10 minutes.
+pub const DEFAULT_SESSION_IDLE_MS: u64 = 600_000;
+/// Default [`GatewayConfig::max_sessions`].
+pub const DEFAULT_MAX_SESSIONS: usize = 100_000;
 
 /// How much the gateway logs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -145,10 +176,22 @@ pub enum GatewayEvent {
         /// Session (request path).
         session: String,
     },
-    /// A fault refused the handshake.
+    /// The handshake was refused: by a `refuse` fault (no reason: the fault record says it), or
+    /// by a limit (the reason names it).
     Refused {
         /// HTTP status sent.
         status: u16,
+        /// Why, when no fault decided it.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// A session no connection held for [`GatewayConfig::session_idle_ms`] was forgotten: a
+    /// client connecting on its path again starts a new feed.
+    SessionExpired {
+        /// Session (request path).
+        session: String,
+        /// How long it had been idle, ms.
+        idle_ms: u64,
     },
     /// The handshake failed or timed out.
     HandshakeFailed {
@@ -164,7 +207,9 @@ pub enum GatewayEvent {
         /// The frames in it: `0x0200 13800000001 #5` (`[i/n]` for a packet).
         frames: Vec<String>,
     },
-    /// A fault decision.
+    /// A fault decision. Serialised without the record's own `t_us` and `conn`: the
+    /// [`GatewayRecord`] around it carries them, and a log line must not repeat a key.
+    #[serde(serialize_with = "fault_fields")]
     Fault(FaultRecord),
     /// A message the client sent, as the terminal decoded it.
     Received {
@@ -185,6 +230,32 @@ pub enum GatewayEvent {
         /// The frames in them.
         frames: Vec<String>,
     },
+}
+
+/// A [`FaultRecord`]'s fields but its time and connection, which its [`GatewayRecord`] holds.
+#[derive(Serialize)]
+struct FaultFields<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dir: Option<Direction>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    msg: Option<u64>,
+    fault: &'a str,
+    what: &'a str,
+    #[serde(skip_serializing_if = "<[usize]>::is_empty")]
+    offsets: &'a [usize],
+    detail: &'a str,
+}
+
+fn fault_fields<S: serde::Serializer>(r: &FaultRecord, s: S) -> Result<S::Ok, S::Error> {
+    FaultFields {
+        dir: r.dir,
+        msg: r.msg,
+        fault: &r.fault,
+        what: &r.what,
+        offsets: &r.offsets,
+        detail: &r.detail,
+    }
+    .serialize(s)
 }
 
 /// Why the gateway could not start.
@@ -218,62 +289,14 @@ type Chosen = (String, Arc<Mutex<Session>>);
 /// A live connection's session key and command channel.
 type LiveConn = (Arc<str>, mpsc::UnboundedSender<ConnCommand>);
 
-type FeedFactory = dyn Fn(&str) -> Box<dyn Feed> + Send + Sync;
-
-struct Session {
-    feed: Box<dyn Feed>,
-    head: Option<FeedItem>,
-    exhausted: bool,
-    /// Terminal replies waiting for their due time, by (due, seq).
-    replies: BTreeMap<(Duration, u64), FeedItem>,
-    seq: u64,
-    pipeline: Pipeline,
-    offered: u64,
-    /// Follows the feed's byte stream so frames split across items are named where they complete.
-    describer: Deframer,
-    /// The live connection and how to tell it that it has been replaced.
-    active: Option<(u64, Arc<Notify>)>,
-}
-
-impl Session {
-    fn peek_due(&mut self) -> Option<Duration> {
-        if self.head.is_none() && !self.exhausted {
-            self.head = self.feed.next_item();
-            self.exhausted = self.head.is_none();
-        }
-        let head = self.head.as_ref().map(|i| i.due);
-        let reply = self.replies.keys().next().map(|k| k.0);
-        match (head, reply) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
-    }
-
-    /// The next item due at or before `now`: replies before feed items at equal times.
-    fn pop_due(&mut self, now: Duration) -> Option<FeedItem> {
-        let due = self.peek_due()?;
-        if due > now {
-            return None;
-        }
-        let reply_first = match (self.replies.keys().next(), &self.head) {
-            (Some(k), Some(h)) => k.0 <= h.due,
-            (Some(_), None) => true,
-            _ => false,
-        };
-        if reply_first {
-            self.replies.pop_first().map(|(_, v)| v)
-        } else {
-            self.head.take()
-        }
-    }
-}
-
 struct Inner {
     cfg: GatewayConfig,
     faults: Vec<FaultSpec>,
     start: Instant,
     feeds: Box<FeedFactory>,
-    sessions: Mutex<HashMap<String, Arc<Mutex<Session>>>>,
+    sessions: Mutex<Sessions>,
+    /// A session became idle: the sweeper may have a nearer expiry to wait for.
+    released: Notify,
     log: Mutex<Vec<GatewayRecord>>,
     next_conn: AtomicU64,
     /// Live connections: their session key and their command channel.
@@ -307,29 +330,73 @@ impl Inner {
         }
     }
 
-    fn session(&self, key: &str) -> Result<Arc<Mutex<Session>>, FaultSpecError> {
+    /// The session a handshake on `key` gets and the fault pipeline's decision on it; an
+    /// accepted handshake holds the session until [`Inner::release`]. The pipeline's decisions
+    /// (a `refuse` fault's record) are logged now, as the handshake happens.
+    fn claim(&self, key: &str, conn: u64) -> Result<(Arc<Mutex<Session>>, ConnectDecision), ClaimError> {
+        let now = self.now();
         let mut sessions = self.sessions.lock().expect("sessions lock");
-        if let Some(s) = sessions.get(key) {
-            return Ok(s.clone());
+        let session = sessions.get_or_create(key, now, self.cfg.max_sessions, || {
+            // Each session's faults get their own seed derived from the gateway seed and the
+            // session key, so a fleet of sessions is as reproducible as one (salted: the faults
+            // must not draw the same numbers as the session's feed).
+            let seed = source::session_seed(self.cfg.seed ^ 0x6661_756c_7473, key);
+            Pipeline::new(&self.faults, seed, self.cfg.prefix_len).map_err(|e| e.to_string())
+        })?;
+        let decision = {
+            let mut s = session.lock().expect("session lock");
+            let decision = s.pipeline.on_connect(conn, now);
+            for r in s.pipeline.take_log() {
+                self.log(conn, GatewayEvent::Fault(r));
+            }
+            if decision == ConnectDecision::Accept {
+                sessions.hold(&mut s);
+            }
+            decision
+        };
+        Ok((session, decision))
+    }
+
+    /// A connection that held `session` ended: the last one starts its expiry clock.
+    fn release(&self, session: &Mutex<Session>) {
+        let now = self.now();
+        let mut sessions = self.sessions.lock().expect("sessions lock");
+        sessions.release(&mut session.lock().expect("session lock"), now);
+        drop(sessions);
+        self.released.notify_one();
+    }
+
+    /// Forgets the sessions idle for [`GatewayConfig::session_idle_ms`] until shutdown, logging
+    /// each; sleeps until the next one is due (a release may bring one nearer).
+    async fn sweep_sessions(&self) {
+        let idle = Duration::from_millis(self.cfg.session_idle_ms);
+        let mut shutdown = self.shutdown.clone();
+        loop {
+            let (gone, next) = {
+                let mut sessions = self.sessions.lock().expect("sessions lock");
+                (sessions.expire(self.now(), idle), sessions.next_expiry(idle))
+            };
+            for (key, for_) in gone {
+                self.log(
+                    0,
+                    GatewayEvent::SessionExpired {
+                        session: key.to_string(),
+                        idle_ms: for_.as_millis() as u64,
+                    },
+                );
+            }
+            let wake = async {
+                match next {
+                    Some(t) => tokio::time::sleep_until(self.start + t).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = wake => {}
+                _ = self.released.notified() => {}
+                _ = stopped(&mut shutdown) => return,
+            }
         }
-        // Each session's faults get their own seed derived from the gateway seed and the session
-        // key, so a fleet of sessions is as reproducible as one (salted: the faults must not draw the
-        // same numbers as the session's feed).
-        let seed = source::session_seed(self.cfg.seed ^ 0x6661_756c_7473, key);
-        let pipeline = Pipeline::new(&self.faults, seed, self.cfg.prefix_len)?;
-        let s = Arc::new(Mutex::new(Session {
-            feed: (self.feeds)(key),
-            head: None,
-            exhausted: false,
-            replies: BTreeMap::new(),
-            seq: 0,
-            pipeline,
-            offered: 0,
-            describer: Deframer::default(),
-            active: None,
-        }));
-        sessions.insert(key.to_string(), s.clone());
-        Ok(s)
     }
 
     fn envelope(&self, index: u64) -> Vec<u8> {
@@ -414,7 +481,8 @@ impl Gateway {
                 faults,
                 start: Instant::now(),
                 feeds: Box::new(feeds),
-                sessions: Mutex::new(HashMap::new()),
+                sessions: Mutex::new(Sessions::default()),
+                released: Notify::new(),
                 log: Mutex::new(Vec::new()),
                 next_conn: AtomicU64::new(1),
                 live: Mutex::new(BTreeMap::new()),
@@ -425,7 +493,15 @@ impl Gateway {
     }
 
     /// Accepts connections until shutdown (or until an in-memory network is dropped).
-    pub async fn serve(&self, mut listener: Listener) {
+    /// Sessions are swept for expiry meanwhile.
+    pub async fn serve(&self, listener: Listener) {
+        tokio::select! {
+            _ = self.inner.sweep_sessions() => {}
+            _ = self.accept_loop(listener) => {}
+        }
+    }
+
+    async fn accept_loop(&self, mut listener: Listener) {
         let mut shutdown = self.inner.shutdown.clone();
         loop {
             let permit = tokio::select! {
@@ -495,18 +571,16 @@ impl Gateway {
     /// True when every session's feed is exhausted and no terminal reply is waiting: nothing more
     /// will be offered unless the client sends something.
     pub fn idle(&self) -> bool {
-        let sessions: Vec<_> = self
-            .inner
-            .sessions
-            .lock()
-            .expect("sessions lock")
-            .values()
-            .cloned()
-            .collect();
+        let sessions = self.inner.sessions.lock().expect("sessions lock").all();
         sessions.iter().all(|s| {
             let mut s = s.lock().expect("session lock");
-            s.peek_due().is_none()
+            s.peek_due(&*self.inner.feeds).is_none()
         })
+    }
+
+    /// How many sessions exist (held by a connection or idle and not yet expired).
+    pub fn sessions(&self) -> usize {
+        self.inner.sessions.lock().expect("sessions lock").len()
     }
 
     /// Virtual time since start.
@@ -560,14 +634,22 @@ impl ConnState {
     }
 }
 
-async fn handle(inner: Arc<Inner>, io: BoxIo, conn: u64) {
+/// A refused handshake: the HTTP status, and the reason when a limit (not a fault) refused it.
+type Refusal = (u16, Option<String>);
+
+/// The WebSocket of an accepted connection.
+type Ws = tokio_tungstenite::WebSocketStream<BoxIo>;
+
+/// Runs the handshake of connection `conn`: on success the WebSocket, the session key and the
+/// session it holds. Every failure and refusal is logged here, as it happens.
+async fn handshake(inner: &Arc<Inner>, io: BoxIo, conn: u64) -> Option<(Ws, String, Arc<Mutex<Session>>)> {
     let ws_cfg = WebSocketConfig::default()
         .read_buffer_size(inner.cfg.read_buffer)
         .write_buffer_size(inner.cfg.write_buffer)
-        .max_message_size(Some(1 << 20))
-        .max_frame_size(Some(1 << 20));
+        .max_message_size(Some(inner.cfg.max_message_size))
+        .max_frame_size(Some(inner.cfg.max_frame_size));
     let chosen: Arc<Mutex<Option<Chosen>>> = Arc::default();
-    let refused: Arc<Mutex<Option<u16>>> = Arc::default();
+    let refused: Arc<Mutex<Option<Refusal>>> = Arc::default();
     let callback = {
         let inner = inner.clone();
         let chosen = chosen.clone();
@@ -576,31 +658,27 @@ async fn handle(inner: Arc<Inner>, io: BoxIo, conn: u64) {
         #[allow(clippy::result_large_err)]
         move |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
             let key = req.uri().path().to_string();
-            let session = match inner.session(&key) {
-                Ok(s) => s,
-                Err(e) => {
-                    let mut r = ErrorResponse::new(Some(e.to_string()));
-                    *r.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
-                    return Err(r);
-                }
+            let refuse = |status: http::StatusCode, reason: String, logged: Option<String>| {
+                *refused.lock().expect("lock") = Some((status.as_u16(), logged));
+                let mut r = ErrorResponse::new(Some(reason));
+                *r.status_mut() = status;
+                Err(r)
             };
-            let decision = session
-                .lock()
-                .expect("session lock")
-                .pipeline
-                .on_connect(conn, inner.now());
-            match decision {
-                ConnectDecision::Accept => {
+            match inner.claim(&key, conn) {
+                Ok((session, ConnectDecision::Accept)) => {
                     *chosen.lock().expect("lock") = Some((key, session));
                     Ok(resp)
                 }
-                ConnectDecision::Refuse { status } => {
-                    *refused.lock().expect("lock") = Some(status);
-                    let mut r = ErrorResponse::new(Some("refused by fault injection".into()));
-                    *r.status_mut() =
-                        http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::SERVICE_UNAVAILABLE);
-                    Err(r)
+                Ok((_, ConnectDecision::Refuse { status })) => refuse(
+                    http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::SERVICE_UNAVAILABLE),
+                    "refused by fault injection".into(),
+                    None,
+                ),
+                Err(ClaimError::Full { limit }) => {
+                    let why = format!("session limit reached: {limit} sessions exist (max_sessions)");
+                    refuse(http::StatusCode::SERVICE_UNAVAILABLE, why.clone(), Some(why))
                 }
+                Err(ClaimError::Pipeline(e)) => refuse(http::StatusCode::INTERNAL_SERVER_ERROR, e.clone(), Some(e)),
             }
         }
     };
@@ -610,26 +688,25 @@ async fn handle(inner: Arc<Inner>, io: BoxIo, conn: u64) {
         tokio_tungstenite::accept_hdr_async_with_config(io, callback, Some(ws_cfg)),
     )
     .await;
-    let mut ws = match hs {
-        Ok(Ok(ws)) => ws,
-        Ok(Err(e)) => {
-            match refused.lock().expect("lock").take() {
-                Some(status) => inner.log(conn, GatewayEvent::Refused { status }),
-                None => inner.log(conn, GatewayEvent::HandshakeFailed { why: e.to_string() }),
-            }
-            return;
-        }
-        Err(_) => {
-            inner.log(
-                conn,
-                GatewayEvent::HandshakeFailed {
-                    why: format!("no handshake within {timeout:?}"),
-                },
-            );
-            return;
-        }
+    let chosen = chosen.lock().expect("lock").take();
+    let why = match hs {
+        Ok(Ok(ws)) => return chosen.map(|(key, session)| (ws, key, session)),
+        Ok(Err(e)) => e.to_string(),
+        Err(_) => format!("no handshake within {timeout:?}"),
     };
-    let Some((key, session)) = chosen.lock().expect("lock").take() else {
+    // Accepted by the callback, then failed (the 101 could not be written): let the session go.
+    if let Some((_, session)) = chosen {
+        inner.release(&session);
+    }
+    match refused.lock().expect("lock").take() {
+        Some((status, reason)) => inner.log(conn, GatewayEvent::Refused { status, reason }),
+        None => inner.log(conn, GatewayEvent::HandshakeFailed { why }),
+    }
+    None
+}
+
+async fn handle(inner: Arc<Inner>, io: BoxIo, conn: u64) {
+    let Some((mut ws, key, session)) = handshake(&inner, io, conn).await else {
         return;
     };
     let session_key: Arc<str> = Arc::from(key.as_str());
@@ -675,19 +752,14 @@ async fn handle(inner: Arc<Inner>, io: BoxIo, conn: u64) {
                     _ => {}
                 });
                 for m in msgs {
-                    let replies = s.feed.on_client_message(&m, now);
+                    s.on_client_message(&*inner.feeds, &m, now);
                     inner.log(conn, GatewayEvent::Received { message: m });
-                    for r in replies {
-                        s.seq += 1;
-                        let key = (r.due, s.seq);
-                        s.replies.insert(key, r);
-                    }
                 }
             }
             if st.stalled.is_none() && st.ending.is_none() {
                 let mut burst = 0;
                 while burst < MAX_BURST
-                    && let Some(item) = s.pop_due(now)
+                    && let Some(item) = s.pop_due(&*inner.feeds, now)
                 {
                     burst += 1;
                     s.offered += 1;
@@ -697,7 +769,7 @@ async fn handle(inner: Arc<Inner>, io: BoxIo, conn: u64) {
                             conn,
                             GatewayEvent::Offered {
                                 index,
-                                frames: describe_stream(&mut s.describer, &item.bytes),
+                                frames: s.describe(&item.bytes),
                             },
                         );
                     }
@@ -750,7 +822,11 @@ async fn handle(inner: Arc<Inner>, io: BoxIo, conn: u64) {
         let next = {
             let mut s = session.lock().expect("session lock");
             [
-                if st.stalled.is_none() { s.peek_due() } else { None },
+                if st.stalled.is_none() {
+                    s.peek_due(&*inner.feeds)
+                } else {
+                    None
+                },
                 st.outs.keys().next().map(|k| k.0),
                 st.ins.keys().next().map(|k| k.0),
                 s.pipeline.next_deadline(conn),
@@ -816,6 +892,7 @@ async fn handle(inner: Arc<Inner>, io: BoxIo, conn: u64) {
             s.active = None;
         }
     }
+    inner.release(&session);
     let lost: usize = st.outs.values().map(Vec::len).sum();
     if !st.outs.is_empty() {
         let prefix = inner.cfg.prefix_len;

@@ -74,6 +74,18 @@ pub enum SourceError {
     },
 }
 
+/// Reads a whole capture once, so a bad line anywhere fails the source at start, naming
+/// `file:line:column`, instead of a replay stopping halfway while clients are connected. A last
+/// line cut mid-write is not an error (the reader reports it as a truncation). One line is held
+/// at a time: a large capture costs time here (the reader's rate), not memory.
+fn validate_capture(path: &std::path::Path) -> Result<(), CaptureError> {
+    let mut reader = CaptureReader::open(path)?;
+    while let Some(record) = reader.next_record() {
+        record?;
+    }
+    Ok(())
+}
+
 /// The seed of session `key`'s feed: independent per session, the same for the same scenario seed
 /// and key (FNV-1a of the key, mixed with the seed by SplitMix64's finaliser so that neighbouring
 /// seeds give unrelated streams).
@@ -132,7 +144,8 @@ impl SourceSpec {
     /// Builds the feed factory: every session key gets its own feed, seeded by
     /// [`session_seed`]`(seed, key)`. Fleet settings are validated here, and a capture is opened
     /// and its header read here, so a missing file or a bad header fails before the first client
-    /// connects, naming the file.
+    /// connects, naming the file; the whole capture is read once here, so a bad line anywhere
+    /// fails here too, naming `file:line:column`.
     pub fn feeds(&self, seed: u64) -> Result<Feeds, SourceError> {
         let errors = ReplayErrors::default();
         let make: Arc<MakeFeed> = match self {
@@ -164,7 +177,7 @@ impl SourceSpec {
                     path: c.path.clone(),
                     message: format!("terminal: {message}"),
                 })?;
-                CaptureReader::open(&c.path)?;
+                validate_capture(&c.path)?;
                 let c = c.clone();
                 let errors = errors.clone();
                 Arc::new(move |key: &str| -> Box<dyn Feed> {

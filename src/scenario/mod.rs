@@ -6,6 +6,7 @@
 
 mod checks;
 pub mod runner;
+pub mod validate;
 
 use std::path::{Path, PathBuf};
 
@@ -227,6 +228,16 @@ impl Scenario {
             .file_stem()
             .map_or_else(|| "scenario".into(), |n| n.to_string_lossy().into_owned());
         s.path = path.to_path_buf();
+        // Every count and duration in range, reported at its key like a parse error.
+        if let Some(v) = validate::check(&s).into_iter().next() {
+            let (line, column) = validate::offset_of(text, &v.path).map_or((1, 1), |o| line_col(text, o));
+            return Err(ScenarioError::Parse {
+                path: path.to_path_buf(),
+                line,
+                column,
+                message: format!("`{}`: {}", v.key(), v.message),
+            });
+        }
         for (i, c) in s.commands.iter().enumerate() {
             if c.body.is_some() && c.hex.is_some() {
                 return Err(ScenarioError::Invalid {
@@ -284,6 +295,39 @@ mod tests {
         let text = "description = \"x\"\nseed = \"three\"\n";
         let err = Scenario::parse(text, Path::new("s.toml")).unwrap_err().to_string();
         assert!(err.starts_with("s.toml:2:8: "), "{err}");
+    }
+
+    fn err(text: &str) -> String {
+        Scenario::parse(text, Path::new("s.toml")).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn an_endless_duration_is_refused_at_its_key() {
+        let e = err("description = \"x\"\nduration_ms = 18446744073709551615\n");
+        assert!(e.starts_with("s.toml:2:15: `duration_ms`"), "{e}");
+        assert!(e.contains("1..=604800000"), "{e}");
+    }
+
+    #[test]
+    fn a_reversed_range_is_refused_at_its_key() {
+        let e = err("description = \"x\"\n[expect]\nreconnects = [3, 1]\n");
+        assert!(e.starts_with("s.toml:3:14: `expect.reconnects`"), "{e}");
+        assert!(e.contains("min must be <= max"), "{e}");
+    }
+
+    #[test]
+    fn counts_in_sections_and_arrays_are_refused_at_their_keys() {
+        let e = err("description = \"x\"\n[source]\ntype = \"fleet\"\nterminals = 4294967295\n");
+        assert!(
+            e.starts_with("s.toml:4:13: `source.terminals`: 4294967295 is out of range 1..=100000"),
+            "{e}"
+        );
+        let e = err(
+            "description = \"x\"\n[[commands]]\nat_ms = 1\nmsg_id = \"0x8001\"\nphone = \"1\"\n[[commands]]\nat_ms = 999999999999\nmsg_id = \"0x8001\"\nphone = \"1\"\n",
+        );
+        assert!(e.starts_with("s.toml:7:9: `commands[1].at_ms`"), "{e}");
+        let e = err("description = \"x\"\n[client]\nbackoff_min_ms = 5\nbackoff_max_ms = 1\n");
+        assert!(e.starts_with("s.toml:4:18: `client.backoff_max_ms`"), "{e}");
     }
 
     #[test]
