@@ -12,6 +12,9 @@
 //! - `field_pcap_redacted.jsonl`: that pcap through `import-pcap`, then `redact` with a fixed key.
 //! - `unescaped_flag_device.jsonl`: the real frame of a device that did not escape a 0x7E inside
 //!   it (`iss-jtframework71-unescaped-7e`) between two good frames of another real device.
+//! - `recorded_conversation.jsonl`: a platform client and one terminal behind the seed's 18-byte
+//!   envelope: location reports, and two exchanges recorded both ways (0x8104 serial 5 answered
+//!   by 0x0104, 0x9205 serial 6 answered by a 0x1205 list in 3 packets), for `--converse`.
 
 use std::collections::BTreeSet;
 use std::fs::File;
@@ -32,6 +35,7 @@ const VECTORS_REPLAY: &str = "captures/vectors_replay.jsonl";
 const FIELD_PCAP: &str = "captures/field_sample.pcap";
 const FIELD_REDACTED: &str = "captures/field_pcap_redacted.jsonl";
 const UNESCAPED_FLAG: &str = "captures/unescaped_flag_device.jsonl";
+const CONVERSATION: &str = "captures/recorded_conversation.jsonl";
 /// The key the bundled field capture is redacted with. It is public, so the stand-ins in that file
 /// protect nothing: the file shows what redaction does to a capture.
 const BUNDLED_KEY: &str = "jt808-harness bundled capture key (public)";
@@ -273,6 +277,82 @@ fn location(lat: u32, lng: u32, minute: u8) -> Vec<u8> {
     b
 }
 
+// ===== recorded_conversation.jsonl =====
+
+fn conversation_frame(id: u16, serial: u16, body: Vec<u8>) -> Vec<u8> {
+    let phone = Phone::parse("13800000001").unwrap();
+    Message::new(id, Version::V2013, phone, serial, Body::Raw(RawBody { raw: body })).encode()
+}
+
+/// See the module doc. The recorded client's commands carry serials 5 and 6; a client replayed
+/// against it sends its own.
+fn recorded_conversation() -> Vec<u8> {
+    use jt808_harness::codec::body::{AvResource, AvResourceList};
+    use jt808_harness::codec::wire::BcdTime;
+    let mut header = CaptureHeader::new(18);
+    header.source = Some("tests/bundled_captures.rs: a synthetic recording of a platform and one terminal".into());
+    let mut w = CaptureWriter::new(Vec::new(), &header).unwrap();
+    let env = |bytes: Vec<u8>| [b"ENV".to_vec(), vec![0; 15], bytes].concat();
+    let gateway = |t_ms: u64, bytes: Vec<u8>| Record::binary(t_ms * 1000, 1, Side::Gateway, env(bytes));
+    let client = |t_ms: u64, bytes: Vec<u8>| Record::binary(t_ms * 1000, 1, Side::Client, bytes);
+    let report =
+        |serial: u16, minute: u8| conversation_frame(0x0200, serial, location(39_908_692, 116_397_477, minute));
+    // 0x0104: reply serial 5, 2 parameters: 0x0001 heartbeat interval 30 s, 0x0029 report interval 10 s.
+    let params = [
+        vec![0, 5, 2],
+        vec![0, 0, 0, 1, 4, 0, 0, 0, 30],
+        vec![0, 0, 0, 0x29, 4, 0, 0, 0, 10],
+    ]
+    .concat();
+    let query = [
+        vec![0],
+        vec![0x20, 0x07, 0x07, 0, 0, 0],
+        vec![0x20, 0x07, 0x07, 0x23, 0x59, 0x59],
+        vec![0; 11],
+    ]
+    .concat();
+    let item = |i: u8| AvResource {
+        channel: 1,
+        start: BcdTime([0x20, 0x07, 0x07, 0x08, i, 0]),
+        end: BcdTime([0x20, 0x07, 0x07, 0x08, i + 5, 0]),
+        alarm: 0,
+        av_type: 0,
+        stream_type: 1,
+        storage_type: 1,
+        file_size: 4_000_000 + u32::from(i),
+    };
+    let list = Body::AvResourceList(AvResourceList {
+        reply_serial: 6,
+        items: (0..24).map(|i| item(i * 2)).collect(),
+    });
+    let mut serial = 9;
+    let packets =
+        Message::new(0x1205, Version::V2013, Phone::parse("13800000001").unwrap(), 0, list).encode_packets(256, || {
+            serial += 1;
+            serial
+        });
+    assert_eq!(packets.len(), 3);
+    let mut records = vec![
+        Record::open(0, 1),
+        gateway(500, report(1, 0)),
+        gateway(1500, report(2, 1)),
+        client(2000, conversation_frame(0x8104, 5, Vec::new())),
+        gateway(2080, [conversation_frame(0x0104, 3, params), report(4, 2)].concat()),
+        gateway(2500, report(5, 3)),
+        client(3000, conversation_frame(0x9205, 6, query)),
+    ];
+    for (i, p) in packets.into_iter().enumerate() {
+        records.push(gateway(3100 + 20 * i as u64, p));
+    }
+    records.push(gateway(3500, report(13, 4)));
+    records.push(gateway(4500, report(14, 5)));
+    records.push(Record::close(5_000_000, 1, Some(Side::Client), Some(1000), None));
+    for r in records {
+        w.write(&r).unwrap();
+    }
+    w.into_inner()
+}
+
 fn register(version: Version, terminal_id: &[u8], plate: &[u8]) -> Vec<u8> {
     let (maker, model, tid) = if version.is_2019() { (11, 30, 30) } else { (5, 20, 7) };
     let pad = |s: &[u8], n: usize| {
@@ -482,6 +562,7 @@ fn regenerate_bundled_captures() {
     std::fs::write(root().join(FIELD_PCAP), pcap).unwrap();
     std::fs::write(root().join(FIELD_REDACTED), field_pcap_redacted(dir.path())).unwrap();
     std::fs::write(root().join(UNESCAPED_FLAG), unescaped_flag_device()).unwrap();
+    std::fs::write(root().join(CONVERSATION), recorded_conversation()).unwrap();
 }
 
 #[test]
@@ -504,6 +585,7 @@ fn bundled_captures_are_exactly_what_the_generator_makes() {
         read(UNESCAPED_FLAG) == unescaped_flag_device(),
         "{UNESCAPED_FLAG}: {hint}"
     );
+    assert!(read(CONVERSATION) == recorded_conversation(), "{CONVERSATION}: {hint}");
 }
 
 #[test]

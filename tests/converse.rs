@@ -179,3 +179,25 @@ fn answers_wait_for_their_command_and_carry_its_serial() {
     // Header, open, location, 0x8104, 0x0104, 0x9205, the packets, then the 0x8201.
     assert_eq!(missing.line, 6 + packets as u64 + 1, "the line of the recorded 0x8201");
 }
+
+/// The bundled conversation scenario with its 0x8104 left out: the recorded 0x8104 exchange is
+/// reported as never asked for, and the check fails naming it.
+#[test]
+fn a_recorded_command_the_client_never_sends_fails_conversation_complete() {
+    use jt808_harness::scenario::{Scenario, runner};
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let path = root.join("scenarios/recorded_answers_wait_for_the_clients_commands_and_carry_its_serials.toml");
+    let mut sc = Scenario::load(&path).unwrap();
+    sc.commands.retain(|c| c.msg_id != 0x8104);
+    if let jt808_harness::gateway::source::SourceSpec::Capture(c) = &mut sc.source {
+        c.path = root.join(&c.path);
+    }
+    let t = runner::run(&sc, runner::Mode::Snapshot).unwrap();
+    let check = t.checks.iter().find(|c| c.name == "conversation_complete").unwrap();
+    assert!(!check.ok);
+    assert!(
+        check.detail.contains("1 of 2") && check.detail.contains("0x8104 13800000001 #5 (line 5)"),
+        "{}",
+        check.detail
+    );
+}

@@ -94,6 +94,8 @@ async fn a_recorded_feed_replays_to_the_same_decoded_messages() {
         speed: 0.0,
         loops: 1,
         terminal: Default::default(),
+        converse: false,
+        allow_prefix_mismatch: false,
     });
     let replay_gateway = start_gateway(replay, 4, stop).await;
     let replayed = decoded(&format!("ws://{replay_gateway}/"), 4, n).await;
@@ -204,6 +206,8 @@ async fn replayed_serials(capture: &std::path::Path, prefix_len: usize, n: usize
         speed: 0.0,
         loops: 1,
         terminal: Default::default(),
+        converse: false,
+        allow_prefix_mismatch: false,
     });
     let gateway = start_gateway(replay, prefix_len, stop).await;
     let got = decoded(&format!("ws://{gateway}/"), prefix_len, n).await;

@@ -216,6 +216,8 @@ fn a_missing_or_bad_capture_is_an_error_at_build_time_naming_the_file() {
             speed,
             loops: 1,
             terminal: TerminalSettings::default(),
+            converse: false,
+            allow_prefix_mismatch: false,
         })
     };
     let missing = dir.path().join("nope.jsonl");
@@ -316,6 +318,8 @@ async fn through_the_gateway_the_capture_plays_at_speed_with_the_gateway_envelop
         speed: 10.0,
         loops: 1,
         terminal: TerminalSettings::default(),
+        converse: false,
+        allow_prefix_mismatch: false,
     });
     let (net, listener) = MemoryNetwork::new(64 * 1024);
     let (_stop_tx, stop) = tokio::sync::watch::channel(false);
@@ -363,6 +367,8 @@ async fn at_speed_zero_a_long_capture_arrives_whole_and_in_order() {
         speed: 0.0,
         loops: 1,
         terminal: TerminalSettings::default(),
+        converse: false,
+        allow_prefix_mismatch: false,
     });
     let (net, listener) = MemoryNetwork::new(64 * 1024);
     let (_stop_tx, stop) = tokio::sync::watch::channel(false);
@@ -384,4 +390,50 @@ async fn at_speed_zero_a_long_capture_arrives_whole_and_in_order() {
         };
         assert_eq!(&b[..], frame(i).as_slice(), "message {i}");
     }
+}
+
+#[test]
+fn a_connection_that_states_its_own_prefix_is_replayed_with_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mixed.jsonl");
+    let mut w = CaptureWriter::create(&path, &CaptureHeader::new(4)).unwrap();
+    w.write(&Record::open(0, 1)).unwrap();
+    w.write(&Record::binary(
+        0,
+        1,
+        Side::Gateway,
+        [b"ENV!".to_vec(), frame(1)].concat(),
+    ))
+    .unwrap();
+    // A raw flow in the same capture: no envelope on its messages.
+    w.write(&Record::open_with_prefix(10, 2, 0)).unwrap();
+    w.write(&Record::binary(20, 2, Side::Gateway, frame(2))).unwrap();
+    drop(w);
+    let got: Vec<Vec<u8>> = take(&mut replay(&path, 1.0, 1), 10)
+        .into_iter()
+        .map(|(_, b)| b)
+        .collect();
+    assert_eq!(got, [frame(1), frame(2)]);
+}
+
+#[test]
+fn a_capture_whose_header_prefix_cuts_into_frames_is_refused_at_start_unless_allowed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bare-but-says-18.jsonl");
+    let mut w = CaptureWriter::create(&path, &CaptureHeader::new(18)).unwrap();
+    for serial in 1..=5u16 {
+        w.write(&Record::binary(u64::from(serial), 1, Side::Gateway, frame(serial)))
+            .unwrap();
+    }
+    drop(w);
+    let mut source = CaptureSource::new(&path);
+    let e = SourceSpec::Capture(source.clone()).feeds(1).unwrap_err();
+    assert!(matches!(e, SourceError::Prefix(_)), "{e}");
+    let text = e.to_string();
+    assert!(
+        text.contains("bare-but-says-18.jsonl:2:") && text.contains("prefix_len 18 cuts into frames"),
+        "{text}"
+    );
+    source.allow_prefix_mismatch = true;
+    SourceSpec::Capture(source).feeds(1).expect("told to go on");
 }

@@ -89,6 +89,9 @@ impl Candidate {
 
 fn count(score: &mut Score, item: Item<'_>) {
     match item {
+        // Thirteen zero bytes are a well-formed frame by accident (id 0x0000, no body, check code
+        // 0), and envelopes are often zero-padded: an id the standard does not define is junk.
+        Item::Frame(f) if f.header.msg_id == 0 => score.junk_bytes += f.content.len() as u64 + 1,
         Item::Frame(_) => score.frames += 1,
         Item::Rejected(_) => score.rejected += 1,
         Item::Skipped { len, .. } => score.junk_bytes += len,
@@ -387,6 +390,17 @@ mod tests {
         for p in [1, 4, 17, 19, 40] {
             assert_eq!(found(&feed(10, p, 2)), Some(p), "prefix {p}");
         }
+    }
+
+    #[test]
+    fn zero_padding_that_reads_as_a_frame_is_not_evidence() {
+        // "ENV" and 15 zeros: cut 5 bytes and the 13 zeros left are an id-0x0000 frame that passes
+        // every check; they must not outvote the real envelope.
+        let msgs: Vec<Vec<u8>> = feed(10, 0, 0)
+            .into_iter()
+            .map(|m| [b"ENV".to_vec(), vec![0; 15], m].concat())
+            .collect();
+        assert_eq!(found(&msgs), Some(18));
     }
 
     #[test]

@@ -25,7 +25,6 @@ use tokio::sync::watch;
 
 use super::fleet::{FleetConfig, FleetVersion, MAX_FRAMES_PER_MESSAGE, MAX_INTERVAL_MS, MAX_TERMINALS};
 use super::source::{CaptureSource, SourceError, SourceSpec};
-use super::terminal::TerminalSettings;
 use super::{Gateway, GatewayConfig, GatewayError};
 use crate::codec::frame::MAX_BODY_LEN;
 use crate::faults::{FaultSpec, FaultSpecError};
@@ -48,6 +47,15 @@ pub struct ServeArgs {
     /// How many times to play the capture (0 = forever). Default 1.
     #[arg(long, requires = "capture")]
     pub loops: Option<u32>,
+    /// Replay the capture as a conversation: the recorded terminal answers wait for the client's
+    /// matching commands (same id and terminal) and carry their serials; commands the recording
+    /// never saw are answered by the terminal script; what never came is reported at the end.
+    #[arg(long, requires = "capture")]
+    pub converse: bool,
+    /// Serve the capture even when its stated envelope prefix cuts into frames (refused
+    /// otherwise, naming the first record where it shows).
+    #[arg(long, requires = "capture")]
+    pub allow_prefix_mismatch: bool,
     /// Fleet: number of terminals (1..=100000). Default 2.
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_TERMINALS)))]
     pub terminals: Option<u32>,
@@ -149,10 +157,11 @@ impl ServeArgs {
             None => {
                 let source = match &self.capture {
                     Some(path) => SourceSpec::Capture(CaptureSource {
-                        path: path.clone(),
                         speed: self.speed.unwrap_or(1.0),
                         loops: self.loops.unwrap_or(1),
-                        terminal: TerminalSettings::default(),
+                        converse: self.converse,
+                        allow_prefix_mismatch: self.allow_prefix_mismatch,
+                        ..CaptureSource::new(path.clone())
                     }),
                     None => {
                         let d = FleetConfig::default();
@@ -223,6 +232,7 @@ pub async fn serve(
     let seed = plan.gateway.seed;
     let feeds = plan.source.feeds(seed)?;
     let errors = feeds.errors();
+    let conversations = feeds.conversations();
     let listener = Listener::bind(args.listen).await.map_err(|source| ServeError::Bind {
         addr: args.listen,
         source,
@@ -266,6 +276,12 @@ pub async fn serve(
     for e in errors.list() {
         tracing::error!("replay: {}", e.message);
     }
+    // What a conversation replay expected and never got is said at the end, as a log line.
+    for (session, report) in conversations.reports() {
+        let line = serde_json::json!({"type": "conversation", "session": session, "report": report});
+        writeln!(out, "{line}")?;
+    }
+    out.flush()?;
     Ok(())
 }
 

@@ -4,7 +4,8 @@
 //! memory of one line. No tokio here; due times are virtual offsets.
 //!
 //! What is replayed: every record `from: gateway` with a binary payload, in file order, with the
-//! capture's own `prefix_len` bytes cut off the front (the gateway puts its own envelope of its
+//! capture's own `prefix_len` bytes cut off the front (a connection's own, when its `open` record
+//! states one) (the gateway puts its own envelope of its
 //! configured `prefix_len` in front again). Due at `t_us / speed` (speed 0: every message due at 0,
 //! in order: as fast as the link takes them). What is not: the client's messages (the client under
 //! test sends its own, and the [`TerminalScript`] answers them), text/ping/pong messages (a feed
@@ -35,6 +36,7 @@ use serde::Serialize;
 
 use super::feed::{Feed, FeedItem};
 use super::terminal::{TerminalScript, TerminalSettings};
+use crate::capture::prefix::ConnPrefixes;
 use crate::capture::{CaptureError, CaptureHeader, CaptureReader, CaptureWriter, Payload, Record, RecordKind, Side};
 use crate::codec::Message;
 
@@ -126,6 +128,8 @@ pub struct Replay {
     path: PathBuf,
     reader: Option<CaptureReader<BufReader<File>>>,
     prefix_len: usize,
+    /// Each connection's prefix (the header's, or its own from its `open` record).
+    prefixes: ConnPrefixes,
     opts: ReplayOptions,
     loop_index: u32,
     /// Added to `t_us` in this loop.
@@ -159,6 +163,7 @@ impl Replay {
             path,
             reader: Some(reader),
             prefix_len,
+            prefixes: ConnPrefixes::new(prefix_len),
             opts,
             loop_index: 0,
             offset_us: 0,
@@ -174,7 +179,8 @@ impl Replay {
         self.errors.clone()
     }
 
-    /// The capture's `prefix_len`, cut off every message.
+    /// The capture header's `prefix_len`, cut off every message of a connection that does not
+    /// state its own.
     pub fn prefix_len(&self) -> usize {
         self.prefix_len
     }
@@ -229,6 +235,7 @@ impl Replay {
             return;
         }
         self.offset_us = self.offset_us.saturating_add(self.last_t_us);
+        self.prefixes = ConnPrefixes::new(self.prefix_len);
         self.last_t_us = 0;
         self.offered_in_loop = 0;
         match CaptureReader::open(&self.path) {
@@ -243,7 +250,10 @@ impl Feed for Replay {
         loop {
             let reader = self.reader.as_mut()?;
             match reader.next_record() {
-                Some(Ok(Record { t_us, kind, .. })) => {
+                Some(Ok(record)) => {
+                    self.prefixes.observe(&record);
+                    let Record { t_us, conn, kind } = record;
+                    let prefix_len = self.prefixes.get(conn);
                     self.last_t_us = t_us;
                     let RecordKind::Message {
                         from: Side::Gateway,
@@ -252,18 +262,18 @@ impl Feed for Replay {
                     else {
                         continue;
                     };
-                    if bytes.len() < self.prefix_len {
+                    if bytes.len() < prefix_len {
                         let line = reader.line();
                         let message = format!(
-                            "{}:{line}: gateway message of {} bytes is shorter than the capture's prefix_len {}; skipped",
+                            "{}:{line}: gateway message of {} bytes is shorter than its connection's prefix_len \
+                             {prefix_len}; skipped",
                             reader.path(),
                             bytes.len(),
-                            self.prefix_len
                         );
                         self.report(message, false);
                         continue;
                     }
-                    bytes.drain(..self.prefix_len);
+                    bytes.drain(..prefix_len);
                     self.offered_in_loop += 1;
                     return Some(FeedItem {
                         due: self.due(t_us),

@@ -7,10 +7,12 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use super::converse::{Conversation, ConversationHandle, ConversationReport};
 use super::feed::{Feed, ListFeed};
 use super::fleet::{Fleet, FleetConfig, FleetError};
 use super::replay::{Replay, ReplayErrors, ReplayOptions};
 use super::terminal::TerminalSettings;
+use crate::capture::prefix::{DEFAULT_CHECK_MESSAGES, PrefixCheckError, check_capture};
 use crate::capture::{CaptureError, CaptureReader};
 
 /// The source of a gateway session's feed.
@@ -45,6 +47,28 @@ pub struct CaptureSource {
     /// How the terminals answer the client's commands.
     #[serde(default)]
     pub terminal: TerminalSettings,
+    /// Replay it as a conversation ([`super::converse`]): the recorded answers wait for the
+    /// client's matching commands and carry their serials. Needs `loops = 1`. Default false.
+    #[serde(default)]
+    pub converse: bool,
+    /// Serve it even when its stated envelope prefix cuts into frames
+    /// ([`crate::capture::prefix::check_capture`]). Default false: such a capture is refused.
+    #[serde(default)]
+    pub allow_prefix_mismatch: bool,
+}
+
+impl CaptureSource {
+    /// A capture at `path` played once at its own speed, as a monologue.
+    pub fn new(path: impl Into<PathBuf>) -> CaptureSource {
+        CaptureSource {
+            path: path.into(),
+            speed: 1.0,
+            loops: 1,
+            terminal: TerminalSettings::default(),
+            converse: false,
+            allow_prefix_mismatch: false,
+        }
+    }
 }
 
 fn one() -> f64 {
@@ -64,6 +88,9 @@ pub enum SourceError {
     /// file).
     #[error("capture source: {0}")]
     Capture(#[from] CaptureError),
+    /// The capture's stated envelope prefix cuts into frames.
+    #[error("capture source: {0}")]
+    Prefix(#[from] PrefixCheckError),
     /// A capture option out of range.
     #[error("capture source {path}: {message}")]
     Invalid {
@@ -113,7 +140,11 @@ type MakeFeed = dyn Fn(&str) -> Box<dyn Feed> + Send + Sync;
 pub struct Feeds {
     make: Arc<MakeFeed>,
     errors: ReplayErrors,
+    conversations: Conversations,
 }
+
+/// The conversation reports of every session of a conversation replay, by session key.
+type Conversations = Arc<std::sync::Mutex<std::collections::BTreeMap<String, ConversationHandle>>>;
 
 impl std::fmt::Debug for Feeds {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -134,9 +165,27 @@ impl Feeds {
         self.errors.clone()
     }
 
+    /// A handle on the conversation reports of every session so far (none unless the source is
+    /// a capture replayed with `converse`); read it at the end of a run.
+    pub fn conversations(&self) -> ConversationReports {
+        ConversationReports(self.conversations.clone())
+    }
+
     /// The factory as [`super::Gateway::new`] takes it.
     pub fn into_factory(self) -> impl Fn(&str) -> Box<dyn Feed> + Send + Sync + 'static {
         move |key: &str| (self.make)(key)
+    }
+}
+
+/// The conversation reports of a source's sessions (see [`Feeds::conversations`]).
+#[derive(Debug, Clone, Default)]
+pub struct ConversationReports(Conversations);
+
+impl ConversationReports {
+    /// Each session's report, by session key.
+    pub fn reports(&self) -> Vec<(String, ConversationReport)> {
+        let map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        map.iter().map(|(k, h)| (k.clone(), h.report())).collect()
     }
 }
 
@@ -148,6 +197,7 @@ impl SourceSpec {
     /// fails here too, naming `file:line:column`.
     pub fn feeds(&self, seed: u64) -> Result<Feeds, SourceError> {
         let errors = ReplayErrors::default();
+        let conversations = Conversations::default();
         let make: Arc<MakeFeed> = match self {
             SourceSpec::Fleet(cfg) => {
                 Fleet::new(cfg.clone(), seed)?;
@@ -177,9 +227,19 @@ impl SourceSpec {
                     path: c.path.clone(),
                     message: format!("terminal: {message}"),
                 })?;
+                if c.converse && c.loops != 1 {
+                    return Err(SourceError::Invalid {
+                        path: c.path.clone(),
+                        message: format!("converse replays a conversation once: loops must be 1, not {}", c.loops),
+                    });
+                }
                 validate_capture(&c.path)?;
+                if !c.allow_prefix_mismatch {
+                    check_capture(&c.path, DEFAULT_CHECK_MESSAGES)?;
+                }
                 let c = c.clone();
                 let errors = errors.clone();
+                let conversations = conversations.clone();
                 Arc::new(move |key: &str| -> Box<dyn Feed> {
                     let opts = ReplayOptions {
                         speed: c.speed,
@@ -187,8 +247,16 @@ impl SourceSpec {
                         terminal: c.terminal.clone(),
                         seed: session_seed(seed, key),
                     };
-                    match Replay::open_with(&c.path, opts, errors.clone()) {
-                        Ok(r) => Box::new(r),
+                    let feed: Result<Box<dyn Feed>, CaptureError> = if c.converse {
+                        let handle = ConversationHandle::default();
+                        let mut map = conversations.lock().unwrap_or_else(|p| p.into_inner());
+                        map.insert(key.to_string(), handle.clone());
+                        Conversation::open(&c.path, opts, errors.clone(), handle).map(|f| Box::new(f) as Box<dyn Feed>)
+                    } else {
+                        Replay::open_with(&c.path, opts, errors.clone()).map(|f| Box::new(f) as Box<dyn Feed>)
+                    };
+                    match feed {
+                        Ok(f) => f,
                         // The file was readable at start; it went away or changed since.
                         Err(e) => {
                             tracing::error!(session = key, "{e}");
@@ -199,6 +267,10 @@ impl SourceSpec {
                 })
             }
         };
-        Ok(Feeds { make, errors })
+        Ok(Feeds {
+            make,
+            errors,
+            conversations,
+        })
     }
 }

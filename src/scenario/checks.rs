@@ -90,6 +90,8 @@ pub struct Facts {
     requests: u64,
     answered: u64,
     request_failures: Vec<String>,
+    /// The conversation reports of a conversation replay (harness `conversation` events).
+    conversations: Vec<Value>,
     commands: u64,
 }
 
@@ -202,6 +204,7 @@ impl Facts {
                 (Side::Harness, "answered") => f.answered += 1,
                 (Side::Harness, "request_failed") => f.request_failures.push(s(v, "error")),
                 (Side::Harness, "command") => f.commands += 1,
+                (Side::Harness, "conversation") => f.conversations.push(v.clone()),
                 _ => {}
             }
         }
@@ -402,7 +405,48 @@ pub fn check(x: &Expectations, f: &Facts, client: &ClientSection) -> Vec<Check> 
         };
         add("requests_answered", ok, detail);
     }
+    if x.conversation_complete == Some(true) {
+        let (ok, detail) = conversation_check(&f.conversations);
+        add("conversation_complete", ok, detail);
+    }
     out
+}
+
+/// Every recorded exchange answered, none missing, in every session's conversation.
+fn conversation_check(reports: &[Value]) -> (bool, String) {
+    if reports.is_empty() {
+        return (false, "no conversation replay ran ([source] converse = true)".into());
+    }
+    let mut ok = true;
+    let mut parts = Vec::new();
+    for r in reports {
+        let missing: Vec<String> = r
+            .get("missing")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .map(|m| {
+                format!(
+                    "{} {} #{} (line {})",
+                    s(m, "msg_id"),
+                    s(m, "phone"),
+                    n(m, "serial"),
+                    n(m, "line")
+                )
+            })
+            .collect();
+        ok &= missing.is_empty() && n(r, "exchanges") > 0;
+        let mut part = format!(
+            "{} of {} recorded exchanges answered",
+            n(r, "answered"),
+            n(r, "exchanges")
+        );
+        if !missing.is_empty() {
+            part.push_str(&format!("; never asked for: {}", missing.join(", ")));
+        }
+        parts.push(part);
+    }
+    (ok, parts.join("; "))
 }
 
 #[cfg(test)]

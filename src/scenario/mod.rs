@@ -168,6 +168,9 @@ pub struct Expectations {
     pub min_messages: Option<u64>,
     /// Every `request = true` command got its answer.
     pub requests_answered: Option<bool>,
+    /// A conversation replay (`[source] converse = true`): every command of the recording was
+    /// sent by the client under test and answered with the recorded answers.
+    pub conversation_complete: Option<bool>,
 }
 
 /// A scenario file that could not be loaded.

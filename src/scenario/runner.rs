@@ -168,6 +168,7 @@ async fn run_async(sc: &Scenario, mode: Mode) -> Result<Transcript, RunError> {
         .collect::<Result<_, _>>()?;
     let feeds = sc.source.feeds(sc.seed).map_err(|e| setup(e.to_string()))?;
     let replay_errors = feeds.errors();
+    let conversations = feeds.conversations();
     let feeds = feeds.into_factory();
     let (stop_tx, stop_rx) = watch::channel(false);
     let gw = Gateway::new(sc.gateway.config(sc.seed), sc.faults.clone(), feeds, stop_rx)
@@ -286,6 +287,15 @@ async fn run_async(sc: &Scenario, mode: Mode) -> Result<Transcript, RunError> {
             0,
             json!({"type": "capture_error", "error": e.message, "ended": e.ended}),
         ));
+    }
+    // What a conversation replay expected and never got, at the end of the run.
+    let end = start.elapsed();
+    for (session, report) in conversations.reports() {
+        let mut v = json!({"type": "conversation", "session": session});
+        if let (Value::Object(m), Ok(Value::Object(r))) = (&mut v, serde_json::to_value(&report)) {
+            m.extend(r);
+        }
+        harness.push((end, u64::MAX, v));
     }
     Ok(build_transcript(sc, mode, client_events, gateway_log, harness))
 }
