@@ -15,6 +15,9 @@
 //! - `recorded_conversation.jsonl`: a platform client and one terminal behind the seed's 18-byte
 //!   envelope: location reports, and two exchanges recorded both ways (0x8104 serial 5 answered
 //!   by 0x0104, 0x9205 serial 6 answered by a 0x1205 list in 3 packets), for `--converse`.
+//! - `recorded_two_connections.jsonl`: a recorded feed whose first WebSocket connection the
+//!   gateway closed with 1001 and whose second dropped without a close frame, for
+//!   `keep_connections`.
 
 use std::collections::BTreeSet;
 use std::fs::File;
@@ -36,6 +39,7 @@ const FIELD_PCAP: &str = "captures/field_sample.pcap";
 const FIELD_REDACTED: &str = "captures/field_pcap_redacted.jsonl";
 const UNESCAPED_FLAG: &str = "captures/unescaped_flag_device.jsonl";
 const CONVERSATION: &str = "captures/recorded_conversation.jsonl";
+const TWO_CONNECTIONS: &str = "captures/recorded_two_connections.jsonl";
 /// The key the bundled field capture is redacted with. It is public, so the stand-ins in that file
 /// protect nothing: the file shows what redaction does to a capture.
 const BUNDLED_KEY: &str = "jt808-harness bundled capture key (public)";
@@ -353,6 +357,43 @@ fn recorded_conversation() -> Vec<u8> {
     w.into_inner()
 }
 
+/// See the module doc: three reports on connection 1, closed by the gateway with 1001, then three
+/// on connection 2, which ends without a close frame.
+fn recorded_two_connections() -> Vec<u8> {
+    let mut header = CaptureHeader::new(18);
+    header.source = Some("tests/bundled_captures.rs: a synthetic recording with two connections".into());
+    let mut w = CaptureWriter::new(Vec::new(), &header).unwrap();
+    let env = |bytes: Vec<u8>| [b"ENV".to_vec(), vec![0; 15], bytes].concat();
+    let report = |conn: u64, t_ms: u64, serial: u16| {
+        let body = location(39_908_692, 116_397_477, serial as u8);
+        Record::binary(
+            t_ms * 1000,
+            conn,
+            Side::Gateway,
+            env(conversation_frame(0x0200, serial, body)),
+        )
+    };
+    let gone = Some("going away".to_string());
+    let dropped = Some("ended without a close frame".to_string());
+    let records = [
+        Record::open(0, 1),
+        report(1, 500, 1),
+        report(1, 1500, 2),
+        report(1, 2500, 3),
+        Record::close(3_000_000, 1, Some(Side::Gateway), Some(1001), gone.clone()),
+        Record::close(3_000_000, 1, Some(Side::Client), Some(1001), gone),
+        Record::open(3_400_000, 2),
+        report(2, 3500, 4),
+        report(2, 4500, 5),
+        report(2, 5500, 6),
+        Record::close(6_000_000, 2, Some(Side::Gateway), None, dropped),
+    ];
+    for r in records {
+        w.write(&r).unwrap();
+    }
+    w.into_inner()
+}
+
 fn register(version: Version, terminal_id: &[u8], plate: &[u8]) -> Vec<u8> {
     let (maker, model, tid) = if version.is_2019() { (11, 30, 30) } else { (5, 20, 7) };
     let pad = |s: &[u8], n: usize| {
@@ -563,6 +604,7 @@ fn regenerate_bundled_captures() {
     std::fs::write(root().join(FIELD_REDACTED), field_pcap_redacted(dir.path())).unwrap();
     std::fs::write(root().join(UNESCAPED_FLAG), unescaped_flag_device()).unwrap();
     std::fs::write(root().join(CONVERSATION), recorded_conversation()).unwrap();
+    std::fs::write(root().join(TWO_CONNECTIONS), recorded_two_connections()).unwrap();
 }
 
 #[test]
@@ -586,6 +628,10 @@ fn bundled_captures_are_exactly_what_the_generator_makes() {
         "{UNESCAPED_FLAG}: {hint}"
     );
     assert!(read(CONVERSATION) == recorded_conversation(), "{CONVERSATION}: {hint}");
+    assert!(
+        read(TWO_CONNECTIONS) == recorded_two_connections(),
+        "{TWO_CONNECTIONS}: {hint}"
+    );
 }
 
 #[test]

@@ -39,6 +39,7 @@ async fn serves_the_feed_on_its_timeline_with_the_envelope_prefix() {
             Box::new(ListFeed::new((1..=3u16).map(|i| FeedItem {
                 due: Duration::from_millis(500 * i as u64),
                 bytes: frame(i),
+                close: None,
             })))
         },
         stop,
@@ -94,6 +95,7 @@ async fn a_session_resumes_its_feed_on_reconnect() {
             Box::new(ListFeed::new((1..=4u16).map(|i| FeedItem {
                 due: Duration::from_millis(100 * i as u64),
                 bytes: frame(i),
+                close: None,
             })))
         },
         stop,
@@ -134,6 +136,7 @@ fn four_message_gateway(cfg: GatewayConfig) -> (Gateway, MemoryNetwork, watch::S
             Box::new(ListFeed::new((1..=4u16).map(|i| FeedItem {
                 due: Duration::from_millis(100 * i as u64),
                 bytes: frame(i),
+                close: None,
             })))
         },
         stop,

@@ -95,6 +95,7 @@ async fn a_recorded_feed_replays_to_the_same_decoded_messages() {
         loops: 1,
         terminal: Default::default(),
         converse: false,
+        keep_connections: false,
         allow_prefix_mismatch: false,
     });
     let replay_gateway = start_gateway(replay, 4, stop).await;
@@ -207,6 +208,7 @@ async fn replayed_serials(capture: &std::path::Path, prefix_len: usize, n: usize
         loops: 1,
         terminal: Default::default(),
         converse: false,
+        keep_connections: false,
         allow_prefix_mismatch: false,
     });
     let gateway = start_gateway(replay, prefix_len, stop).await;

@@ -217,6 +217,7 @@ fn a_missing_or_bad_capture_is_an_error_at_build_time_naming_the_file() {
             loops: 1,
             terminal: TerminalSettings::default(),
             converse: false,
+            keep_connections: false,
             allow_prefix_mismatch: false,
         })
     };
@@ -319,6 +320,7 @@ async fn through_the_gateway_the_capture_plays_at_speed_with_the_gateway_envelop
         loops: 1,
         terminal: TerminalSettings::default(),
         converse: false,
+        keep_connections: false,
         allow_prefix_mismatch: false,
     });
     let (net, listener) = MemoryNetwork::new(64 * 1024);
@@ -368,6 +370,7 @@ async fn at_speed_zero_a_long_capture_arrives_whole_and_in_order() {
         loops: 1,
         terminal: TerminalSettings::default(),
         converse: false,
+        keep_connections: false,
         allow_prefix_mismatch: false,
     });
     let (net, listener) = MemoryNetwork::new(64 * 1024);

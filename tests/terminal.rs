@@ -237,6 +237,7 @@ fn a_retransmit_request_resends_exactly_the_named_packets_with_new_serials() {
             .map(|bytes| FeedItem {
                 due: Duration::ZERO,
                 bytes,
+                close: None,
             })
             .collect();
         let orig = frames(&original);
@@ -391,6 +392,7 @@ async fn through_the_gateway_the_client_gets_the_ack_then_the_completion() {
         let m = decoded(&[FeedItem {
             due: at,
             bytes: b.to_vec(),
+            close: None,
         }]);
         got.push((m[0].header.msg_id, m[0].body.reply_serial(), at));
     }

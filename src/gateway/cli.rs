@@ -52,6 +52,11 @@ pub struct ServeArgs {
     /// never saw are answered by the terminal script; what never came is reported at the end.
     #[arg(long, requires = "capture")]
     pub converse: bool,
+    /// Keep the capture's connections: close each where the recording closed it, with its close
+    /// code (the client reconnects for the next); without it every connection's messages are one
+    /// stream.
+    #[arg(long, requires = "capture")]
+    pub keep_connections: bool,
     /// Serve the capture even when its stated envelope prefix cuts into frames (refused
     /// otherwise, naming the first record where it shows).
     #[arg(long, requires = "capture")]
@@ -160,6 +165,7 @@ impl ServeArgs {
                         speed: self.speed.unwrap_or(1.0),
                         loops: self.loops.unwrap_or(1),
                         converse: self.converse,
+                        keep_connections: self.keep_connections,
                         allow_prefix_mismatch: self.allow_prefix_mismatch,
                         ..CaptureSource::new(path.clone())
                     }),

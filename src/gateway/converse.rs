@@ -435,10 +435,17 @@ impl Feed for Conversation {
     fn next_item(&mut self) -> Option<FeedItem> {
         loop {
             let item = self.replay.next_item()?;
+            if item.close.is_some() {
+                return Some(item);
+            }
             let index = self.index;
             self.index += 1;
             if let Some(bytes) = self.without_answers(index, item.bytes) {
-                return Some(FeedItem { due: item.due, bytes });
+                return Some(FeedItem {
+                    due: item.due,
+                    bytes,
+                    close: None,
+                });
             }
         }
     }
@@ -464,6 +471,7 @@ impl Feed for Conversation {
             items.push(FeedItem {
                 due: now + self.scaled(a.delay_us),
                 bytes,
+                close: None,
             });
         }
         self.exchanges[ex].answered = true;

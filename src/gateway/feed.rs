@@ -15,6 +15,18 @@ pub struct FeedItem {
     pub due: Duration,
     /// The JT808 bytes of one WebSocket message (one or more frames).
     pub bytes: Vec<u8>,
+    /// Instead of a message: end the connection here, as a recorded connection ended (a capture
+    /// replayed with its connections kept, [`super::replay::ReplayOptions::keep_connections`]).
+    /// `bytes` is then empty.
+    pub close: Option<FeedClose>,
+}
+
+/// How a feed ends the connection it is served on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeedClose {
+    /// The close code to send; `None`: drop the connection without a close frame, as the
+    /// recorded one dropped.
+    pub code: Option<u16>,
 }
 
 /// A source of frames for one gateway session, plus the terminal behaviour that answers commands.

@@ -604,6 +604,7 @@ impl Feed for Fleet {
         Some(FeedItem {
             due: Duration::from_micros(due),
             bytes,
+            close: None,
         })
     }
 

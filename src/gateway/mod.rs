@@ -141,6 +141,12 @@ pub enum Closed {
     },
     /// A fault dropped it without a close frame.
     GatewayAbort,
+    /// The replayed capture's connection ended here ([`replay::ReplayOptions::keep_connections`]):
+    /// closed with the recorded code, or dropped when the recording shows none.
+    Recorded {
+        /// Close code sent.
+        code: Option<u16>,
+    },
     /// A newer connection of the same session replaced it (a stalled connection the client gave up).
     Superseded,
     /// A storm (stress) dropped it.
@@ -761,6 +767,10 @@ async fn handle(inner: Arc<Inner>, io: BoxIo, conn: u64) {
                 while burst < MAX_BURST
                     && let Some(item) = s.pop_due(&*inner.feeds, now)
                 {
+                    if let Some(close) = item.close {
+                        st.ending.get_or_insert((now, Closed::Recorded { code: close.code }));
+                        break;
+                    }
                     burst += 1;
                     s.offered += 1;
                     let index = s.offered;
@@ -803,10 +813,15 @@ async fn handle(inner: Arc<Inner>, io: BoxIo, conn: u64) {
             && at <= now
             && let Some((_, end)) = st.ending.take()
         {
-            if let Closed::GatewayClose { code } = end {
+            let close = match end {
+                Closed::GatewayClose { code } => Some((code, "fault injection")),
+                Closed::Recorded { code: Some(code) } => Some((code, "as recorded")),
+                _ => None,
+            };
+            if let Some((code, reason)) = close {
                 let frame = CloseFrame {
                     code: CloseCode::from(code),
-                    reason: "fault injection".into(),
+                    reason: reason.into(),
                 };
                 let _ = ws.close(Some(frame)).await;
             }

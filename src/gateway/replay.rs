@@ -34,7 +34,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::feed::{Feed, FeedItem};
+use super::feed::{Feed, FeedClose, FeedItem};
 use super::terminal::{TerminalScript, TerminalSettings};
 use crate::capture::prefix::ConnPrefixes;
 use crate::capture::{CaptureError, CaptureHeader, CaptureReader, CaptureWriter, Payload, Record, RecordKind, Side};
@@ -109,6 +109,13 @@ pub struct ReplayOptions {
     pub terminal: TerminalSettings,
     /// Seed of the terminal script.
     pub seed: u64,
+    /// Keep the capture's connections: where a recorded connection closed, the connection it is
+    /// replayed on is closed the same way (its close code, or dropped without a close frame when
+    /// the recording shows none), and the client's next connection gets the next recorded one.
+    /// Off: every connection's messages go into one stream, and the gateway's faults alone decide
+    /// about connections (right for a pcap of raw TCP terminals, whose connections are terminals,
+    /// not WebSocket connections).
+    pub keep_connections: bool,
 }
 
 impl Default for ReplayOptions {
@@ -118,6 +125,7 @@ impl Default for ReplayOptions {
             loops: 1,
             terminal: TerminalSettings::default(),
             seed: 0,
+            keep_connections: false,
         }
     }
 }
@@ -140,6 +148,8 @@ pub struct Replay {
     offered_in_loop: u64,
     script: TerminalScript,
     errors: ReplayErrors,
+    /// Connections of this loop whose close was served (with `keep_connections`).
+    closed: std::collections::BTreeSet<u64>,
 }
 
 impl Replay {
@@ -171,6 +181,7 @@ impl Replay {
             offered_in_loop: 0,
             script,
             errors,
+            closed: Default::default(),
         })
     }
 
@@ -236,6 +247,7 @@ impl Replay {
         }
         self.offset_us = self.offset_us.saturating_add(self.last_t_us);
         self.prefixes = ConnPrefixes::new(self.prefix_len);
+        self.closed.clear();
         self.last_t_us = 0;
         self.offered_in_loop = 0;
         match CaptureReader::open(&self.path) {
@@ -255,6 +267,18 @@ impl Feed for Replay {
                     let Record { t_us, conn, kind } = record;
                     let prefix_len = self.prefixes.get(conn);
                     self.last_t_us = t_us;
+                    if let RecordKind::Close { code, .. } = kind {
+                        // The first close of a connection ends it (a clean close is recorded twice:
+                        // the closer's frame and the answer).
+                        if self.opts.keep_connections && self.closed.insert(conn) {
+                            return Some(FeedItem {
+                                due: self.due(t_us),
+                                bytes: Vec::new(),
+                                close: Some(FeedClose { code }),
+                            });
+                        }
+                        continue;
+                    }
                     let RecordKind::Message {
                         from: Side::Gateway,
                         payload: Payload::Binary(mut bytes),
@@ -278,6 +302,7 @@ impl Feed for Replay {
                     return Some(FeedItem {
                         due: self.due(t_us),
                         bytes,
+                        close: None,
                     });
                 }
                 Some(Err(e)) => {

@@ -51,6 +51,11 @@ pub struct CaptureSource {
     /// client's matching commands and carry their serials. Needs `loops = 1`. Default false.
     #[serde(default)]
     pub converse: bool,
+    /// Keep the capture's connections: close each where the recording closed it, with its close
+    /// code, so the client reconnects for the next ([`ReplayOptions::keep_connections`]). Default
+    /// false: one stream, whatever the recorded connections.
+    #[serde(default)]
+    pub keep_connections: bool,
     /// Serve it even when its stated envelope prefix cuts into frames
     /// ([`crate::capture::prefix::check_capture`]). Default false: such a capture is refused.
     #[serde(default)]
@@ -66,6 +71,7 @@ impl CaptureSource {
             loops: 1,
             terminal: TerminalSettings::default(),
             converse: false,
+            keep_connections: false,
             allow_prefix_mismatch: false,
         }
     }
@@ -246,6 +252,7 @@ impl SourceSpec {
                         loops: c.loops,
                         terminal: c.terminal.clone(),
                         seed: session_seed(seed, key),
+                        keep_connections: c.keep_connections,
                     };
                     let feed: Result<Box<dyn Feed>, CaptureError> = if c.converse {
                         let handle = ConversationHandle::default();

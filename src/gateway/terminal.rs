@@ -363,7 +363,13 @@ impl TerminalScript {
             });
             term.encode(GeneralResponse::TERMINAL_ID, &body, packet_size)
         };
-        let at = |frames: Vec<Vec<u8>>, due: Duration| frames.into_iter().map(move |bytes| FeedItem { due, bytes });
+        let at = |frames: Vec<Vec<u8>>, due: Duration| {
+            frames.into_iter().map(move |bytes| FeedItem {
+                due,
+                bytes,
+                close: None,
+            })
+        };
 
         if matches!(msg.body, Body::Invalid(_)) {
             self.stats.malformed += 1;

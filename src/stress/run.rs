@@ -195,6 +195,7 @@ impl Feed for StressFeed {
         let item = FeedItem {
             due,
             bytes: location_frame(self.phone, self.next),
+            close: None,
         };
         self.next += 1;
         Some(item)
@@ -221,6 +222,7 @@ impl Feed for StressFeed {
         vec![FeedItem {
             due: now,
             bytes: m.encode(),
+            close: None,
         }]
     }
 }
