@@ -1,7 +1,7 @@
 //! 0x0107 terminal attributes, the answer to 0x8107 (empty body) (JT/T 808-2013 §8.14, 2019 §8.16).
 //!
 //! ```text
-//! terminal type WORD | maker BYTE[5] | model BYTE[20] (2019: 30) | terminal id BYTE[7] (2019: 30)
+//! terminal type WORD | maker BYTE[5] | model BYTE[20] (2011: 8, 2019: 30) | terminal id BYTE[7] (2019: 30)
 //! | ICCID BCD[10] | hardware version length BYTE | hardware version | firmware version length BYTE
 //! | firmware version | GNSS attributes BYTE | communication attributes BYTE
 //! ```
@@ -23,7 +23,7 @@ pub struct TerminalAttributes {
     pub terminal_type: u16,
     /// Maker id (5 bytes).
     pub maker: Text,
-    /// Model (20 bytes, 30 in 2019).
+    /// Model (20 bytes; 8 in 2011, 30 in 2019).
     pub model: Text,
     /// Terminal id (7 bytes, 30 in 2019).
     pub terminal_id: Text,
@@ -51,7 +51,8 @@ impl TerminalAttributes {
     fn widths(layout: Version) -> (usize, usize) {
         match layout {
             Version::V2019 => (30, 30),
-            _ => (20, 7),
+            Version::V2013 => (20, 7),
+            Version::V2011 => (8, 7),
         }
     }
 }
