@@ -50,6 +50,10 @@ pub struct DriverIdentity {
     /// Driver ID card number (20 bytes; 2011 and 2019).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub id_number: Option<Text>,
+    /// Bytes after the last field the standard defines, kept as they came (hex): SmallChi's
+    /// 2019 test frames carry a face-match BYTE and a UID STRING[20] there.
+    #[serde(skip_serializing_if = "Vec::is_empty", with = "crate::codec::wire::hex_upper")]
+    pub extra: Vec<u8>,
     /// The layout the body was read with (2011 or later; not in the JSON).
     #[serde(skip)]
     pub layout: Version,
@@ -77,6 +81,7 @@ impl DriverIdentity {
             organization: None,
             validity: None,
             id_number: None,
+            extra: Vec::new(),
             layout,
         }
     }
@@ -109,7 +114,7 @@ impl DriverIdentity {
                 d.id_number = Some(r.fixed_text(20, "id_number")?);
             }
         }
-        r.finish("id_number")?;
+        d.extra = r.rest().to_vec();
         Ok(d)
     }
 }
@@ -140,6 +145,7 @@ impl BodyCodec for DriverIdentity {
         text(&self.organization, out);
         self.validity.iter().for_each(|v| out.extend_from_slice(v));
         fixed(&self.id_number, 20, out);
+        out.extend_from_slice(&self.extra);
     }
 }
 
