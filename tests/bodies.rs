@@ -217,3 +217,43 @@ fn id_table_md_is_what_the_code_says() {
         "ID_TABLE.md is stale: JT808_WRITE_ID_TABLE=1 cargo test --test bodies id_table"
     );
 }
+
+/// Whole frames from a peer's test suite: through the decoder, the body is the fields the peer
+/// asserts, and the message re-encodes to the frame.
+#[test]
+fn peer_frames_decode_to_their_fields_and_re_encode() {
+    let frames = [
+        // SmallChi/JT808 JT808.Protocol.Test/MessageBody/JT808_0x8300Test.cs Test1.
+        (
+            "7E8300000D012345678900000105736D616C6C63686920353138027E",
+            json!({"flag": 5, "text": "smallchi 518"}),
+        ),
+        // SmallChi/JT808 JT808_0x8103Test.cs Test1_1.
+        (
+            "7E8103000A000123456789000A0100000001040000000A057E",
+            json!({"count": 1, "params": [{"id": "0x0001", "name": "heartbeat_interval", "type": "dword", "value": 10}]}),
+        ),
+        // SmallChi/JT808 JT808_0x8103Test.cs Test4_2 (a CAN id setting of all 0xFF).
+        (
+            "7E8103000e0135123443213039010000011008ffffffffffffffffed7E",
+            json!({"count": 1, "params": [{"id": "0x0110", "name": "can_id_setting", "type": "bytes",
+                "value": "FFFFFFFFFFFFFFFF"}]}),
+        ),
+    ];
+    for (frame, want) in frames {
+        let wire = hex::decode(frame).unwrap();
+        let mut msgs = Vec::new();
+        jt808_harness::codec::Decoder::default().push(&wire, std::time::Duration::ZERO, |e| {
+            if let jt808_harness::codec::DecodeEvent::Message(m) = e {
+                msgs.push(m)
+            }
+        });
+        assert_eq!(msgs.len(), 1, "{frame}");
+        assert_eq!(serde_json::to_value(&msgs[0].body).unwrap(), want, "{frame}");
+        assert_eq!(
+            hex::encode(msgs[0].encode()),
+            frame.to_lowercase(),
+            "{frame}: re-encodes"
+        );
+    }
+}

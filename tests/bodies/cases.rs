@@ -181,6 +181,32 @@ fn params() -> Vec<Case> {
                 "mode": 7, "condition": 1, "days": 127, "period_flags": 1,
                 "periods": [8, 0, 9, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]}}]}),
         ),
+        // SmallChi/JT808 JT808.Protocol.Test/MessageBody/JT808_0x8103Test.cs Test2_1, Test3_1 (its
+        // 0x0075 field values), Test4_1.
+        c(
+            0x8103,
+            V2013,
+            "02 00000001 04 0000000A 00000013 0D 7777772E62616964752E636F6D",
+            json!({"count": 2, "params": [
+                {"id": "0x0001", "name": "heartbeat_interval", "type": "dword", "value": 10},
+                {"id": "0x0013", "name": "main_server_address", "type": "string", "value": "www.baidu.com"}]}),
+        ),
+        c(
+            0x8103,
+            V2013,
+            "01 00000075 15 03 05 0004 07 00000006 08 0A 0009 0C 0000000B 0002 01",
+            json!({"count": 1, "params": [{"id": "0x0075", "name": "av_params", "type": "av_params", "value": {
+                "live_encoding": 3, "live_resolution": 5, "live_keyframe_interval": 4, "live_frame_rate": 7,
+                "live_bitrate": 6, "store_encoding": 8, "store_resolution": 10, "store_keyframe_interval": 9,
+                "store_frame_rate": 12, "store_bitrate": 11, "osd": 2, "audio_output": 1}}]}),
+        ),
+        c(
+            0x8103,
+            V2013,
+            "01 00000110 08 000003E8C000DDD5",
+            json!({"count": 1, "params": [{"id": "0x0110", "name": "can_id_setting", "type": "bytes",
+                "value": "000003E8C000DDD5"}]}),
+        ),
         c(
             0x0104,
             V2013,
