@@ -6,6 +6,9 @@
 //!   0x31), distinct serials (so some headers carry escapes) and drifting positions.
 //! - `mixed_1205`: the real 18-packet 0x1205 resource list (`yz-1205-18pkt-*`) 200 times, with two
 //!   0x0200 reports after every packet: sub-packet reassembly under interleaving.
+//! - `every_id_mix`: every body of the body table (tests/bodies/cases.rs: every typed id, 2013 and
+//!   2019 layouts; 0x0200 as the 12-item report above) round-robin, 10,000 frames: the cost of the
+//!   table dispatch and the bodies beyond 0x0200.
 //!
 //! Each stream has four benchmarks: `decode` (the full [`Decoder`]: deframing, un-escaping, check
 //! code, header, reassembly and body decoding with every check that can fail, every event handed
@@ -27,6 +30,10 @@ use criterion::{Criterion, Throughput};
 use jt808_harness::codec::body::{Body, ItemValue};
 use jt808_harness::codec::frame::xor;
 use jt808_harness::codec::{DecodeEvent, Decoder, Deframer, Item, Message, Phone, Version};
+
+#[path = "../tests/bodies/cases.rs"]
+#[allow(dead_code)]
+mod cases;
 
 /// Socket read size the streams are pushed in.
 const CHUNK: usize = 4096;
@@ -141,6 +148,31 @@ fn mixed_stream() -> Stream {
         bytes,
         frames,
         messages,
+    }
+}
+
+/// Every 2013/2019 body of the body table, each checked to decode typed, then framed round-robin
+/// (distinct serials) until 10,000 frames; 0x0200 is the 12-item report of `location_stream`.
+fn every_id_stream() -> Stream {
+    let phone = Phone::parse("13912344321").expect("digits");
+    let bodies: Vec<(u16, Version, Vec<u8>)> = cases::cases()
+        .into_iter()
+        .filter(|c| c.v != Version::V2011 && c.id != 0x0200)
+        .map(|c| (c.id, c.v, hex::decode(&c.hex).expect("table hex")))
+        .chain([(0x0200, Version::V2013, location_body(0))])
+        .collect();
+    let mut bytes = Vec::new();
+    for i in 0..10_000u32 {
+        let (id, v, body) = &bodies[i as usize % bodies.len()];
+        let typed = Body::decode(*id, *v, body);
+        assert!(typed.msg_id().is_some(), "0x{id:04X}: {typed:?}");
+        bytes.extend(Message::new(*id, *v, phone, i as u16, typed).encode());
+    }
+    Stream {
+        name: "every_id_mix",
+        bytes,
+        frames: 10_000,
+        messages: 10_000,
     }
 }
 
@@ -317,7 +349,7 @@ fn summary(streams: &[Stream]) {
 }
 
 fn main() {
-    let streams = [location_stream(), mixed_stream()];
+    let streams = [location_stream(), mixed_stream(), every_id_stream()];
     let mut c = Criterion::default().configure_from_args();
     for s in &streams {
         bench(&mut c, s);

@@ -334,11 +334,18 @@ fn check_body(v: &Vector, msg: &Message, e: &mut Map<String, Value>) {
             check_location(id, m.location.as_ref().expect("2013 carries a location"), &mut want);
             assert!(want.is_empty(), "{id}: unmapped location keys {want:?}");
         }
-        (Body::Raw(r), 0x0800) => {
-            // yz-0800-2019-escaped-checksum: the point is the check code 0x7D, sent as 7D 01.
+        (Body::MediaEvent(m), _) => {
+            // yz-0800-2019-escaped-checksum: the point is the check code 0x7D, sent as 7D 01; the
+            // body is media id 123, image, JPEG, event 7, channel 1.
+            assert_eq!(
+                (m.media_id, m.media_type, m.media_format, m.event, m.channel),
+                (123, 0, 0, 7, 1),
+                "{id}"
+            );
+            let body = msg.body_bytes();
             let mut content = Vec::new();
-            msg.header.write(r.raw.len(), &mut content);
-            content.extend_from_slice(&r.raw);
+            msg.header.write(body.len(), &mut content);
+            content.extend_from_slice(&body);
             assert_eq!(format!("0x{:02X}", xor(&content)), take_str(id, e, "xor"), "{id}");
         }
         (Body::PlatformRetransmitRequest(r), _) => {
@@ -553,13 +560,37 @@ fn packet_groups_reassemble_and_every_packet_header_re_encodes() {
                 assert_eq!(take_u64(group, &mut starts, "count"), 180);
                 assert_eq!(l.items.len(), 180);
             }
-            Body::Raw(raw) => {
-                // 0x0104 has no typed body: the raw reassembled bytes carry the declared count.
-                assert_eq!(msg.header.msg_id, 0x0104);
-                assert_eq!(take_u64(group, &mut r, "param_count"), u64::from(raw.raw[2]));
-                // The id/len walk desynchronises (the point of the vector); only note it.
-                r.remove("tlv_walk_consistent");
-                r.remove("desync_after_param");
+            Body::ParamAnswer(a) => {
+                // The declared count is shown and the 88 parameters are read; what follows them
+                // (where a plain id/len walk desynchronises, the point of the vector) is kept in
+                // `rest` and named, and the body still re-encodes to the fragments (below).
+                assert_eq!(take_u64(group, &mut r, "param_count"), u64::from(a.count));
+                assert_eq!(a.params.len(), 88, "{group}");
+                assert_eq!(r.remove("tlv_walk_consistent"), Some(Value::Bool(false)));
+                let desync = take_str(group, &mut r, "desync_after_param");
+                // After 0x0077, where the vector says the walk goes astray, the parameters the
+                // count still allows are zero runs, read as id 0 with length 0.
+                let at = a.params.iter().position(|p| p.id == 0x0077).expect("0x0077");
+                assert_eq!(at, 83, "{group}: 84 real parameters, then 4 zero runs");
+                assert!(a.params[at + 1..].iter().all(|p| p.id == 0), "{group}");
+                assert!(desync.starts_with("0x00000077"), "{group}: {desync}");
+                let rest_at = body.len() - a.rest.len();
+                let tail: Vec<_> = a
+                    .issues
+                    .iter()
+                    .filter(|i| i.issue.contains("after the 88 declared"))
+                    .collect();
+                assert_eq!(tail.len(), 1, "{group}: {:?}", a.issues);
+                assert_eq!(tail[0].offset, rest_at, "{group}");
+                // 0x0076 of this device is 31 bytes of zeros: 3 counts of 0 and 28 more bytes.
+                let odd: Vec<_> = a.issues.iter().filter_map(|i| i.param.clone()).collect();
+                assert_eq!(odd, ["0x0076"], "{group}: {:?}", a.issues);
+                let text = |id: u32| match &a.params.iter().find(|p| p.id == id).unwrap().value {
+                    jt808_harness::codec::body::ParamValue::Text(t) => t.text.clone(),
+                    other => panic!("{other:?}"),
+                };
+                assert_eq!(text(0x0083), "渝D5F001", "{group}: GBK plate");
+                assert_eq!(text(0x0013), "183.230.82.18", "{group}");
             }
             other => panic!("{group}: {other:?}"),
         }
@@ -683,8 +714,9 @@ fn fault_vectors_are_rejected_by_name_or_tolerated_as_jt808_md_says() {
                 assert!(intended.is_empty() && e.is_empty(), "{id}");
                 check_header(v, h, &mut e);
                 assert!(
-                    matches!(msg.body, Body::Raw(ref r) if r.raw.is_empty()),
-                    "{id}: 0x8104 empty body"
+                    matches!(msg.body, Body::QueryAllParams(ref b) if b.extra.is_empty()),
+                    "{id}: 0x8104 empty body: {:?}",
+                    msg.body
                 );
                 assert_eq!(msg.encode(), wire, "{id}: re-encoded with the flag still clear");
             }

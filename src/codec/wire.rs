@@ -162,6 +162,36 @@ impl<'a> Reader<'a> {
         self.text(n, field)
     }
 
+    /// Reads a WORD length `n` and then a STRING of `n` bytes (area names, 0x8302 answers).
+    pub fn len16_text(&mut self, field: &'static str) -> Result<Text, WireError> {
+        let n = self.u16(field)? as usize;
+        self.text(n, field)
+    }
+
+    /// Reads a count (BYTE, WORD or DWORD as `read` gives it) and then that many items, each
+    /// read by `item`; a count larger than the bytes can hold fails on the first missing item.
+    pub fn counted<T>(
+        &mut self,
+        count: usize,
+        mut item: impl FnMut(&mut Reader<'a>) -> Result<T, WireError>,
+    ) -> Result<Vec<T>, WireError> {
+        // Never trust a count for the allocation: at most one item per byte left.
+        let mut v = Vec::with_capacity(count.min(self.remaining()));
+        for _ in 0..count {
+            v.push(item(self)?);
+        }
+        Ok(v)
+    }
+
+    /// Takes the next `n` bytes, which the caller has checked are there (fewer when not).
+    #[inline]
+    pub fn rest_prefix(&mut self, n: usize) -> &'a [u8] {
+        let n = n.min(self.remaining());
+        let s = &self.buf[self.pos..self.pos + n];
+        self.pos += n;
+        s
+    }
+
     /// Takes every byte left.
     #[inline]
     pub fn rest(&mut self) -> &'a [u8] {
@@ -200,6 +230,50 @@ impl<'a> Reader<'a> {
             need,
             have: self.remaining(),
         }
+    }
+}
+
+/// A fixed-size field that reads and writes itself, so a flat body (a run of BYTE, WORD, DWORD,
+/// 64BITS, BCD[6] and BYTE[n] fields) is declared as its field list (`flat_body!` in
+/// codec/body/codec.rs) instead of hand-written read and write code per message.
+pub trait WireField: Sized {
+    /// Reads the field named `field`.
+    fn read(r: &mut Reader<'_>, field: &'static str) -> Result<Self, WireError>;
+    /// Appends the field's bytes.
+    fn write(&self, out: &mut Vec<u8>);
+}
+
+macro_rules! int_field {
+    ($($t:ty => $read:ident),*) => {$(
+        impl WireField for $t {
+            #[inline]
+            fn read(r: &mut Reader<'_>, field: &'static str) -> Result<Self, WireError> {
+                r.$read(field)
+            }
+            #[inline]
+            fn write(&self, out: &mut Vec<u8>) {
+                out.extend_from_slice(&self.to_be_bytes());
+            }
+        }
+    )*};
+}
+int_field!(u8 => u8, u16 => u16, u32 => u32, u64 => u64);
+
+impl WireField for BcdTime {
+    fn read(r: &mut Reader<'_>, field: &'static str) -> Result<Self, WireError> {
+        r.bcd_time(field)
+    }
+    fn write(&self, out: &mut Vec<u8>) {
+        self.encode(out);
+    }
+}
+
+impl<const N: usize> WireField for [u8; N] {
+    fn read(r: &mut Reader<'_>, field: &'static str) -> Result<Self, WireError> {
+        r.array(field)
+    }
+    fn write(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(self);
     }
 }
 
@@ -406,6 +480,16 @@ impl Text {
         let b = self.wire_bytes();
         let n = b.len().min(255);
         out.push(n as u8);
+        out.extend_from_slice(&b[..n]);
+    }
+}
+
+impl Text {
+    /// Appends a WORD length and the STRING (the length is cut at 65,535 with the bytes).
+    pub fn encode_len16(&self, out: &mut Vec<u8>) {
+        let b = self.wire_bytes();
+        let n = b.len().min(u16::MAX as usize);
+        out.extend_from_slice(&(n as u16).to_be_bytes());
         out.extend_from_slice(&b[..n]);
     }
 }

@@ -3,10 +3,13 @@
 //! "some devices send a body anyway (`iss-traccar5331-0002-with-body`, 17 bytes). Do not reject
 //! it": the bytes are kept and re-encoded.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The body of 0x0002 and 0x0003.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+/// Also what 0x0004, 0x8104, 0x8107, 0x8201, 0x8204, 0x8702 and 0x9003 carry (empty bodies);
+/// builds from an empty TOML table.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct EmptyBody {
     /// Bytes a device sent although the body should be empty (hex; absent when empty).
     #[serde(skip_serializing_if = "Vec::is_empty", with = "crate::codec::wire::hex_upper")]
