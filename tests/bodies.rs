@@ -162,9 +162,9 @@ fn commands_build_from_toml_by_name_and_encode_as_set() {
     assert_eq!(out, [1, 1, 0xB2, 0xE2, 0xCA, 0xD4]);
 }
 
-/// The README section "Message ids" (kept in ID_TABLE.md for the lead to merge), generated from
-/// `MESSAGE_IDS` and the fields the table's bodies serialise: the test fails when the file is not
-/// what the code says. `JT808_WRITE_ID_TABLE=1 cargo test --test bodies id_table` rewrites it.
+/// The README section "Message ids", generated from `MESSAGE_IDS` and the fields the table's
+/// bodies serialise: the test fails when the README is not what the code says.
+/// `JT808_WRITE_ID_TABLE=1 cargo test --test bodies id_table` rewrites the section.
 fn id_table() -> String {
     let mut fields: std::collections::BTreeMap<u16, Vec<String>> = Default::default();
     for case in cases() {
@@ -205,16 +205,25 @@ fn id_table() -> String {
 }
 
 #[test]
-fn id_table_md_is_what_the_code_says() {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/ID_TABLE.md");
+fn id_table_in_the_readme_is_what_the_code_says() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/README.md");
+    let readme = std::fs::read_to_string(path).unwrap();
+    let start = readme
+        .find("## Message ids\n")
+        .expect("README has a Message ids section");
+    let end = readme[start + 3..]
+        .find("\n## ")
+        .map_or(readme.len(), |i| start + 3 + i + 1);
     let want = id_table();
     if std::env::var_os("JT808_WRITE_ID_TABLE").is_some() {
-        std::fs::write(path, &want).unwrap();
+        let mut new = readme.clone();
+        new.replace_range(start..end, &format!("{}\n", want.trim_end()));
+        std::fs::write(path, new).unwrap();
+        return;
     }
-    let have = std::fs::read_to_string(path).unwrap_or_default();
     assert!(
-        have == want,
-        "ID_TABLE.md is stale: JT808_WRITE_ID_TABLE=1 cargo test --test bodies id_table"
+        readme[start..end].trim_end() == want.trim_end(),
+        "README's Message ids section is stale: JT808_WRITE_ID_TABLE=1 cargo test --test bodies id_table"
     );
 }
 
