@@ -261,3 +261,33 @@ fn run_passes_a_bundled_scenario_against_its_snapshot() {
     assert!(out.status.success(), "{text}");
     assert!(text.contains("1 passed, 0 failed"), "{text}");
 }
+
+/// `client` and `stress` refuse an out-of-range number before doing anything, naming the option
+/// and its range, with a usage error's exit status.
+#[test]
+fn client_and_stress_refuse_an_out_of_range_option_naming_it_and_its_range() {
+    for (args, option, range) in [
+        (
+            &["client", "--url", "ws://127.0.0.1:1", "--queue-capacity", "0"][..],
+            "--queue-capacity",
+            "1..=1000000",
+        ),
+        (
+            &["client", "--url", "ws://127.0.0.1:1", "--ping-interval-ms", "0"][..],
+            "--ping-interval-ms",
+            "1..=86400000",
+        ),
+        (&["stress", "--clients", "0"][..], "--clients", "1..=1000000"),
+        (
+            &["stress", "--storm", "every=0.0001s,fraction=0.5"][..],
+            "--storm",
+            "1ms..=604800s",
+        ),
+    ] {
+        let out = harness().args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}: a usage error");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(option) && err.contains(range), "{args:?}: {err}");
+        assert!(out.stdout.is_empty(), "{args:?}: nothing started");
+    }
+}

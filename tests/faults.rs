@@ -1084,3 +1084,99 @@ fn invalid_specs_are_refused_by_pipeline_new() {
         Ok(_) => panic!("every = 0 accepted"),
     }
 }
+
+/// Every numeric fault parameter has a range: a value outside it is refused wherever the spec comes
+/// from, with the fault, the key and the range named; its bounds are accepted.
+#[test]
+fn every_numeric_fault_parameter_is_range_checked() {
+    const C: &str = "1..=1000000000000";
+    const MS: &str = "0..=604800000";
+    // (spec, key, range, the same spec at the bound, which parses)
+    #[rustfmt::skip]
+    let table: &[(&str, &str, &str, &str)] = &[
+        ("type=\"drop\", every=0", "every", C, "type=\"drop\", every=1"),
+        ("type=\"drop\", every=1000000000001", "every", C, "type=\"drop\", every=1000000000000"),
+        ("type=\"drop\", at=0", "at", C, "type=\"drop\", at=1"),
+        ("type=\"drop\", after=1000000000001", "after", "0..=1000000000000", "type=\"drop\", after=0"),
+        ("type=\"drop\", times=0", "times", C, "type=\"drop\", times=1"),
+        ("type=\"drop\", times=1000000000001", "times", C, "type=\"drop\", times=1000000000000"),
+        ("type=\"drop\", probability=1.5", "probability", "0..=1", "type=\"drop\", probability=1.0"),
+        ("type=\"drop\", probability=-0.1", "probability", "0..=1", "type=\"drop\", probability=0.0"),
+        ("type=\"drop\", probability=nan", "probability", "0..=1", "type=\"drop\", probability=0.5"),
+        ("type=\"drop\", after_ms=604800001", "after_ms", MS, "type=\"drop\", after_ms=604800000"),
+        ("type=\"drop\", until_ms=604800001", "until_ms", MS, "type=\"drop\", until_ms=604800000"),
+        ("type=\"drop\", packet_index=0", "packet_index", "1..=65535", "type=\"drop\", packet_index=65535"),
+        ("type=\"drop\", after_frame={id=0x9205, nth=0}", "after_frame.nth", C, "type=\"drop\", after_frame={id=0x9205, nth=1}"),
+        ("type=\"split\", cuts=0", "cuts", "1..=1024", "type=\"split\", cuts=1"),
+        ("type=\"split\", cuts=1025", "cuts", "1..=1024", "type=\"split\", cuts=1024"),
+        ("type=\"coalesce\", count=1", "count", "2..=1024", "type=\"coalesce\", count=2"),
+        ("type=\"coalesce\", count=1025", "count", "2..=1024", "type=\"coalesce\", count=1024"),
+        ("type=\"coalesce\", max_wait_ms=604800001", "max_wait_ms", MS, "type=\"coalesce\", max_wait_ms=0"),
+        ("type=\"reorder\", distance=0", "distance", "1..=1024", "type=\"reorder\", distance=1"),
+        ("type=\"reorder\", distance=1025", "distance", "1..=1024", "type=\"reorder\", distance=1024"),
+        ("type=\"reorder\", max_wait_ms=604800001", "max_wait_ms", MS, "type=\"reorder\", max_wait_ms=604800000"),
+        ("type=\"reorder_packet\", max_wait_ms=604800001", "max_wait_ms", MS, "type=\"reorder_packet\", max_wait_ms=0"),
+        ("type=\"drop_packet\", index=0", "index", "1..=65535", "type=\"drop_packet\", index=1"),
+        ("type=\"garbage\", len=0", "len", "1..=65536", "type=\"garbage\", len=1"),
+        ("type=\"garbage\", len=65537", "len", "1..=65536", "type=\"garbage\", len=65536"),
+        ("type=\"wrong_length\", len=1024", "len", "0..=1023", "type=\"wrong_length\", len=1023"),
+        ("type=\"latency\", ms=604800001", "ms", MS, "type=\"latency\", ms=604800000"),
+        ("type=\"latency\", ms=1, jitter_ms=604800001", "jitter_ms", MS, "type=\"latency\", jitter_ms=604800000"),
+        ("type=\"bandwidth\", bps=0", "bps", "1..=100000000000", "type=\"bandwidth\", bps=1"),
+        ("type=\"bandwidth\", bps=100000000001", "bps", "1..=100000000000", "type=\"bandwidth\", bps=100000000000"),
+        ("type=\"stall\", for_ms=0", "for_ms", "1..=604800000", "type=\"stall\", for_ms=1"),
+        ("type=\"stall\", for_ms=604800001", "for_ms", "1..=604800000", "type=\"stall\", for_ms=604800000"),
+        ("type=\"stall\", max_held_bytes=0", "max_held_bytes", "1..=1073741824", "type=\"stall\", max_held_bytes=1"),
+        ("type=\"stall\", max_held_bytes=1073741825", "max_held_bytes", "1..=1073741824", "type=\"stall\", max_held_bytes=1073741824"),
+        ("type=\"refuse\", count=0", "count", C, "type=\"refuse\", count=1"),
+        ("type=\"refuse\", status=200", "status", "400..=599", "type=\"refuse\", status=599"),
+    ];
+    for &(bad, key, range, good) in table {
+        let fault = bad.split('"').nth(1).unwrap();
+        // On the command line: the text, the fault, the key and the range.
+        match FaultSpec::parse_cli(bad) {
+            Err(FaultSpecError::Cli { input, message: m }) => assert!(
+                input == bad && m.contains(&format!("{fault}: `{key}` = ")) && m.contains(range),
+                "{bad}: {m:?}"
+            ),
+            other => panic!("{bad}: {other:?}"),
+        }
+        // Deserialised (a scenario's table; TOML below): the same words.
+        let m = toml::from_str::<toml::Table>(&format!("f = {{ {bad} }}"))
+            .unwrap()
+            .remove("f")
+            .unwrap()
+            .try_into::<FaultSpec>()
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            m.contains(&format!("{fault}: `{key}` = ")) && m.contains(range),
+            "{bad}: {m:?}"
+        );
+        assert!(FaultSpec::parse_cli(good).is_ok(), "{good} is within range");
+    }
+}
+
+/// A spec built in code is checked by the pipeline; a scenario's at its table's line.
+#[test]
+fn out_of_range_parameters_reach_the_user_with_the_fault_and_where() {
+    let mut s = FaultSpec::parse_cli("type=\"garbage\"").unwrap();
+    let jt808_harness::faults::FaultKind::Garbage(g) = &mut s.kind else {
+        panic!()
+    };
+    g.len = usize::MAX;
+    let e = Pipeline::new(&[s], 0, 18).err().unwrap().to_string();
+    assert!(
+        e.contains("fault #1 (garbage)") && e.contains("`len`") && e.contains("1..=65536"),
+        "{e}"
+    );
+
+    let text = "description = \"x\"\nseed = 1\nduration_ms = 1000\n\n[[faults]]\ntype = \"split\"\ncuts = 0\n";
+    let e = jt808_harness::scenario::Scenario::parse(text, std::path::Path::new("scenarios/x.toml"))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.starts_with("scenarios/x.toml:"), "{e}");
+    assert!(e.contains("split: `cuts` = 0 is out of range 1..=1024"), "{e}");
+}

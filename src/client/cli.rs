@@ -1,11 +1,18 @@
 //! `jt808-harness client`: run the client against a gateway and print what it did as JSON Lines
 //! on stdout (one [`Event`](super::Event) per line, messages in the `decode` shape); progress and
 //! problems are logged with `tracing` on stderr.
+//!
+//! Every numeric option has a range, the one a scenario's `[client]` section allows
+//! ([`crate::scenario::validate`]): no value can make the client allocate without bound (a queue
+//! of 2^64 entries), spin (a ping interval of 0) or wait beyond a day; a value outside it is a
+//! clap error naming the option and the range.
 
 use std::io::Write;
 use std::time::Duration;
 
 use tokio::time::{Instant, sleep_until};
+
+use clap::builder::RangedU64ValueParser;
 
 use super::backoff::BackoffConfig;
 use super::events::EventKind;
@@ -13,6 +20,40 @@ use super::outbox::OutboxConfig;
 use super::{Client, ClientConfig, ClientError};
 use crate::codec::reassembly::ReassemblyConfig;
 use crate::codec::{DecodeEvent, Decoder, DecoderConfig, Message};
+use crate::scenario::validate::{MAX_CLIENT_MS, MAX_DURATION_MS, MAX_PREFIX_LEN, MAX_QUEUE_CAPACITY};
+
+/// Most messages `--count` may wait for.
+pub const MAX_COUNT: u64 = 1_000_000_000_000;
+/// Most re-sends of one command (as a scenario's `max_resends`).
+pub const MAX_RESENDS: u32 = 1000;
+/// Largest `--backoff-factor` (as a scenario's `backoff_factor`); the smallest is 1.0.
+pub const MAX_BACKOFF_FACTOR: f64 = 100.0;
+
+/// A duration in ms from `lo`, at most [`MAX_CLIENT_MS`] (one day).
+fn client_ms(lo: u64) -> RangedU64ValueParser<u64> {
+    clap::value_parser!(u64).range(lo..=MAX_CLIENT_MS)
+}
+
+/// `--backoff-factor`: a finite number within 1.0..=100.0.
+fn parse_factor(s: &str) -> Result<f64, String> {
+    let f: f64 = s.parse().map_err(|e| format!("{s:?} is not a number: {e}"))?;
+    if f.is_finite() && (1.0..=MAX_BACKOFF_FACTOR).contains(&f) {
+        Ok(f)
+    } else {
+        Err(format!("{s} is not in 1.0..={MAX_BACKOFF_FACTOR:.1}"))
+    }
+}
+
+/// `--idle-exit`: seconds, above 0 and at most 7 days.
+fn parse_idle_exit(s: &str) -> Result<f64, String> {
+    let secs: f64 = s.parse().map_err(|e| format!("{s:?} is not a number: {e}"))?;
+    let max = (MAX_DURATION_MS / 1000) as f64;
+    if secs.is_finite() && secs > 0.0 && secs <= max {
+        Ok(secs)
+    } else {
+        Err(format!("{s} is not in (0, {max}] seconds (above 0, at most 7 days)"))
+    }
+}
 
 /// Arguments of `jt808-harness client`.
 #[derive(Debug, Clone, clap::Args)]
@@ -20,39 +61,42 @@ pub struct ClientArgs {
     /// Gateway URL, ws:// or wss://.
     #[arg(long)]
     pub url: String,
-    /// Envelope bytes at the start of every binary message, skipped (the seed's gateway uses 18).
-    #[arg(long, default_value_t = 0)]
+    /// Envelope bytes at the start of every binary message, skipped (the seed's gateway uses 18;
+    /// 0..=4096).
+    #[arg(long, default_value_t = 0,
+          value_parser = RangedU64ValueParser::<usize>::new().range(0..=MAX_PREFIX_LEN as u64))]
     pub prefix_len: usize,
     /// A message to send once connected: the hex of one JT808 frame (7E ... 7E; the delimiters may
     /// be left out). Its serial is replaced by the client's. Repeat for several, sent in order.
     #[arg(long = "send", value_name = "HEX")]
     pub send: Vec<String>,
-    /// Exit (status 0) after this many decoded messages.
-    #[arg(long, value_name = "N")]
+    /// Exit (status 0) after this many decoded messages (1..=10^12).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=MAX_COUNT))]
     pub count: Option<u64>,
-    /// Exit (status 0) after this many seconds without a decoded message.
-    #[arg(long, value_name = "SECS")]
+    /// Exit (status 0) after this many seconds without a decoded message (above 0, at most 7 days).
+    #[arg(long, value_name = "SECS", value_parser = parse_idle_exit)]
     pub idle_exit: Option<f64>,
-    /// Connect timeout (transport, TLS and handshake), milliseconds.
-    #[arg(long, default_value_t = 10_000)]
+    /// Connect timeout (transport, TLS and handshake), milliseconds (1..=86400000).
+    #[arg(long, default_value_t = 10_000, value_parser = client_ms(1))]
     pub connect_timeout_ms: u64,
-    /// WebSocket ping interval, milliseconds.
-    #[arg(long, default_value_t = 15_000)]
+    /// WebSocket ping interval, milliseconds (1..=86400000).
+    #[arg(long, default_value_t = 15_000, value_parser = client_ms(1))]
     pub ping_interval_ms: u64,
-    /// Nothing read for this long means the connection is dead, milliseconds.
-    #[arg(long, default_value_t = 45_000)]
+    /// Nothing read for this long means the connection is dead, milliseconds (1..=86400000).
+    #[arg(long, default_value_t = 45_000, value_parser = client_ms(1))]
     pub idle_timeout_ms: u64,
-    /// Backoff: ceiling of the first retry delay, milliseconds.
-    #[arg(long, default_value_t = 500)]
+    /// Backoff: ceiling of the first retry delay, milliseconds (0..=86400000, at most
+    /// --backoff-max-ms).
+    #[arg(long, default_value_t = 500, value_parser = client_ms(0))]
     pub backoff_min_ms: u64,
-    /// Backoff: largest delay, milliseconds.
-    #[arg(long, default_value_t = 30_000)]
+    /// Backoff: largest delay, milliseconds (0..=86400000).
+    #[arg(long, default_value_t = 30_000, value_parser = client_ms(0))]
     pub backoff_max_ms: u64,
-    /// Backoff: growth of the ceiling per retry.
-    #[arg(long, default_value_t = 2.0)]
+    /// Backoff: growth of the ceiling per retry (1.0..=100.0).
+    #[arg(long, default_value_t = 2.0, value_parser = parse_factor)]
     pub backoff_factor: f64,
-    /// Backoff: a connection up this long resets the retry count, milliseconds.
-    #[arg(long, default_value_t = 10_000)]
+    /// Backoff: a connection up this long resets the retry count, milliseconds (0..=86400000).
+    #[arg(long, default_value_t = 10_000, value_parser = client_ms(0))]
     pub backoff_reset_ms: u64,
     /// Give up after this many failed retries in a row (default: never).
     #[arg(long)]
@@ -60,26 +104,38 @@ pub struct ClientArgs {
     /// Seed of the backoff jitter.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Send queue capacity.
-    #[arg(long, default_value_t = 1024)]
+    /// Send queue capacity, messages (1..=1000000).
+    #[arg(long, default_value_t = 1024,
+          value_parser = RangedU64ValueParser::<usize>::new().range(1..=MAX_QUEUE_CAPACITY as u64))]
     pub queue_capacity: usize,
-    /// Wait for a command's 0x0001 before re-sending it, milliseconds.
-    #[arg(long, default_value_t = 10_000)]
+    /// Wait for a command's 0x0001 before re-sending it, milliseconds (1..=86400000).
+    #[arg(long, default_value_t = 10_000, value_parser = client_ms(1))]
     pub confirm_timeout_ms: u64,
-    /// Re-sends of an unconfirmed command before it is given up.
-    #[arg(long, default_value_t = 3)]
+    /// Re-sends of an unconfirmed command before it is given up (0..=1000).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(0..=MAX_RESENDS as i64))]
     pub max_resends: u32,
     /// Ask for the missing packets of a stalled (or, without --retransmit-wait-ms, expired) packet
     /// group with 0x8003.
     #[arg(long)]
     pub retransmit_requests: bool,
     /// Keep a packet group idle for the group timeout open this much longer for the packets 0x8003
-    /// asks for, milliseconds (0: give it up at the timeout).
-    #[arg(long, default_value_t = 0)]
+    /// asks for, milliseconds (0: give it up at the timeout; 0..=86400000).
+    #[arg(long, default_value_t = 0, value_parser = client_ms(0))]
     pub retransmit_wait_ms: u64,
 }
 
 impl ClientArgs {
+    /// Checks what a single option's range cannot: the backoff floor not above its ceiling.
+    pub fn check(&self) -> Result<(), ClientError> {
+        if self.backoff_min_ms > self.backoff_max_ms {
+            return Err(ClientError::Argument {
+                arg: format!("--backoff-min-ms {}", self.backoff_min_ms),
+                why: format!("above --backoff-max-ms {}", self.backoff_max_ms),
+            });
+        }
+        Ok(())
+    }
+
     /// The client settings these arguments describe.
     pub fn config(&self) -> ClientConfig {
         let ms = Duration::from_millis;
@@ -147,6 +203,7 @@ pub fn parse_send_hex(hex_text: &str) -> Result<Message, ClientError> {
 /// JSON line on stdout until `--count` messages were decoded, `--idle-exit` seconds passed without
 /// one, or the client gave up (an error, so a non-zero exit).
 pub async fn run_cli(args: ClientArgs) -> Result<(), ClientError> {
+    args.check()?;
     let messages = args
         .send
         .iter()

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::limits::{MAX_MESSAGES, MAX_MS, check};
 use super::pipeline::{Cx, Fault, Msg, Out};
 
 /// `coalesce` parameters.
@@ -33,10 +34,8 @@ fn hundred() -> u64 {
 
 impl Coalesce {
     pub(crate) fn validate(&self) -> Result<(), String> {
-        if self.count < 2 {
-            return Err("`count` must be at least 2".into());
-        }
-        Ok(())
+        check("count", self.count, 2..=MAX_MESSAGES)?;
+        check("max_wait_ms", self.max_wait_ms, 0..=MAX_MS)
     }
 }
 

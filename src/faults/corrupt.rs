@@ -11,6 +11,7 @@ use rand::RngExt;
 use serde::{Deserialize, Serialize};
 
 use super::frames::{self, Located, escape_content, inside_pair};
+use super::limits::{MAX_GARBAGE_LEN, check, check_opt};
 use super::order::per_frame;
 use super::pipeline::{Cx, Fault, Msg, Out};
 use crate::codec::frame::{ESCAPE, FLAG};
@@ -166,20 +167,22 @@ impl Garbage {
     pub(crate) fn validate(&self) -> Result<(), String> {
         match &self.hex {
             Some(h) => match hex::decode(h.replace(' ', "")) {
+                Ok(b) if b.len() > MAX_GARBAGE_LEN => Err(format!(
+                    "`hex` holds {} bytes, at most {MAX_GARBAGE_LEN} allowed",
+                    b.len()
+                )),
                 Ok(b) if !b.is_empty() => Ok(()),
                 Ok(_) => Err("`hex` is empty".into()),
                 Err(e) => Err(format!("`hex`: {e}")),
             },
-            None if self.len == 0 => Err("`len` must be at least 1".into()),
-            None => Ok(()),
+            None => check("len", self.len, 1..=MAX_GARBAGE_LEN),
         }
     }
 }
 impl WrongLength {
     pub(crate) fn validate(&self) -> Result<(), String> {
-        if self.len.is_some_and(|l| l > 0x3FF) {
-            return Err("`len` must fit the 10-bit field (0..=1023)".into());
-        }
+        // The body-length field has 10 bits (JT808.md §2).
+        check_opt("len", self.len, 0..=0x3FF)?;
         if self.len.is_none() && self.delta % 1024 == 0 {
             return Err("`delta` must change the length".into());
         }

@@ -17,6 +17,7 @@ use std::time::Duration;
 use rand::RngExt;
 use serde::{Deserialize, Serialize};
 
+use super::limits::{MAX_BPS, MAX_MS, check, check_opt};
 use super::pipeline::{Cx, Fault, Msg, Out};
 
 /// `latency` parameters.
@@ -76,7 +77,8 @@ impl Latency {
         if self.ms == 0 && self.jitter_ms == 0 {
             return Err("`ms` or `jitter_ms` must be set".into());
         }
-        Ok(())
+        check("ms", self.ms, 0..=MAX_MS)?;
+        check("jitter_ms", self.jitter_ms, 0..=MAX_MS)
     }
 }
 
@@ -85,7 +87,7 @@ impl Bandwidth {
         match (self.preset, self.bps) {
             (Some(_), Some(_)) => Err("give `preset` or `bps`, not both".into()),
             (None, None) => Err("give `preset` (gprs, edge, 3g, 4g) or `bps`".into()),
-            (None, Some(0)) => Err("`bps` must be above 0".into()),
+            (None, bps) => check_opt("bps", bps, 1..=MAX_BPS),
             _ => Ok(()),
         }
     }

@@ -88,6 +88,11 @@
 //!
 //! Messages a fault still holds when the connection closes are logged `undelivered`; a trigger
 //! that fired on a frame the fault cannot act on is logged `no_target`.
+//!
+//! Every numeric parameter and trigger field has a range ([`limits`]: counts up to 10^12, times
+//! up to 7 days, at most 1,024 messages held or cuts made, 64 KiB of garbage, 1 GiB held by a
+//! stall, `probability` within 0..=1, `bps` above 0); a value outside it is refused when the spec
+//! is read, naming the fault, the key and the range.
 
 use std::fmt;
 use std::time::Duration;
@@ -99,6 +104,7 @@ pub mod coalesce;
 pub mod corrupt;
 pub mod disconnect;
 mod frames;
+pub mod limits;
 pub mod link;
 pub mod order;
 mod pipeline;
@@ -337,7 +343,7 @@ impl FaultKind {
             FaultKind::Drop(_) | FaultKind::Duplicate(_) | FaultKind::StrayFlag(_) | FaultKind::WrongVersion(_) => {
                 Ok(())
             }
-            FaultKind::Stall(_) => Ok(()),
+            FaultKind::Stall(f) => f.validate(),
         }
     }
 
@@ -482,10 +488,16 @@ impl FaultSpec {
     }
 }
 
+/// Reads a spec and checks its values ([`FaultSpec::validate`]): a scenario's out-of-range
+/// parameter is then an error at its `[[faults]]` table's `file:line:column`, like a misspelt key,
+/// instead of surfacing only when the run builds its pipeline.
 impl<'de> Deserialize<'de> for FaultSpec {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let table = toml::Table::deserialize(d)?;
-        FaultSpec::from_table(table).map_err(serde::de::Error::custom)
+        let spec = FaultSpec::from_table(table).map_err(serde::de::Error::custom)?;
+        spec.validate()
+            .map_err(|m| serde::de::Error::custom(format!("{}: {m}", spec.kind.type_name())))?;
+        Ok(spec)
     }
 }
 

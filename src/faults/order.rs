@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::frames::{self, Located};
+use super::limits::{MAX_MESSAGES, MAX_MS, check};
 use super::pipeline::{Cx, Fault, Msg, Out};
 
 /// What a `drop`/`duplicate`/`reorder` acts on.
@@ -65,10 +66,8 @@ fn thousand() -> u64 {
 
 impl Reorder {
     pub(crate) fn validate(&self) -> Result<(), String> {
-        if self.distance == 0 {
-            return Err("`distance` must be at least 1".into());
-        }
-        Ok(())
+        check("distance", self.distance, 1..=MAX_MESSAGES)?;
+        check("max_wait_ms", self.max_wait_ms, 0..=MAX_MS)
     }
 }
 

@@ -5,6 +5,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::limits::{MAX_COUNT, check};
+
 /// `refuse` parameters.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -26,12 +28,7 @@ fn unavailable() -> u16 {
 
 impl Refuse {
     pub(crate) fn validate(&self) -> Result<(), String> {
-        if !(400..=599).contains(&self.status) {
-            return Err(format!("status {} is not an HTTP error (400..=599)", self.status));
-        }
-        if self.count == 0 {
-            return Err("`count` must be at least 1".into());
-        }
-        Ok(())
+        check("status", self.status, 400..=599).map_err(|e| format!("{e} (an HTTP error)"))?;
+        check("count", self.count, 1..=MAX_COUNT)
     }
 }

@@ -7,6 +7,7 @@
 use rand::RngExt;
 use serde::{Deserialize, Serialize};
 
+use super::limits::{MAX_CUTS, check};
 use super::pipeline::{Cx, Fault, Msg, Out};
 use crate::codec::frame::FLAG;
 
@@ -49,8 +50,12 @@ impl Split {
         if self.mode == Some(SplitMode::Offsets) && self.offsets.is_empty() {
             return Err("mode \"offsets\" needs `offsets = [..]`".into());
         }
-        if self.cuts == 0 {
-            return Err("`cuts` must be at least 1".into());
+        check("cuts", self.cuts, 1..=MAX_CUTS)?;
+        if self.offsets.len() > MAX_CUTS {
+            return Err(format!(
+                "`offsets` has {} entries, at most {MAX_CUTS} allowed",
+                self.offsets.len()
+            ));
         }
         Ok(())
     }

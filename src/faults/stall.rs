@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::limits::{MAX_HELD_BYTES, MAX_MS, check, check_opt};
 use super::pipeline::{Cx, Fault, Msg, Out};
 
 /// `stall` parameters.
@@ -44,6 +45,13 @@ fn yes() -> bool {
 
 fn default_max_held() -> usize {
     DEFAULT_MAX_HELD_BYTES
+}
+
+impl Stall {
+    pub(crate) fn validate(&self) -> Result<(), String> {
+        check_opt("for_ms", self.for_ms, 1..=MAX_MS)?;
+        check("max_held_bytes", self.max_held_bytes, 1..=MAX_HELD_BYTES)
+    }
 }
 
 #[derive(Debug, PartialEq)]

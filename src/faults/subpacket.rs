@@ -15,6 +15,7 @@ use rand::RngExt;
 use serde::{Deserialize, Serialize};
 
 use super::frames::{self, Located};
+use super::limits::{MAX_MS, MAX_PACKET_INDEX, check, check_opt};
 use super::pipeline::{Cx, Fault, Msg, Out};
 
 /// `drop_packet` parameters.
@@ -54,10 +55,7 @@ fn thousand() -> u64 {
 }
 
 fn validate_index(index: Option<u16>) -> Result<(), String> {
-    if index == Some(0) {
-        return Err("`index` is 1-based (JT808.md §4)".into());
-    }
-    Ok(())
+    check_opt("index", index, 1..=MAX_PACKET_INDEX).map_err(|e| format!("{e} (1-based, JT808.md §4)"))
 }
 
 impl DropPacket {
@@ -72,7 +70,8 @@ impl DuplicatePacket {
 }
 impl ReorderPacket {
     pub(crate) fn validate(&self) -> Result<(), String> {
-        validate_index(self.index)
+        validate_index(self.index)?;
+        check("max_wait_ms", self.max_wait_ms, 0..=MAX_MS)
     }
 }
 

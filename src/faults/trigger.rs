@@ -30,6 +30,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::Direction;
+use super::limits::{MAX_COUNT, MAX_MS, MAX_PACKET_INDEX, check, check_opt};
 use crate::codec::PacketInfo;
 
 /// A JT808 message id, written `0x0200` in TOML (a hex integer) or `"0x0200"` in JSON.
@@ -174,27 +175,22 @@ impl Trigger {
     /// Checks the values; the message names the field.
     pub(crate) fn validate(&self) -> Result<(), String> {
         for (k, v) in [("every", self.every), ("at", self.at)] {
-            if v == Some(0) {
-                return Err(format!("`{k}` counts from 1; 0 never fires"));
-            }
+            check_opt(k, v, 1..=MAX_COUNT).map_err(|e| format!("{e} (counts from 1; 0 never fires)"))?;
         }
-        if let Some(p) = self.probability
-            && !(0.0..=1.0).contains(&p)
-        {
-            return Err(format!("`probability` must be within 0..=1, got {p}"));
-        }
+        check_opt("after", self.after, 0..=MAX_COUNT)?;
+        check_opt("times", self.times, 1..=MAX_COUNT)?;
+        check_opt("probability", self.probability, 0.0..=1.0)?;
+        check_opt("after_ms", self.after_ms, 0..=MAX_MS)?;
+        check_opt("until_ms", self.until_ms, 0..=MAX_MS)?;
         if let (Some(a), Some(u)) = (self.after_ms, self.until_ms)
             && u <= a
         {
             return Err(format!("`until_ms` ({u}) must be after `after_ms` ({a})"));
         }
-        if self.packet_index == Some(0) {
-            return Err("`packet_index` is 1-based (JT808.md §4); 0 never matches".into());
-        }
-        if let Some(ev) = &self.after_frame
-            && ev.nth == 0
-        {
-            return Err("`after_frame.nth` counts from 1".into());
+        check_opt("packet_index", self.packet_index, 1..=MAX_PACKET_INDEX)
+            .map_err(|e| format!("{e} (1-based, JT808.md §4; 0 never matches)"))?;
+        if let Some(ev) = &self.after_frame {
+            check("after_frame.nth", ev.nth, 1..=MAX_COUNT)?;
         }
         Ok(())
     }

@@ -1,15 +1,73 @@
 //! `jt808-harness stress`: the command line of a stress run. Parses the options into
 //! [`StressOpts`], runs once (or twice for `--jitter both`), prints the figures table, writes the
 //! JSON and the HTML report, and says whether the gates passed.
+//!
+//! Every numeric option has a range (a clap error naming the option and the range): no value can
+//! make a run allocate without bound (`--clients`, `--ws-buffer` size per-client state), spin (a
+//! zero interval, a storm every nanosecond) or last beyond a week.
 
 use std::io::Write as _;
+use std::ops::RangeInclusive;
 use std::path::PathBuf;
 use std::time::Duration;
+
+use clap::builder::RangedU64ValueParser;
 
 use super::metrics::{Gate, RunFigures, fmt_bytes};
 use super::report;
 use super::run::{GatewayPlacement, Outcome, Shard, StormSpec, StressError, StressOpts, parse_duration, run};
-use crate::client::Jitter;
+use crate::client::{ClientError, Jitter};
+use crate::scenario::validate::{MAX_CLIENT_MS, MAX_DURATION_MS};
+
+/// Most clients of one fleet (every shard together).
+pub const MAX_CLIENTS: u64 = 1_000_000;
+/// Most clients started per second.
+pub const MAX_CONNECT_RATE: u32 = 1_000_000;
+/// Smallest and largest WebSocket read buffer per connection, bytes.
+pub const WS_BUFFER_RANGE: RangeInclusive<u64> = 256..=(1 << 20);
+/// Largest `--max-rss-per-conn` gate, bytes (1 GiB).
+pub const MAX_RSS_PER_CONN: u64 = 1 << 30;
+/// Shortest storm period (and shortest `--duration`): 1 ms, the timer's resolution.
+const MIN_PERIOD: Duration = Duration::from_millis(1);
+
+/// A duration in ms from `lo`, at most [`MAX_CLIENT_MS`] (one day).
+fn ms_option(lo: u64) -> RangedU64ValueParser<u64> {
+    clap::value_parser!(u64).range(lo..=MAX_CLIENT_MS)
+}
+
+/// Whether `d` is in `lo..=hi`, else why not (in the option's own units).
+fn duration_in(s: &str, lo: Duration, hi: Duration) -> Result<Duration, String> {
+    let d = parse_duration(s).map_err(|e| e.to_string())?;
+    if (lo..=hi).contains(&d) {
+        Ok(d)
+    } else {
+        Err(format!("{s} is not in {lo:?}..={hi:?}"))
+    }
+}
+
+/// `--duration`: 1 ms to 7 days.
+fn parse_run_duration(s: &str) -> Result<Duration, String> {
+    duration_in(s, MIN_PERIOD, Duration::from_millis(MAX_DURATION_MS))
+}
+
+/// `--drain-timeout`: 0 to one day.
+fn parse_drain_timeout(s: &str) -> Result<Duration, String> {
+    duration_in(s, Duration::ZERO, Duration::from_millis(MAX_CLIENT_MS))
+}
+
+/// `--storm`: as [`StormSpec`] parses it, with `every` and `start` within 1 ms..=7 days.
+fn parse_storm(s: &str) -> Result<StormSpec, String> {
+    let spec: StormSpec = s.parse().map_err(|e: super::run::ParseError| e.to_string())?;
+    let range = MIN_PERIOD..=Duration::from_millis(MAX_DURATION_MS);
+    for (key, d) in [("every", Some(spec.every)), ("start", spec.start)] {
+        if let Some(d) = d
+            && !range.contains(&d)
+        {
+            return Err(format!("{key}={d:?} is not in {:?}..={:?}", range.start(), range.end()));
+        }
+    }
+    Ok(spec)
+}
 
 /// Which backoff jitter the clients use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -25,14 +83,17 @@ pub enum JitterChoice {
 /// Arguments of `jt808-harness stress`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct StressArgs {
-    /// Clients in the fleet.
-    #[arg(long, default_value_t = 1000)]
+    /// Clients in the fleet (1..=1000000).
+    #[arg(long, default_value_t = 1000,
+          value_parser = RangedU64ValueParser::<usize>::new().range(1..=MAX_CLIENTS))]
     pub clients: usize,
-    /// Length of the storm phase, after every client is connected (`30s`, `2m`, `1500ms`).
-    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    /// Length of the storm phase, after every client is connected (`30s`, `2m`, `1500ms`; 1 ms to
+    /// 7 days).
+    #[arg(long, default_value = "30s", value_parser = parse_run_duration)]
     pub duration: Duration,
-    /// A storm schedule: `every=S,fraction=F,mode=close|abort|stall[,start=T]`; repeatable.
-    #[arg(long = "storm", value_name = "SPEC")]
+    /// A storm schedule: `every=S,fraction=F,mode=close|abort|stall[,start=T]` (every and start
+    /// 1 ms to 7 days, fraction 0..=1); repeatable.
+    #[arg(long = "storm", value_name = "SPEC", value_parser = parse_storm)]
     pub storms: Vec<StormSpec>,
     /// Seed of the storm choices and of the backoff jitter.
     #[arg(long, default_value_t = 0)]
@@ -46,11 +107,11 @@ pub struct StressArgs {
     /// Write the figures as JSON to this file (`-` for stdout, after the table).
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
-    /// Fail when the reconnect p99 exceeds this many milliseconds.
-    #[arg(long, value_name = "MS")]
+    /// Fail when the reconnect p99 exceeds this many milliseconds (0..=86400000).
+    #[arg(long, value_name = "MS", value_parser = ms_option(0))]
     pub max_p99: Option<u64>,
-    /// Fail when memory per idle connection exceeds this many bytes.
-    #[arg(long, value_name = "BYTES")]
+    /// Fail when memory per idle connection exceeds this many bytes (1..=1073741824).
+    #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(1..=MAX_RSS_PER_CONN))]
     pub max_rss_per_conn: Option<u64>,
     /// Use this external gateway (`ws://host:port`) instead of starting one; no storms.
     #[arg(long)]
@@ -62,32 +123,37 @@ pub struct StressArgs {
     /// client instead of two, and each side's memory is measured apart.
     #[arg(long, conflicts_with = "url")]
     pub gateway_process: bool,
-    /// One numbered frame per client this often, milliseconds.
-    #[arg(long, default_value_t = 1000)]
+    /// One numbered frame per client this often, milliseconds (1..=86400000).
+    #[arg(long, default_value_t = 1000, value_parser = ms_option(1))]
     pub frame_interval_ms: u64,
-    /// One command per client this often during the storm phase, milliseconds (0: none).
-    #[arg(long, default_value_t = 5000)]
+    /// One command per client this often during the storm phase, milliseconds (0: none;
+    /// 0..=86400000).
+    #[arg(long, default_value_t = 5000, value_parser = ms_option(0))]
     pub command_interval_ms: u64,
-    /// Clients started per second.
-    #[arg(long, default_value_t = 2000)]
+    /// Clients started per second (1..=1000000).
+    #[arg(long, default_value_t = 2000,
+          value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_CONNECT_RATE)))]
     pub connect_rate: u32,
-    /// Backoff ceiling of the first retry, milliseconds.
-    #[arg(long, default_value_t = 500)]
+    /// Backoff ceiling of the first retry, milliseconds (0..=86400000, at most --backoff-max-ms).
+    #[arg(long, default_value_t = 500, value_parser = ms_option(0))]
     pub backoff_min_ms: u64,
-    /// Largest backoff delay, milliseconds.
-    #[arg(long, default_value_t = 10_000)]
+    /// Largest backoff delay, milliseconds (0..=86400000).
+    #[arg(long, default_value_t = 10_000, value_parser = ms_option(0))]
     pub backoff_max_ms: u64,
-    /// Client ping interval, milliseconds.
-    #[arg(long, default_value_t = 2000)]
+    /// Client ping interval, milliseconds (1..=86400000).
+    #[arg(long, default_value_t = 2000, value_parser = ms_option(1))]
     pub ping_interval_ms: u64,
-    /// Client idle timeout (how long a stalled connection takes to notice), milliseconds.
-    #[arg(long, default_value_t = 6000)]
+    /// Client idle timeout (how long a stalled connection takes to notice), milliseconds
+    /// (1..=86400000).
+    #[arg(long, default_value_t = 6000, value_parser = ms_option(1))]
     pub idle_timeout_ms: u64,
-    /// After the storm phase, wait at most this long for every client, frame and confirmation.
-    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    /// After the storm phase, wait at most this long for every client, frame and confirmation
+    /// (0 to one day).
+    #[arg(long, default_value = "30s", value_parser = parse_drain_timeout)]
     pub drain_timeout: Duration,
-    /// WebSocket read buffer per connection on both sides, bytes.
-    #[arg(long, default_value_t = 4096)]
+    /// WebSocket read buffer per connection on both sides, bytes (256..=1048576).
+    #[arg(long, default_value_t = 4096,
+          value_parser = RangedU64ValueParser::<usize>::new().range(WS_BUFFER_RANGE))]
     pub ws_buffer: usize,
     /// No progress line.
     #[arg(long)]
@@ -100,6 +166,12 @@ pub struct StressArgs {
 impl StressArgs {
     /// The options of one run with jitter `jitter`.
     pub fn opts(&self, jitter: Jitter) -> Result<StressOpts, StressError> {
+        if self.backoff_min_ms > self.backoff_max_ms {
+            return Err(StressError::Client(ClientError::Argument {
+                arg: format!("--backoff-min-ms {}", self.backoff_min_ms),
+                why: format!("above --backoff-max-ms {}", self.backoff_max_ms),
+            }));
+        }
         let ms = Duration::from_millis;
         let gateway = match (&self.url, self.gateway_process) {
             (Some(url), _) => GatewayPlacement::External { url: url.clone() },

@@ -34,7 +34,8 @@
 //! disagreement warned about.
 //!
 //! Limits, each a named setting reported when hit: [`RecordOpts::handshake_timeout_ms`] (a client
-//! that never finishes its handshake is dropped), [`RecordOpts::max_connections`] (more get HTTP
+//! that never finishes its handshake is dropped; one that sends something else than a handshake
+//! is dropped at once and counted too), [`RecordOpts::max_connections`] (more get HTTP
 //! 503) and [`RecordOpts::max_message_size`] (a larger message ends its connection, recorded as a
 //! close with the reason).
 
@@ -228,6 +229,9 @@ pub struct RecordReport {
     pub prefix_warning: Option<String>,
     /// Clients dropped for not finishing their handshake in time.
     pub handshakes_timed_out: u64,
+    /// Clients dropped for sending something that is not a WebSocket handshake (garbage, a bad
+    /// request, a closed socket mid-request).
+    pub handshakes_failed: u64,
     /// Clients answered 503 because `max_connections` were open.
     pub connections_refused: u64,
     /// Connections ended by a message over `max_message_size`.
@@ -247,6 +251,7 @@ impl std::fmt::Display for RecordReport {
                 self.handshakes_timed_out,
                 "handshakes timed out (--handshake-timeout-ms)",
             ),
+            (self.handshakes_failed, "handshakes failed (not a WebSocket handshake)"),
             (
                 self.connections_refused,
                 "connections refused with 503 (--max-connections)",
@@ -550,7 +555,10 @@ async fn accept_client(stream: TcpStream, peer: SocketAddr, ctx: &Ctx) -> Option
     match accepted {
         Ok(ws) => Some((ws, requested.lock().ok().and_then(|p| p.clone()))),
         Err(e) => {
-            tracing::info!("recorder: {peer}: not a WebSocket handshake: {e}");
+            // Counted and warned like a timeout: under the default `warn` filter an info line
+            // would leave a peer sending garbage nowhere in the output.
+            ctx.journal().report.handshakes_failed += 1;
+            tracing::warn!("recorder: {peer}: not a WebSocket handshake, dropped: {e}");
             None
         }
     }
