@@ -140,6 +140,7 @@ impl Feed for Steady {
         Some(FeedItem {
             due: FEED_INTERVAL * self.n as u32,
             bytes: frame(self.n),
+            close: None,
         })
     }
 
