@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use crate::scenario::Scenario;
+use crate::scenario::external::{self, ExternalClient};
 use crate::scenario::runner::{self, Mode};
 use crate::transcript::Transcript;
 
@@ -30,6 +31,11 @@ pub struct RunArgs {
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
+    /// Run every scenario live against this external client process instead of the built-in
+    /// client (`{url}` is the gateway URL), e.g. 'node clients/js/node.mjs {url}'; overrides a
+    /// scenario's `[client] command`. See clients/CONTRACT.md.
+    #[arg(long, value_name = "CMD")]
+    pub client_cmd: Option<String>,
 }
 
 /// What happened to one scenario.
@@ -98,7 +104,13 @@ pub fn diff(old: &str, new: &str, old_name: &str, new_name: &str) -> Option<Stri
 }
 
 /// Runs one scenario in one mode and compares with its snapshot.
-pub fn run_one(path: &Path, mode: Mode, snapshots: &Path, write_new: bool) -> Outcome {
+pub fn run_one(
+    path: &Path,
+    mode: Mode,
+    snapshots: &Path,
+    write_new: bool,
+    client_cmd: Option<&ExternalClient>,
+) -> Outcome {
     let start = Instant::now();
     let name = path
         .file_stem()
@@ -118,6 +130,11 @@ pub fn run_one(path: &Path, mode: Mode, snapshots: &Path, write_new: bool) -> Ou
             return out;
         }
     };
+    if let Some(x) = ExternalClient::for_scenario(&sc, client_cmd) {
+        external::run_outcome(&sc, x, snapshots, write_new, &mut out);
+        out.seconds = start.elapsed().as_secs_f64();
+        return out;
+    }
     match runner::run(&sc, mode) {
         Ok(t) => {
             if mode == Mode::Snapshot {
@@ -292,11 +309,25 @@ pub fn run(args: &RunArgs) -> Result<bool, crate::scenario::ScenarioError> {
         );
         b
     };
+    let client_cmd = match args.client_cmd.as_deref().map(ExternalClient::parse_cli) {
+        Some(Err(message)) => {
+            return Err(crate::scenario::ScenarioError::Invalid {
+                path: PathBuf::from("--client-cmd"),
+                message,
+            });
+        }
+        Some(Ok(c)) => Some(c),
+        None => None,
+    };
     let mut outcomes = Vec::new();
     for f in &files {
         for &mode in modes {
+            // An external client runs once per scenario, live (its own mode).
+            if mode == Mode::Live && external::wanted(f, client_cmd.as_ref()) {
+                continue;
+            }
             bar.set_message(format!("{} ({})", f.display(), mode.as_str()));
-            outcomes.push(run_one(f, mode, &args.snapshots, args.write_new));
+            outcomes.push(run_one(f, mode, &args.snapshots, args.write_new, client_cmd.as_ref()));
             bar.inc(1);
         }
     }
@@ -306,6 +337,11 @@ pub fn run(args: &RunArgs) -> Result<bool, crate::scenario::ScenarioError> {
         let (message, body) = failure_text(o);
         if !o.passed() {
             report.push_str(&format!("== {} ({}): {message}\n{body}\n", o.name, o.mode.as_str()));
+        }
+        if let (Mode::External, Some(t)) = (o.mode, &o.transcript) {
+            for note in external::notes(t) {
+                report.push_str(&format!("note: {} (external): {note}\n", o.name));
+            }
         }
     }
     report.push_str(&table(&outcomes));

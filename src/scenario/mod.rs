@@ -5,6 +5,7 @@
 //! Unknown keys are rejected; every error names the file, line and column, and the key.
 
 mod checks;
+pub mod external;
 pub mod runner;
 pub mod validate;
 
@@ -119,6 +120,9 @@ pub struct ClientSection {
     /// Take an unescaped 0x7E inside a frame as data when only that makes a valid frame (devices
     /// that forget the escape; the decoder setting `rejoin_unescaped_flag`). Default false.
     pub rejoin_unescaped_flag: Option<bool>,
+    /// An external client process to run the scenario against instead of the built-in client
+    /// (live only; `{url}` is replaced by the gateway's URL). See `clients/CONTRACT.md`.
+    pub command: Option<Vec<String>>,
 }
 
 /// A command the client sends during the run.

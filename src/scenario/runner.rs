@@ -30,6 +30,8 @@ pub enum Mode {
     Snapshot,
     /// Over real loopback TCP with the real clock: invariants only.
     Live,
+    /// Live against an external client process ([`super::external`]); its own runner.
+    External,
 }
 
 impl Mode {
@@ -38,6 +40,7 @@ impl Mode {
         match self {
             Mode::Snapshot => "snapshot",
             Mode::Live => "live",
+            Mode::External => "external",
         }
     }
 }
@@ -187,7 +190,7 @@ async fn run_async(sc: &Scenario, mode: Mode) -> Result<Transcript, RunError> {
             };
             Client::with_connector(connector, "ws://gateway/", cfg)
         }
-        Mode::Live => {
+        Mode::Live | Mode::External => {
             let listener = Listener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))).await?;
             let addr = listener.local_addr().expect("TCP listener has an address");
             tokio::spawn({
@@ -248,7 +251,7 @@ async fn run_async(sc: &Scenario, mode: Mode) -> Result<Transcript, RunError> {
     let end = start + Duration::from_millis(sc.duration_ms);
     match mode {
         Mode::Snapshot => tokio::time::sleep_until(end).await,
-        Mode::Live => {
+        Mode::Live | Mode::External => {
             // End early once nothing more can happen: the feed is exhausted, every command was
             // issued and answered, nothing is held, and nothing new was seen for a while.
             let mut last_len = usize::MAX;
