@@ -668,9 +668,9 @@ export const REPORTS = ['connected', 'disconnected', 'message', 'frame_rejected'
  * Wires a client to a line-based driver: `hello` first, then every event; `onLine(text)` takes
  * one stdin line ({"type":"send","hex":"7e...7e"}). Shared by node.mjs and page.html.
  */
-export function runClient(url, opts, WebSocketImpl, print) {
+export function runClient(url, opts, WebSocketImpl, print, Client = Jt808Client) {
   print({ type: 'hello', client: 'jt808-js', reports: REPORTS });
-  const client = new Jt808Client(url, opts, WebSocketImpl, print);
+  const client = new Client(url, opts, WebSocketImpl, print);
   client.start();
   const onLine = (text) => {
     if (text.trim() === '') return;

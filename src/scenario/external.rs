@@ -40,8 +40,9 @@ pub const SETTLE: Duration = Duration::from_millis(500);
 const POLL: Duration = Duration::from_millis(50);
 /// How long a client may take to start and connect (`STARTUP_LIMIT` is added to `duration_ms`).
 pub const STARTUP_LIMIT: Duration = Duration::from_secs(20);
-/// After killing the client, how long the gateway gets to log the connection's end.
-const CLOSE_GRACE: Duration = Duration::from_millis(100);
+/// After killing the client, how long the gateway gets at most to see its connection end (a
+/// browser's TCP close can take a moment on a loaded machine).
+const CLOSE_GRACE: Duration = Duration::from_secs(3);
 
 /// Name of the note that carries the client's stderr when a check failed.
 pub const STDERR_CHECK: &str = "client_stderr";
@@ -271,7 +272,11 @@ async fn run_async(sc: &Scenario, client: &ExternalClient) -> Result<ExternalRun
     let (mut proc, rx) = Process::spawn(&argv, &environment(sc)).map_err(setup)?;
     let (collected, gw) = drive(sc, &cmds, started_rx, &mut proc, rx).await;
     let exited = proc.kill().await;
-    tokio::time::sleep(CLOSE_GRACE).await;
+    // The gateway logs how the client's connection ended before it is stopped itself.
+    let until = Instant::now() + CLOSE_GRACE;
+    while gw.as_ref().is_some_and(|g| !g.live_connections().is_empty()) && Instant::now() < until {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     let _ = stop_tx.send(true);
     tokio::time::sleep(Duration::from_millis(1)).await;
     let stderr = proc.stderr_tail();

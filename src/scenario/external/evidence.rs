@@ -260,9 +260,21 @@ impl Evidence<'_> {
             "duplicate_packet",
             "group_expired",
         ];
+        // A command is confirmed by its 0x0001, or by its answer (0x1205 for 0x9205) when no
+        // 0x0001 came first, as the built-in client counts it.
+        let mut general = BTreeSet::new();
         for l in self.lines.iter().filter(|l| decoded.contains(&l.kind.as_str())) {
             push(Side::Client, Value::Object(l.event.clone()));
-            for c in self.commands.iter().filter(|c| answers(l, c, 0x0001)) {
+            for c in self.commands {
+                let answer = final_answer_id(c.msg_id);
+                let by_general = answers(l, c, 0x0001);
+                let by_answer = answer != 0x0001 && answers(l, c, answer) && !general.contains(&c.index);
+                if by_general {
+                    general.insert(c.index);
+                }
+                if !(by_general || by_answer) {
+                    continue;
+                }
                 push(
                     Side::Client,
                     json!({"type": "confirmed", "serial": c.serial, "msg_id": format!("0x{:04X}", c.msg_id), "phone": c.phone}),

@@ -106,23 +106,99 @@ fn frames(v: &Value) -> impl Iterator<Item = String> + '_ {
         .filter_map(|f| f.as_str().map(String::from))
 }
 
-/// `0x0200 13800000001 #5 [1/3]` sorted by terminal, then serial, then the rest.
-fn frame_key(f: &str) -> (String, u64, String) {
+/// Frame serials replaced by ordinals: the n-th frame the gateway offered of one terminal and id
+/// is `no.n`. The terminal numbers its feed and its answers from one counter, so a command
+/// answered a moment earlier or later shifts every serial after it; the ordinal does not move.
+/// (The real serials are still checked: `every_frame_once` matches them exactly.)
+#[derive(Default)]
+struct Ordinals {
+    of: BTreeMap<(String, String, u64), u64>,
+    next: BTreeMap<(String, String), u64>,
+}
+
+impl Ordinals {
+    fn learn(&mut self, frame: &str) {
+        if let Some((id, phone, serial, _)) = split_frame(frame) {
+            let n = self.next.entry((phone.clone(), id.clone())).or_insert(0);
+            self.of.entry((phone, id, serial)).or_insert_with(|| {
+                *n += 1;
+                *n - 1
+            });
+        }
+    }
+
+    fn get(&self, phone: &str, id: &str, serial: u64) -> Option<u64> {
+        self.of.get(&(phone.to_string(), id.to_string(), serial)).copied()
+    }
+
+    /// `0x0200 13800000001 #5 [1/3]` -> `0x0200 13800000001 no.2 [1/3]`.
+    fn frame(&self, frame: &str) -> String {
+        match split_frame(frame) {
+            Some((id, phone, serial, rest)) => match self.get(&phone, &id, serial) {
+                Some(n) => format!("{id} {phone} no.{n}{rest}"),
+                None => frame.to_string(),
+            },
+            None => frame.to_string(),
+        }
+    }
+
+    /// A client event's `serial` / `first_serial` as `"no.N"` (a number still when never offered).
+    fn event(&self, e: &mut Value) {
+        let phone = e.get("phone").and_then(Value::as_str).map(String::from);
+        let id = e
+            .get("msg_id")
+            .and_then(Value::as_str)
+            .map(|s| format!("0x{}", s.get(2..).unwrap_or("").to_ascii_uppercase()));
+        let (Some(phone), Some(id)) = (phone, id) else {
+            return;
+        };
+        for key in ["serial", "first_serial"] {
+            if let Some(o) = e
+                .get(key)
+                .and_then(Value::as_u64)
+                .and_then(|v| self.get(&phone, &id, v))
+                && let Some(slot) = e.get_mut(key)
+            {
+                *slot = json!(format!("no.{o}"));
+            }
+        }
+    }
+}
+
+/// `0x0200 13800000001 #5 [1/3]` as (id, phone, serial, " [1/3]").
+fn split_frame(f: &str) -> Option<(String, String, u64, String)> {
+    let mut it = f.splitn(4, ' ');
+    let id = it.next()?.to_string();
+    let phone = it.next()?.to_string();
+    let serial = it.next()?.strip_prefix('#')?.parse().ok()?;
+    let rest = it.next().map_or_else(String::new, |r| format!(" {r}"));
+    Some((id, phone, serial, rest))
+}
+
+/// Renamed frames sorted by terminal, id, ordinal.
+fn frame_key(f: &str) -> (String, String, u64, String) {
     let mut it = f.split_whitespace();
     let id = it.next().unwrap_or("").to_string();
     let phone = it.next().unwrap_or("").to_string();
-    let serial = it
+    let n = it
         .next()
-        .and_then(|x| x.strip_prefix('#'))
+        .and_then(|x| x.strip_prefix("no."))
         .and_then(|x| x.parse().ok())
         .unwrap_or(u64::MAX);
-    (phone, serial, format!("{id} {f}"))
+    (phone, id, n, f.to_string())
 }
 
 fn connections(s: &mut String, ev: &Evidence<'_>) {
     let mut conns: BTreeMap<u64, Conn> = BTreeMap::new();
     let mut order: Vec<u64> = Vec::new();
     let mut not_accepted: BTreeMap<String, u64> = BTreeMap::new();
+    let mut ord = Ordinals::default();
+    for r in ev.gateway {
+        let v = gateway_value(r);
+        if v.get("type").and_then(Value::as_str) == Some("offered") {
+            frames(&v).for_each(|f| ord.learn(&f));
+        }
+    }
     for r in ev.gateway {
         let v = gateway_value(r);
         let ty = v.get("type").and_then(Value::as_str).unwrap_or("");
@@ -133,9 +209,9 @@ fn connections(s: &mut String, ev: &Evidence<'_>) {
             *not_accepted.entry(ty.to_string()).or_insert(0) += 1;
             continue;
         }
-        gateway_event(conns.entry(r.conn).or_default(), ty, &v);
+        gateway_event(conns.entry(r.conn).or_default(), ty, &v, &ord);
     }
-    attribute_client(ev, &order, &mut conns, s);
+    attribute_client(ev, &order, &mut conns, s, &ord);
     for (k, n) in &not_accepted {
         let _ = writeln!(s, "not_accepted_{k}: {n}");
     }
@@ -161,11 +237,11 @@ fn connections(s: &mut String, ev: &Evidence<'_>) {
     }
 }
 
-fn gateway_event(c: &mut Conn, ty: &str, v: &Value) {
+fn gateway_event(c: &mut Conn, ty: &str, v: &Value, ord: &Ordinals) {
     match ty {
         "accepted" => c.session = v.get("session").and_then(Value::as_str).unwrap_or("").into(),
-        "offered" => c.offered.extend(frames(v)),
-        "lost_in_flight" => c.lost.extend(frames(v)),
+        "offered" => c.offered.extend(frames(v).map(|f| ord.frame(&f))),
+        "lost_in_flight" => c.lost.extend(frames(v).map(|f| ord.frame(&f))),
         "received" => {
             let m = v.get("message").cloned().unwrap_or(Value::Null);
             let id = m.get("msg_id").and_then(Value::as_str).unwrap_or("?");
@@ -192,7 +268,7 @@ fn gateway_event(c: &mut Conn, ty: &str, v: &Value) {
 
 /// Client events go to the connection they happened on: the k-th `connected` the client reports
 /// is the gateway's k-th accepted connection. A client that reports no `connected` gets one list.
-fn attribute_client(ev: &Evidence<'_>, order: &[u64], conns: &mut BTreeMap<u64, Conn>, s: &mut String) {
+fn attribute_client(ev: &Evidence<'_>, order: &[u64], conns: &mut BTreeMap<u64, Conn>, s: &mut String, ord: &Ordinals) {
     let by_conn = ev.reports().contains("connected");
     let mut outside = Vec::new();
     let mut current: Option<usize> = None;
@@ -201,9 +277,10 @@ fn attribute_client(ev: &Evidence<'_>, order: &[u64], conns: &mut BTreeMap<u64, 
             current = Some(current.map_or(0, |c| c + 1));
             continue;
         }
-        let Some(e) = client_event(&l.kind, &l.event) else {
+        let Some(mut e) = client_event(&l.kind, &l.event) else {
             continue;
         };
+        ord.event(&mut e);
         match current.and_then(|k| order.get(k)).and_then(|id| conns.get_mut(id)) {
             Some(c) if by_conn => c.client.push(e),
             _ => outside.push(e),
@@ -268,9 +345,13 @@ fn sort_client(v: &mut [Value]) {
             "disconnected" => 2,
             _ => 1,
         };
-        let phone = e.get("phone").and_then(Value::as_str).unwrap_or("").to_string();
-        let serial = e.get("serial").and_then(Value::as_u64).unwrap_or(0);
-        (rank, phone, serial, json(e))
+        let text = |k: &str| e.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+        let n = text("serial")
+            .strip_prefix("no.")
+            .and_then(|x| x.parse().ok())
+            .or_else(|| e.get("serial").and_then(Value::as_u64))
+            .unwrap_or(0);
+        (rank, text("phone"), text("msg_id"), n, json(e))
     };
     v.sort_by_cached_key(key);
 }
