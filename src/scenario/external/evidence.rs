@@ -130,6 +130,26 @@ pub fn settled(gw: &Gateway, cmds: &[Command], lines: &[ClientLine]) -> bool {
     delivered && answered && open_groups(lines).is_empty()
 }
 
+/// Whether every message the gateway offered and no fault destroyed was decoded (the
+/// `every_frame_once` accounting): a client on a loaded machine may lag behind the gateway by
+/// more than [`super::SETTLE`], and the run must not end before it caught up.
+pub fn caught_up(ev: &Evidence<'_>) -> bool {
+    let t = Transcript {
+        scenario: String::new(),
+        seed: 0,
+        summary: Map::new(),
+        checks: Vec::new(),
+        events: ev.entries(),
+    };
+    let want = crate::scenario::Expectations {
+        every_frame_once: Some(true),
+        ..Default::default()
+    };
+    checks::check(&want, &checks::Facts::gather(&t), &ev.sc.client)
+        .iter()
+        .all(|c| c.ok)
+}
+
 /// Packet groups the client reported a packet of and neither completed nor gave up.
 fn open_groups(lines: &[ClientLine]) -> BTreeSet<(String, String, u64)> {
     let mut open = BTreeSet::new();
