@@ -246,7 +246,7 @@ struct FaultFields<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     msg: Option<u64>,
     fault: &'a str,
-    what: &'a str,
+    what: crate::faults::Outcome,
     #[serde(skip_serializing_if = "<[usize]>::is_empty")]
     offsets: &'a [usize],
     detail: &'a str,
@@ -257,7 +257,7 @@ fn fault_fields<S: serde::Serializer>(r: &FaultRecord, s: S) -> Result<S::Ok, S:
         dir: r.dir,
         msg: r.msg,
         fault: &r.fault,
-        what: &r.what,
+        what: r.what,
         offsets: &r.offsets,
         detail: &r.detail,
     }
