@@ -14,7 +14,8 @@ use serde_json::{Map, Value, json};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::checks;
+use super::checks::{self, Evidence, OpenGroups};
+use super::harness::{HarnessEvent, HarnessRecord};
 use super::{ClientSection, CommandSpec, Scenario};
 use crate::client::{Client, ClientConfig, Event};
 use crate::codec::body::{Body, RawBody};
@@ -146,10 +147,6 @@ pub fn command_message(c: &CommandSpec) -> Result<Message, String> {
     Ok(Message::new(c.msg_id, c.version, phone, 0, body))
 }
 
-/// What the harness itself did (commands issued, request outcomes), for the transcript.
-#[derive(Debug, Default)]
-struct HarnessLog(Vec<(Duration, u64, Value)>);
-
 async fn run_async(sc: &Scenario, mode: Mode) -> Result<Transcript, RunError> {
     let setup = |message: String| RunError::Setup {
         path: sc.path.display().to_string(),
@@ -208,7 +205,8 @@ async fn run_async(sc: &Scenario, mode: Mode) -> Result<Transcript, RunError> {
         }
     });
 
-    let harness: Arc<Mutex<HarnessLog>> = Arc::default();
+    // What the harness itself did (commands issued, request outcomes), for the transcript.
+    let harness: Arc<Mutex<Vec<HarnessRecord>>> = Arc::default();
     let pending_requests = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     for (spec, msg) in commands {
         let client = client.clone();
@@ -217,30 +215,14 @@ async fn run_async(sc: &Scenario, mode: Mode) -> Result<Transcript, RunError> {
         pending.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         tokio::spawn(async move {
             tokio::time::sleep_until(start + Duration::from_millis(spec.at_ms)).await;
-            let id = format!("0x{:04X}", spec.msg_id);
-            let log = |v: Value| {
-                harness
-                    .lock()
-                    .expect("harness lock")
-                    .0
-                    .push((start.elapsed(), crate::transcript::next_seq(), v))
+            let log = |event: HarnessEvent| {
+                harness.lock().expect("harness lock").push(HarnessRecord {
+                    t: start.elapsed(),
+                    seq: crate::transcript::next_seq(),
+                    event,
+                })
             };
-            if spec.request {
-                log(json!({"type": "request", "msg_id": id, "phone": spec.phone}));
-                match client.request(msg, REQUEST_TIMEOUT).await {
-                    Ok(answer) => log(json!({
-                        "type": "answered", "msg_id": id,
-                        "answer": format!("0x{:04X}", answer.header.msg_id),
-                        "serial": answer.header.serial,
-                    })),
-                    Err(e) => log(json!({"type": "request_failed", "msg_id": id, "error": e.to_string()})),
-                }
-            } else {
-                match client.send(msg) {
-                    Ok(serial) => log(json!({"type": "command", "msg_id": id, "phone": spec.phone, "serial": serial})),
-                    Err(e) => log(json!({"type": "command_refused", "msg_id": id, "error": e.to_string()})),
-                }
-            }
+            issue(&client, spec, msg, log).await;
             pending.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
         });
     }
@@ -264,7 +246,7 @@ async fn run_async(sc: &Scenario, mode: Mode) -> Result<Transcript, RunError> {
                 let settled = gw.idle()
                     && client.held() == 0
                     && pending_requests.load(std::sync::atomic::Ordering::SeqCst) == 0
-                    && !open_groups(&client_events.lock().expect("events lock"));
+                    && OpenGroups::of(client_events.lock().expect("events lock").iter()).is_empty();
                 if settled && quiet_since.elapsed() >= LIVE_SETTLE {
                     break;
                 }
@@ -279,23 +261,26 @@ async fn run_async(sc: &Scenario, mode: Mode) -> Result<Transcript, RunError> {
     collector.abort();
     let client_events = std::mem::take(&mut *client_events.lock().expect("events lock"));
     let gateway_log = gw.take_log();
-    let mut harness = std::mem::take(&mut harness.lock().expect("harness lock").0);
+    let mut harness = std::mem::take(&mut *harness.lock().expect("harness lock"));
     // A capture that could not be read to its end is never silent: it shows in the transcript.
     for e in replay_errors.list() {
-        harness.push((
-            Duration::ZERO,
-            0,
-            json!({"type": "capture_error", "error": e.message, "ended": e.ended}),
-        ));
+        harness.push(HarnessRecord {
+            t: Duration::ZERO,
+            seq: 0,
+            event: HarnessEvent::CaptureError {
+                error: e.message,
+                ended: e.ended,
+            },
+        });
     }
     // What a conversation replay expected and never got, at the end of the run.
     let end = start.elapsed();
     for (session, report) in conversations.reports() {
-        let mut v = json!({"type": "conversation", "session": session});
-        if let (Value::Object(m), Ok(Value::Object(r))) = (&mut v, serde_json::to_value(&report)) {
-            m.extend(r);
-        }
-        harness.push((end, u64::MAX, v));
+        harness.push(HarnessRecord {
+            t: end,
+            seq: u64::MAX,
+            event: HarnessEvent::Conversation { session, report },
+        });
     }
     Ok(build_transcript(sc, mode, client_events, gateway_log, harness))
 }
@@ -305,70 +290,61 @@ fn build_transcript(
     mode: Mode,
     client_events: Vec<Event>,
     gateway_log: Vec<GatewayRecord>,
-    harness: Vec<(Duration, u64, Value)>,
+    harness: Vec<HarnessRecord>,
 ) -> Transcript {
-    let mut events = Vec::new();
-    for r in &gateway_log {
-        let mut v = serde_json::to_value(&r.event).expect("gateway events serialise");
-        if let Value::Object(o) = &mut v {
-            // conn first after type, for readability.
-            let mut m = Map::new();
-            if let Some(t) = o.shift_remove("type") {
-                m.insert("type".into(), t);
-            }
-            m.insert("conn".into(), json!(r.conn));
-            // A fault record repeats the time and connection the entry already carries.
-            o.shift_remove("t_us");
-            o.shift_remove("conn");
-            m.extend(std::mem::take(o));
-            v = Value::Object(m);
-        }
-        events.push(Entry {
-            t_us: r.t_us,
-            side: Side::Gateway,
-            seq: r.seq,
-            event: v,
-        });
-    }
-    for e in &client_events {
-        let mut v = serde_json::to_value(e).expect("client events serialise");
-        if let Value::Object(o) = &mut v {
-            o.shift_remove("t_ms");
-        }
-        events.push(Entry {
-            t_us: e.t_ms * 1000,
-            side: Side::Client,
-            seq: e.seq,
-            event: v,
-        });
-    }
-    for (t, seq, v) in harness {
-        events.push(Entry {
-            t_us: t.as_micros() as u64,
-            side: Side::Harness,
-            seq,
-            event: v,
-        });
-    }
-    for e in &mut events {
-        elide_long_hex(&mut e.event);
-    }
+    let evidence = checks::in_order(&gateway_log, &client_events, &harness);
+    let facts = checks::Facts::gather(evidence.iter().copied());
     let mut t = Transcript {
         scenario: sc.name.clone(),
         seed: sc.seed,
-        summary: Map::new(),
-        checks: Vec::new(),
-        events,
+        summary: facts.summary(),
+        checks: checks::check(&sc.expect, &facts, &sc.client),
+        events: Vec::new(),
     };
-    t.order_events();
-    let facts = checks::Facts::gather(&t);
-    t.summary = facts.summary();
-    t.checks = checks::check(&sc.expect, &facts, &sc.client);
-    if mode == Mode::Live {
-        // Live transcripts are not snapshotted; keep them small.
-        t.events.clear();
+    // Live transcripts are not snapshotted; keep them small.
+    if mode == Mode::Snapshot {
+        t.events = evidence.iter().map(entry).collect();
     }
     t
+}
+
+/// One piece of evidence as a transcript line: its JSON object, long hex elided.
+fn entry(e: &Evidence<'_>) -> Entry {
+    let (t_us, seq) = e.order();
+    let (side, mut event) = match e {
+        Evidence::Gateway(r) => (Side::Gateway, gateway_json(r)),
+        Evidence::Client(c) => {
+            let mut v = serde_json::to_value(c).expect("client events serialise");
+            if let Value::Object(o) = &mut v {
+                o.shift_remove("t_ms");
+            }
+            (Side::Client, v)
+        }
+        Evidence::Harness(h) => (
+            Side::Harness,
+            serde_json::to_value(&h.event).expect("harness events serialise"),
+        ),
+    };
+    elide_long_hex(&mut event);
+    Entry { t_us, side, seq, event }
+}
+
+/// A gateway record's JSON: `type`, then `conn`, then the event's own keys.
+fn gateway_json(r: &GatewayRecord) -> Value {
+    let mut v = serde_json::to_value(&r.event).expect("gateway events serialise");
+    if let Value::Object(o) = &mut v {
+        let mut m = Map::new();
+        if let Some(t) = o.shift_remove("type") {
+            m.insert("type".into(), t);
+        }
+        m.insert("conn".into(), json!(r.conn));
+        // A fault record repeats the time and connection the entry already carries.
+        o.shift_remove("t_us");
+        o.shift_remove("conn");
+        m.extend(std::mem::take(o));
+        v = Value::Object(m);
+    }
+    v
 }
 
 /// Hex strings longer than this are shown as their length and a hash in transcripts.
@@ -388,28 +364,37 @@ fn elide_long_hex(v: &mut Value) {
     }
 }
 
-/// Whether the client holds a packet group it has neither completed nor given up (live mode waits
-/// for its expiry before ending).
-fn open_groups(events: &[Event]) -> bool {
-    use crate::client::EventKind;
-    let mut open = std::collections::BTreeSet::new();
-    for e in events {
-        match &e.kind {
-            EventKind::Packet {
-                msg_id, phone, total, ..
-            } => {
-                open.insert((*msg_id, *phone, *total));
-            }
-            EventKind::Message(m) => {
-                if let Some(a) = m.assembled {
-                    open.remove(&(m.header.msg_id, m.header.phone, a.packets));
-                }
-            }
-            EventKind::GroupExpired(x) => {
-                open.remove(&(x.msg_id, x.phone, x.total));
-            }
-            _ => {}
+/// Issues one scenario command on `client` and logs what came of it: a request waits for its
+/// answer (or its failure), a plain command is only queued.
+async fn issue(client: &Client, spec: CommandSpec, msg: Message, log: impl Fn(HarnessEvent)) {
+    let msg_id = spec.msg_id;
+    if spec.request {
+        log(HarnessEvent::Request {
+            msg_id,
+            phone: spec.phone,
+        });
+        match client.request(msg, REQUEST_TIMEOUT).await {
+            Ok(answer) => log(HarnessEvent::Answered {
+                msg_id,
+                answer: answer.header.msg_id,
+                serial: answer.header.serial,
+            }),
+            Err(e) => log(HarnessEvent::RequestFailed {
+                msg_id,
+                error: e.to_string(),
+            }),
+        }
+    } else {
+        match client.send(msg) {
+            Ok(serial) => log(HarnessEvent::Command {
+                msg_id,
+                phone: spec.phone,
+                serial,
+            }),
+            Err(e) => log(HarnessEvent::CommandRefused {
+                msg_id,
+                error: e.to_string(),
+            }),
         }
     }
-    !open.is_empty()
 }
