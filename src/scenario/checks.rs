@@ -289,172 +289,189 @@ impl Facts {
 
 /// Evaluates the scenario's expectations.
 pub fn check(x: &Expectations, f: &Facts, client: &ClientSection) -> Vec<Check> {
+    let on = |e: Option<bool>| e == Some(true);
     let mut out = Vec::new();
-    let mut add = |name: &str, ok: bool, detail: String| {
+    let mut add = |name: &str, (ok, detail): (bool, String)| {
         out.push(Check {
             name: name.into(),
             ok,
             detail,
         })
     };
-    if x.every_frame_once == Some(true) {
-        let mut counts: BTreeMap<&Key, u64> = BTreeMap::new();
-        for k in &f.decoded {
-            *counts.entry(k).or_insert(0) += 1;
-        }
-        // A key can be offered more than once (a replayed capture may repeat a frame): each
-        // offer is expected to be decoded once.
-        let mut offered: BTreeMap<&Key, u64> = BTreeMap::new();
-        for k in &f.expected {
-            *offered.entry(k).or_insert(0) += 1;
-        }
-        let mut problems = Vec::new();
-        let mut checked = 0;
-        for (k, times) in &offered {
-            if f.destroyed.contains(*k) {
-                continue;
-            }
-            checked += times;
-            let c = counts.get(k).copied().unwrap_or(0);
-            let ok = if f.duplicated.contains(*k) {
-                c >= *times
-            } else {
-                c == *times
-            };
-            if !ok {
-                problems.push(format!("{k} offered {times} times, decoded {c} times"));
-            }
-        }
-        for k in counts.keys() {
-            if !offered.contains_key(k) {
-                problems.push(format!("{k} decoded but never offered"));
-            }
-        }
-        let detail = if problems.is_empty() {
-            // A message a fault acted on may still arrive: the terminal sent it again (0x8003,
-            // 0x8800), or the fault spared its frame (a stray 0x7E next to a delimiter).
-            let recovered = f.destroyed.iter().filter(|k| counts.contains_key(k)).count();
-            let recovered = match recovered {
-                0 => String::new(),
-                n => format!(" ({n} of them decoded after all: sent again, or spared by the fault)"),
-            };
-            format!(
-                "{checked} offered messages decoded once each; {} destroyed by faults{recovered}",
-                f.destroyed.len()
-            )
-        } else {
-            problems.truncate(10);
-            problems.join("; ")
-        };
-        add("every_frame_once", problems.is_empty(), detail);
+    if on(x.every_frame_once) {
+        add("every_frame_once", every_frame_once(f));
     }
-    if x.groups_accounted == Some(true) {
-        let empty_missing = f.groups_expired.iter().filter(|g| g.missing.is_empty()).count();
-        let ok = f.open_groups.is_empty() && empty_missing == 0;
-        let detail = if ok {
-            format!(
-                "every packet group completed or expired with its missing packets ({} expired)",
-                f.groups_expired.len()
-            )
-        } else {
-            let open = f.open_groups.describe();
-            format!(
-                "still open at the end: [{}]; expired without missing list: {empty_missing}",
-                open.join(", ")
-            )
-        };
-        add("groups_accounted", ok, detail);
+    if on(x.groups_accounted) {
+        add("groups_accounted", groups_accounted(f));
     }
     if let Some([lo, hi]) = x.reconnects {
         let r = f.connected.saturating_sub(1);
-        add(
-            "reconnects",
-            (lo as u64..=hi as u64).contains(&r),
-            format!("{r} reconnects, expected {lo}..={hi}"),
-        );
+        let ok = (lo as u64..=hi as u64).contains(&r);
+        add("reconnects", (ok, format!("{r} reconnects, expected {lo}..={hi}")));
     }
-    if x.commands_confirmed == Some(true) {
-        let mut problems = Vec::new();
-        for (k, sent) in &f.sent_awaiting {
-            let c = f.confirmed.get(k).copied().unwrap_or(0);
-            if c != 1 {
-                problems.push(format!("{} serial {} confirmed {c} times (sent {sent})", k.0, k.1));
-            }
-            // At-least-once: a re-send is allowed after each disconnect and each confirmation
-            // timeout (at most max_resends of those).
-            let resent = f.resent.get(k).copied().unwrap_or(0) as u64;
-            let allowed = f.disconnects + client.max_resends.unwrap_or(5) as u64;
-            if resent > allowed {
-                problems.push(format!(
-                    "{} serial {} re-sent {resent} times (allowed {allowed})",
-                    k.0, k.1
-                ));
-            }
-        }
-        if f.delivery_failed > 0 {
-            problems.push(format!("{} commands given up", f.delivery_failed));
-        }
-        let ok = problems.is_empty() && !f.sent_awaiting.is_empty();
-        let detail = if problems.is_empty() {
-            format!(
-                "{} commands confirmed once each, {} re-sends",
-                f.sent_awaiting.len(),
-                f.resent.values().sum::<u32>()
-            )
-        } else {
-            problems.join("; ")
-        };
-        add("commands_confirmed", ok, detail);
+    if on(x.commands_confirmed) {
+        add("commands_confirmed", commands_confirmed(f, client));
     }
-    if x.order_per_terminal == Some(true) {
-        let position: HashMap<&Key, usize> = f.expected.iter().enumerate().map(|(i, k)| (k, i)).collect();
-        let mut last: HashMap<Phone, usize> = HashMap::new();
-        let mut problems = Vec::new();
-        for k in &f.decoded {
-            let Some(&p) = position.get(k) else { continue };
-            if let Some(&prev) = last.get(&k.phone)
-                && p < prev
-            {
-                problems.push(format!("{k} decoded after a later message of that terminal"));
-            }
-            last.insert(k.phone, p);
-        }
-        let detail = if problems.is_empty() {
-            format!("{} terminals in order", last.len())
-        } else {
-            problems.join("; ")
-        };
-        add("order_per_terminal", problems.is_empty(), detail);
+    if on(x.order_per_terminal) {
+        add("order_per_terminal", order_per_terminal(f));
     }
     if let Some(want) = x.frames_rejected {
-        add(
-            "frames_rejected",
-            f.rejected == want,
-            format!("{} rejected, expected {want}", f.rejected),
-        );
+        let detail = format!("{} rejected, expected {want}", f.rejected);
+        add("frames_rejected", (f.rejected == want, detail));
     }
     if let Some(min) = x.min_messages {
         let got = f.decoded.len() as u64;
-        add(
-            "min_messages",
-            got >= min,
-            format!("{got} messages decoded, expected at least {min}"),
-        );
+        let detail = format!("{got} messages decoded, expected at least {min}");
+        add("min_messages", (got >= min, detail));
     }
-    if x.requests_answered == Some(true) {
-        let ok = f.request_failures.is_empty() && f.answered == f.requests && f.requests > 0;
-        let detail = if f.request_failures.is_empty() {
-            format!("{} of {} requests answered", f.answered, f.requests)
-        } else {
-            f.request_failures.join("; ")
-        };
-        add("requests_answered", ok, detail);
+    if on(x.requests_answered) {
+        add("requests_answered", requests_answered(f));
     }
-    if x.conversation_complete == Some(true) {
-        let (ok, detail) = conversation_check(&f.conversations);
-        add("conversation_complete", ok, detail);
+    if on(x.conversation_complete) {
+        add("conversation_complete", conversation_check(&f.conversations));
     }
     out
+}
+
+/// Every offered message not destroyed by a fault decoded exactly once (at least once when a
+/// fault duplicated it), and nothing decoded that was never offered.
+fn every_frame_once(f: &Facts) -> (bool, String) {
+    let mut counts: BTreeMap<&Key, u64> = BTreeMap::new();
+    for k in &f.decoded {
+        *counts.entry(k).or_insert(0) += 1;
+    }
+    // A key can be offered more than once (a replayed capture may repeat a frame): each
+    // offer is expected to be decoded once.
+    let mut offered: BTreeMap<&Key, u64> = BTreeMap::new();
+    for k in &f.expected {
+        *offered.entry(k).or_insert(0) += 1;
+    }
+    let mut problems = Vec::new();
+    let mut checked = 0;
+    for (k, times) in &offered {
+        if f.destroyed.contains(*k) {
+            continue;
+        }
+        checked += times;
+        let c = counts.get(k).copied().unwrap_or(0);
+        let ok = if f.duplicated.contains(*k) {
+            c >= *times
+        } else {
+            c == *times
+        };
+        if !ok {
+            problems.push(format!("{k} offered {times} times, decoded {c} times"));
+        }
+    }
+    for k in counts.keys() {
+        if !offered.contains_key(k) {
+            problems.push(format!("{k} decoded but never offered"));
+        }
+    }
+    let detail = if problems.is_empty() {
+        // A message a fault acted on may still arrive: the terminal sent it again (0x8003,
+        // 0x8800), or the fault spared its frame (a stray 0x7E next to a delimiter).
+        let recovered = f.destroyed.iter().filter(|k| counts.contains_key(k)).count();
+        let recovered = match recovered {
+            0 => String::new(),
+            n => format!(" ({n} of them decoded after all: sent again, or spared by the fault)"),
+        };
+        format!(
+            "{checked} offered messages decoded once each; {} destroyed by faults{recovered}",
+            f.destroyed.len()
+        )
+    } else {
+        problems.truncate(10);
+        problems.join("; ")
+    };
+    (problems.is_empty(), detail)
+}
+
+/// Every packet group completed, or expired naming its missing packets.
+fn groups_accounted(f: &Facts) -> (bool, String) {
+    let empty_missing = f.groups_expired.iter().filter(|g| g.missing.is_empty()).count();
+    let ok = f.open_groups.is_empty() && empty_missing == 0;
+    let detail = if ok {
+        format!(
+            "every packet group completed or expired with its missing packets ({} expired)",
+            f.groups_expired.len()
+        )
+    } else {
+        let open = f.open_groups.describe();
+        format!(
+            "still open at the end: [{}]; expired without missing list: {empty_missing}",
+            open.join(", ")
+        )
+    };
+    (ok, detail)
+}
+
+/// Every command awaiting confirmation confirmed once, re-sent no more than allowed.
+fn commands_confirmed(f: &Facts, client: &ClientSection) -> (bool, String) {
+    let mut problems = Vec::new();
+    for (k, sent) in &f.sent_awaiting {
+        let c = f.confirmed.get(k).copied().unwrap_or(0);
+        if c != 1 {
+            problems.push(format!("{} serial {} confirmed {c} times (sent {sent})", k.0, k.1));
+        }
+        // At-least-once: a re-send is allowed after each disconnect and each confirmation
+        // timeout (at most max_resends of those).
+        let resent = f.resent.get(k).copied().unwrap_or(0) as u64;
+        let allowed = f.disconnects + client.max_resends.unwrap_or(5) as u64;
+        if resent > allowed {
+            problems.push(format!(
+                "{} serial {} re-sent {resent} times (allowed {allowed})",
+                k.0, k.1
+            ));
+        }
+    }
+    if f.delivery_failed > 0 {
+        problems.push(format!("{} commands given up", f.delivery_failed));
+    }
+    let ok = problems.is_empty() && !f.sent_awaiting.is_empty();
+    let detail = if problems.is_empty() {
+        format!(
+            "{} commands confirmed once each, {} re-sends",
+            f.sent_awaiting.len(),
+            f.resent.values().sum::<u32>()
+        )
+    } else {
+        problems.join("; ")
+    };
+    (ok, detail)
+}
+
+/// Each terminal's messages decoded in the order they were offered.
+fn order_per_terminal(f: &Facts) -> (bool, String) {
+    let position: HashMap<&Key, usize> = f.expected.iter().enumerate().map(|(i, k)| (k, i)).collect();
+    let mut last: HashMap<Phone, usize> = HashMap::new();
+    let mut problems = Vec::new();
+    for k in &f.decoded {
+        let Some(&p) = position.get(k) else { continue };
+        if let Some(&prev) = last.get(&k.phone)
+            && p < prev
+        {
+            problems.push(format!("{k} decoded after a later message of that terminal"));
+        }
+        last.insert(k.phone, p);
+    }
+    let detail = if problems.is_empty() {
+        format!("{} terminals in order", last.len())
+    } else {
+        problems.join("; ")
+    };
+    (problems.is_empty(), detail)
+}
+
+/// Every request answered, none failed.
+fn requests_answered(f: &Facts) -> (bool, String) {
+    let ok = f.request_failures.is_empty() && f.answered == f.requests && f.requests > 0;
+    let detail = if f.request_failures.is_empty() {
+        format!("{} of {} requests answered", f.answered, f.requests)
+    } else {
+        f.request_failures.join("; ")
+    };
+    (ok, detail)
 }
 
 /// Every recorded exchange answered, none missing, in every session's conversation.

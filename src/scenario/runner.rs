@@ -7,6 +7,7 @@
 //!   early once everything settled, and only the invariants are checked.
 
 use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -17,7 +18,7 @@ use tokio::time::Instant;
 use super::checks::{self, Evidence, OpenGroups};
 use super::harness::{HarnessEvent, HarnessRecord};
 use super::{ClientSection, CommandSpec, Scenario};
-use crate::client::{Client, ClientConfig, Event};
+use crate::client::{Client, ClientConfig, Event, Events};
 use crate::codec::body::{Body, RawBody};
 use crate::codec::{Message, Phone};
 use crate::gateway::{Gateway, GatewayRecord};
@@ -171,97 +172,26 @@ async fn run_async(sc: &Scenario, mode: Mode) -> Result<Transcript, RunError> {
     let gw = Gateway::new(sc.gateway.config(sc.seed), sc.faults.clone(), feeds, stop_rx)
         .map_err(|e| setup(e.to_string()))?;
     let cfg = client_config(&sc.client, sc.seed);
-    let (client, mut events) = match mode {
-        Mode::Snapshot => {
-            let (net, listener) = MemoryNetwork::new(PIPE_CAPACITY);
-            tokio::spawn({
-                let gw = gw.clone();
-                async move { gw.serve(listener).await }
-            });
-            let connector = move || {
-                let r = net.connect();
-                async move { r }
-            };
-            Client::with_connector(connector, "ws://gateway/", cfg)
-        }
-        Mode::Live => {
-            let listener = Listener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))).await?;
-            let addr = listener.local_addr().expect("TCP listener has an address");
-            tokio::spawn({
-                let gw = gw.clone();
-                async move { gw.serve(listener).await }
-            });
-            Client::connect(&format!("ws://{addr}/"), cfg).map_err(|e| setup(e.to_string()))?
-        }
-    };
-
-    let client_events: Arc<Mutex<Vec<Event>>> = Arc::default();
-    let collector = tokio::spawn({
-        let client_events = client_events.clone();
-        async move {
-            while let Some(e) = events.recv().await {
-                client_events.lock().expect("events lock").push(e);
-            }
-        }
-    });
-
-    // What the harness itself did (commands issued, request outcomes), for the transcript.
-    let harness: Arc<Mutex<Vec<HarnessRecord>>> = Arc::default();
-    let pending_requests = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (client, events) = connect_client(mode, &gw, cfg).await.map_err(|e| match e {
+        ConnectError::Io(e) => RunError::Io(e),
+        ConnectError::Client(m) => setup(m),
+    })?;
+    let run = Collected::new(events);
     for (spec, msg) in commands {
-        let client = client.clone();
-        let harness = harness.clone();
-        let pending = pending_requests.clone();
-        pending.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        tokio::spawn(async move {
-            tokio::time::sleep_until(start + Duration::from_millis(spec.at_ms)).await;
-            let log = |event: HarnessEvent| {
-                harness.lock().expect("harness lock").push(HarnessRecord {
-                    t: start.elapsed(),
-                    seq: crate::transcript::next_seq(),
-                    event,
-                })
-            };
-            issue(&client, spec, msg, log).await;
-            pending.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
-        });
+        run.spawn_command(start, &client, spec, msg);
     }
-
     let end = start + Duration::from_millis(sc.duration_ms);
     match mode {
         Mode::Snapshot => tokio::time::sleep_until(end).await,
-        Mode::Live => {
-            // End early once nothing more can happen: the feed is exhausted, every command was
-            // issued and answered, nothing is held, and nothing new was seen for a while.
-            let mut last_len = usize::MAX;
-            let mut quiet_since = Instant::now();
-            while Instant::now() < end {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                let len = client_events.lock().expect("events lock").len() + gw.log().len();
-                if len != last_len {
-                    last_len = len;
-                    quiet_since = Instant::now();
-                    continue;
-                }
-                let settled = gw.idle()
-                    && client.held() == 0
-                    && pending_requests.load(std::sync::atomic::Ordering::SeqCst) == 0
-                    && OpenGroups::of(client_events.lock().expect("events lock").iter()).is_empty();
-                if settled && quiet_since.elapsed() >= LIVE_SETTLE {
-                    break;
-                }
-            }
-        }
+        Mode::Live => run.settle(end, &gw, &client).await,
     }
     let _ = client.shutdown().await;
     let _ = stop_tx.send(true);
     // Let the gateway's connection tasks log their close before the log is read.
     tokio::task::yield_now().await;
     tokio::time::sleep(Duration::from_millis(1)).await;
-    collector.abort();
-    let client_events = std::mem::take(&mut *client_events.lock().expect("events lock"));
+    let (client_events, mut harness) = run.take();
     let gateway_log = gw.take_log();
-    let mut harness = std::mem::take(&mut *harness.lock().expect("harness lock"));
     // A capture that could not be read to its end is never silent: it shows in the transcript.
     for e in replay_errors.list() {
         harness.push(HarnessRecord {
@@ -283,6 +213,123 @@ async fn run_async(sc: &Scenario, mode: Mode) -> Result<Transcript, RunError> {
         });
     }
     Ok(build_transcript(sc, mode, client_events, gateway_log, harness))
+}
+
+/// Why the client could not be started.
+enum ConnectError {
+    Io(std::io::Error),
+    Client(String),
+}
+
+/// Starts the gateway on `mode`'s transport and a client connecting to it.
+async fn connect_client(mode: Mode, gw: &Gateway, cfg: ClientConfig) -> Result<(Client, Events), ConnectError> {
+    match mode {
+        Mode::Snapshot => {
+            let (net, listener) = MemoryNetwork::new(PIPE_CAPACITY);
+            tokio::spawn({
+                let gw = gw.clone();
+                async move { gw.serve(listener).await }
+            });
+            let connector = move || {
+                let r = net.connect();
+                async move { r }
+            };
+            Ok(Client::with_connector(connector, "ws://gateway/", cfg))
+        }
+        Mode::Live => {
+            let listener = Listener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
+                .await
+                .map_err(ConnectError::Io)?;
+            let addr = listener.local_addr().expect("TCP listener has an address");
+            tokio::spawn({
+                let gw = gw.clone();
+                async move { gw.serve(listener).await }
+            });
+            Client::connect(&format!("ws://{addr}/"), cfg).map_err(|e| ConnectError::Client(e.to_string()))
+        }
+    }
+}
+
+/// What a run collects while it runs: the client's events, what the harness did, and how many
+/// commands are still under way.
+struct Collected {
+    client_events: Arc<Mutex<Vec<Event>>>,
+    collector: tokio::task::JoinHandle<()>,
+    harness: Arc<Mutex<Vec<HarnessRecord>>>,
+    pending: Arc<AtomicUsize>,
+}
+
+impl Collected {
+    /// Starts collecting `events`.
+    fn new(mut events: Events) -> Collected {
+        let client_events: Arc<Mutex<Vec<Event>>> = Arc::default();
+        let collector = tokio::spawn({
+            let client_events = client_events.clone();
+            async move {
+                while let Some(e) = events.recv().await {
+                    client_events.lock().expect("events lock").push(e);
+                }
+            }
+        });
+        Collected {
+            client_events,
+            collector,
+            harness: Arc::default(),
+            pending: Arc::default(),
+        }
+    }
+
+    /// Issues `spec` at its time on `client`, logging what came of it.
+    fn spawn_command(&self, start: Instant, client: &Client, spec: CommandSpec, msg: Message) {
+        let client = client.clone();
+        let harness = self.harness.clone();
+        let pending = self.pending.clone();
+        pending.fetch_add(1, Ordering::SeqCst);
+        tokio::spawn(async move {
+            tokio::time::sleep_until(start + Duration::from_millis(spec.at_ms)).await;
+            let log = |event: HarnessEvent| {
+                harness.lock().expect("harness lock").push(HarnessRecord {
+                    t: start.elapsed(),
+                    seq: crate::transcript::next_seq(),
+                    event,
+                })
+            };
+            issue(&client, spec, msg, log).await;
+            pending.fetch_sub(1, Ordering::SeqCst);
+        });
+    }
+
+    /// Live mode: waits until `end`, or less once nothing more can happen: the feed is
+    /// exhausted, every command was issued and answered, nothing is held, no packet group is
+    /// open, and nothing new was seen for [`LIVE_SETTLE`].
+    async fn settle(&self, end: Instant, gw: &Gateway, client: &Client) {
+        let mut last_len = usize::MAX;
+        let mut quiet_since = Instant::now();
+        while Instant::now() < end {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let len = self.client_events.lock().expect("events lock").len() + gw.log().len();
+            if len != last_len {
+                last_len = len;
+                quiet_since = Instant::now();
+                continue;
+            }
+            let settled = gw.idle()
+                && client.held() == 0
+                && self.pending.load(Ordering::SeqCst) == 0
+                && OpenGroups::of(self.client_events.lock().expect("events lock").iter()).is_empty();
+            if settled && quiet_since.elapsed() >= LIVE_SETTLE {
+                break;
+            }
+        }
+    }
+
+    /// Stops collecting; the client's events and the harness log so far.
+    fn take(self) -> (Vec<Event>, Vec<HarnessRecord>) {
+        self.collector.abort();
+        let client_events = std::mem::take(&mut *self.client_events.lock().expect("events lock"));
+        let harness = std::mem::take(&mut *self.harness.lock().expect("harness lock"));
+        (client_events, harness)
+    }
 }
 
 fn build_transcript(
