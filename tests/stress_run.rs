@@ -97,7 +97,8 @@ async fn a_shard_against_an_external_gateway_runs_its_half_of_the_fleet_on_their
     use std::sync::atomic::AtomicU64;
 
     use jt808_harness::gateway::{Feed, Gateway, GatewayConfig, GatewayEvent, LogLevel};
-    use jt808_harness::stress::run::{GatewayPlacement, NO_STOP, Shard, StressFeed};
+    use jt808_harness::stress::feed::{NO_STOP, StressFeed};
+    use jt808_harness::stress::{GatewayPlacement, Shard};
     use jt808_harness::transport::Listener;
 
     let interval = Duration::from_millis(200);

@@ -14,8 +14,10 @@ use std::time::Duration;
 use clap::builder::RangedU64ValueParser;
 
 use super::metrics::{Gate, RunFigures, fmt_bytes};
+use super::options::{GatewayPlacement, ParseError, Shard, StormSpec, StressOpts, parse_duration};
+use super::outcome::{Outcome, StressError};
 use super::report;
-use super::run::{GatewayPlacement, Outcome, Shard, StormSpec, StressError, StressOpts, parse_duration, run};
+use super::run::run;
 use crate::client::{ClientError, Jitter};
 use crate::scenario::validate::{MAX_CLIENT_MS, MAX_DURATION_MS};
 
@@ -57,7 +59,7 @@ fn parse_drain_timeout(s: &str) -> Result<Duration, String> {
 
 /// `--storm`: as [`StormSpec`] parses it, with `every` and `start` within 1 ms..=7 days.
 fn parse_storm(s: &str) -> Result<StormSpec, String> {
-    let spec: StormSpec = s.parse().map_err(|e: super::run::ParseError| e.to_string())?;
+    let spec: StormSpec = s.parse().map_err(|e: ParseError| e.to_string())?;
     let range = MIN_PERIOD..=Duration::from_millis(MAX_DURATION_MS);
     for (key, d) in [("every", Some(spec.every)), ("start", spec.start)] {
         if let Some(d) = d
@@ -222,7 +224,7 @@ impl StressArgs {
 /// Runs `jt808-harness stress`; `Ok(true)` when every run passed its gates.
 pub async fn run_cli(args: StressArgs) -> Result<bool, StressError> {
     if args.serve_gateway {
-        super::run::serve_gateway(
+        super::side::serve_gateway(
             args.clients,
             args.seed,
             Duration::from_millis(args.frame_interval_ms.max(1)),
