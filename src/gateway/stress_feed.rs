@@ -24,6 +24,13 @@ pub const FIRST_PHONE: u64 = 13_900_000_000;
 /// `serve`).
 pub const NO_STOP: u64 = u64::MAX;
 
+/// Most clients of one stress fleet (every shard together): ids below it keep [`phone_of`] at 11
+/// digits.
+pub const MAX_CLIENTS: u64 = 1_000_000;
+
+/// Default clients of a stress fleet (`--clients`).
+pub const DEFAULT_CLIENTS: usize = 1000;
+
 /// Default interval between one session's numbered frames (`--frame-interval-ms`).
 pub const DEFAULT_FRAME_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -54,27 +61,55 @@ pub fn phone_of(id: usize) -> Phone {
 ///
 /// The schedule ends at the stop time (gateway time, shared with whoever runs the gateway): frames
 /// due at or after it are never made, so the number each session offers is [`frames_before`] of the
-/// stop time, known without asking the gateway.
+/// stop time, known without asking the gateway. With [`FeedSettings::frames`] it also ends after
+/// that many frames, a count a client of a gateway it does not control knows in advance.
 #[derive(Debug)]
 pub struct StressFeed {
     phone: Phone,
     interval: Duration,
     phase: Duration,
     next: u64,
+    limit: Option<u64>,
     stop: Arc<AtomicU64>,
     reply_serial: u16,
+}
+
+/// What every session of a stress feed serves: the same on the gateway and in the clients' count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FeedSettings {
+    /// One numbered frame this often (`--frame-interval-ms`). Default
+    /// [`DEFAULT_FRAME_INTERVAL`].
+    pub interval: Duration,
+    /// Frames per session, then none (`--frames`); `None`: until the stop time.
+    pub frames: Option<u64>,
+}
+
+impl Default for FeedSettings {
+    fn default() -> Self {
+        FeedSettings {
+            interval: DEFAULT_FRAME_INTERVAL,
+            frames: None,
+        }
+    }
 }
 
 impl StressFeed {
     /// The feed of session `path` (client id from [`client_of_session`]; another path gets id 0).
     /// `stop` holds the stop time in gateway microseconds, [`NO_STOP`] until set.
     pub fn new(path: &str, interval: Duration, stop: Arc<AtomicU64>) -> StressFeed {
+        let settings = FeedSettings { interval, frames: None };
+        StressFeed::with_settings(path, settings, stop)
+    }
+
+    /// [`StressFeed::new`] with every setting.
+    pub fn with_settings(path: &str, settings: FeedSettings, stop: Arc<AtomicU64>) -> StressFeed {
         let id = client_of_session(path).unwrap_or(0);
         StressFeed {
             phone: phone_of(id),
-            interval: interval.max(Duration::from_millis(1)),
-            phase: phase_of(id, interval),
+            interval: settings.interval.max(Duration::from_millis(1)),
+            phase: phase_of(id, settings.interval),
             next: 0,
+            limit: settings.frames,
             stop,
             reply_serial: 0,
         }
@@ -82,8 +117,8 @@ impl StressFeed {
 
     /// The per-session feed factory of a gateway serving the stress feed (what
     /// [`crate::gateway::Gateway::new`] takes).
-    pub fn factory(interval: Duration, stop: Arc<AtomicU64>) -> impl Fn(&str) -> Box<dyn Feed> + Send + Sync {
-        move |path| Box::new(StressFeed::new(path, interval, stop.clone())) as Box<dyn Feed>
+    pub fn factory(settings: FeedSettings, stop: Arc<AtomicU64>) -> impl Fn(&str) -> Box<dyn Feed> + Send + Sync {
+        move |path| Box::new(StressFeed::with_settings(path, settings, stop.clone())) as Box<dyn Feed>
     }
 }
 
@@ -178,6 +213,9 @@ fn location_frame(phone: Phone, seq: u64) -> Vec<u8> {
 
 impl Feed for StressFeed {
     fn next_item(&mut self) -> Option<FeedItem> {
+        if self.limit.is_some_and(|n| self.next >= n) {
+            return None;
+        }
         let due = self.phase + self.interval * u32::try_from(self.next).ok()?;
         if due.as_micros() >= u128::from(self.stop.load(Ordering::Acquire)) {
             return None;
@@ -277,6 +315,19 @@ mod tests {
         let a = crate::client::replies::answer_of(&m).unwrap();
         assert_eq!((a.serial, a.answers, a.result), (0, 0x8103, Some(0)));
         assert_eq!(recognise(42, &m), StressFrame::Answer);
+    }
+
+    #[test]
+    fn a_frame_count_ends_the_feed() {
+        let settings = FeedSettings {
+            interval: Duration::from_millis(10),
+            frames: Some(3),
+        };
+        let mut feed = StressFeed::with_settings("/c/1", settings, Arc::new(AtomicU64::new(NO_STOP)));
+        let seqs: Vec<_> = std::iter::from_fn(|| feed.next_item())
+            .map(|i| recognise(1, &decode(&i.bytes)))
+            .collect();
+        assert_eq!(seqs, (0..3).map(StressFrame::Numbered).collect::<Vec<_>>());
     }
 
     #[test]

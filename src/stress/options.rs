@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use super::feed::FeedSettings;
 use super::sys;
 use crate::client::{BackoffConfig, ClientConfig, Jitter, OutboxConfig, WsSettings};
 use crate::gateway::ConnCommand;
@@ -303,6 +304,10 @@ pub struct StressOpts {
     pub shard: Option<Shard>,
     /// One numbered frame per client this often. Default 1 s.
     pub frame_interval: Duration,
+    /// Numbered frames per client, then none (`--frames`); `None` (the default): until the drain.
+    /// Against a gateway this run does not control (`--url`, `serve --feed stress --frames N`),
+    /// the count the clients wait for, so a frame lost after the last one delivered is seen.
+    pub frames: Option<u64>,
     /// One command per client this often during the storm phase. Default 5 s.
     pub command_interval: Duration,
     /// Clients started per second. Default 2,000 (tokio's default listen backlog is 1,024; ours is
@@ -356,6 +361,7 @@ impl StressOpts {
             gateway: GatewayPlacement::InProcess,
             shard: None,
             frame_interval: Duration::from_secs(1),
+            frames: None,
             command_interval: Duration::from_secs(5),
             connect_rate: 2000,
             connect_wait: Duration::from_secs(60),
@@ -371,6 +377,14 @@ impl StressOpts {
             progress: false,
             label: "stress".into(),
             source_offset: 0,
+        }
+    }
+
+    /// What the stress feed serves each client.
+    pub fn feed(&self) -> FeedSettings {
+        FeedSettings {
+            interval: self.frame_interval,
+            frames: self.frames,
         }
     }
 

@@ -110,9 +110,9 @@ impl Fleet {
             }
         }
         let side = match &opts.gateway {
-            GatewayPlacement::InProcess => GatewaySide::Local(
-                start_local_gateway(opts.seed, opts.frame_interval, opts.ws_buffer, opts.clients).await?,
-            ),
+            GatewayPlacement::InProcess => {
+                GatewaySide::Local(start_local_gateway(opts.seed, opts.feed(), opts.ws_buffer, opts.clients).await?)
+            }
             GatewayPlacement::ChildProcess { exe } => {
                 GatewaySide::Child(Box::new(ChildGateway::spawn(exe, &opts).await?))
             }
@@ -307,12 +307,17 @@ impl Fleet {
         let n = self.ids.len();
         let interval = self.opts.frame_interval;
         let stop_at = self.side.stop_frames(interval).await?;
-        let expected: Option<Vec<u64>> = stop_at.map(|stop| {
-            self.ids
-                .iter()
-                .map(|&id| frames_before(stop, phase_of(id, interval), interval))
-                .collect()
-        });
+        let limit = self.opts.frames;
+        let expected: Option<Vec<u64>> = match (stop_at, limit) {
+            (Some(stop), _) => Some(
+                self.ids
+                    .iter()
+                    .map(|&id| frames_before(stop, phase_of(id, interval), interval).min(limit.unwrap_or(u64::MAX)))
+                    .collect(),
+            ),
+            (None, Some(n)) => Some(vec![n; self.ids.len()]),
+            (None, None) => None,
+        };
         let drain_until = Instant::now() + self.opts.drain_timeout + interval;
         let mut next_sample = Instant::now();
         while !self.foreign() {

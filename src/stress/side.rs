@@ -19,7 +19,7 @@ use tokio::net::TcpSocket;
 use tokio::process::{Child, ChildStdin, ChildStdout};
 use tokio::sync::watch;
 
-use super::feed::{NO_STOP, StressFeed, client_of_session};
+use super::feed::{FeedSettings, NO_STOP, StressFeed, client_of_session};
 use super::options::{LISTEN_BACKLOG, StormMode, StressOpts};
 use super::outcome::{StressError, io_err};
 use super::protocol::Line;
@@ -85,7 +85,7 @@ pub(crate) struct LocalGateway {
 /// Starts the stress gateway on `127.0.0.1:0` with a listen backlog of [`LISTEN_BACKLOG`].
 pub(crate) async fn start_local_gateway(
     seed: u64,
-    frame_interval: Duration,
+    feed: FeedSettings,
     ws_buffer: usize,
     clients: usize,
 ) -> Result<LocalGateway, StressError> {
@@ -99,7 +99,7 @@ pub(crate) async fn start_local_gateway(
         seed,
         ..GatewayConfig::default()
     };
-    let gw = Gateway::new(cfg, Vec::new(), StressFeed::factory(frame_interval, stop.clone()), rx)?;
+    let gw = Gateway::new(cfg, Vec::new(), StressFeed::factory(feed, stop.clone()), rx)?;
     let socket = TcpSocket::new_v4().map_err(io_err("gateway socket"))?;
     socket.set_reuseaddr(true).map_err(io_err("gateway socket"))?;
     socket
@@ -183,6 +183,7 @@ impl ChildGateway {
             .arg(opts.frame_interval.as_millis().to_string())
             .arg("--ws-buffer")
             .arg(opts.ws_buffer.to_string())
+            .args(opts.frames.map(|n| format!("--frames={n}")))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -271,15 +272,10 @@ async fn next_line<R: tokio::io::AsyncBufRead + Unpin>(lines: &mut tokio::io::Li
 /// Runs as the gateway child process of a `--gateway-process` run: starts the stress gateway, says
 /// [`Line::Listening`] on stdout, then answers each request line on stdin with one line (the table
 /// in [`super::protocol`]) until `quit` or the end of its input.
-pub async fn serve_gateway(
-    clients: usize,
-    seed: u64,
-    frame_interval: Duration,
-    ws_buffer: usize,
-) -> Result<(), StressError> {
+pub async fn serve_gateway(clients: usize, seed: u64, feed: FeedSettings, ws_buffer: usize) -> Result<(), StressError> {
     let lim = sys::raise_nofile_limit().map_err(io_err("raising the open-file limit"))?;
     check_one_per_client(&lim, clients)?;
-    let local = start_local_gateway(seed, frame_interval, ws_buffer, clients).await?;
+    let local = start_local_gateway(seed, feed, ws_buffer, clients).await?;
     let mut out = tokio::io::stdout();
     let mut say = async |line: Line| -> Result<(), StressError> {
         out.write_all(format!("{line}\n").as_bytes())
@@ -291,7 +287,7 @@ pub async fn serve_gateway(
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
     while let Some(text) = lines.next_line().await.map_err(io_err("stdin"))? {
         let request: Line = text.parse().map_err(|e| StressError::Child(format!("{e}")))?;
-        match local.answer(&request, frame_interval)? {
+        match local.answer(&request, feed.interval)? {
             Some(answer) => say(answer).await?,
             None => break,
         }
