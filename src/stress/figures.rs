@@ -246,13 +246,35 @@ impl Figures {
     pub fn rows(&self) -> Vec<(String, String)> {
         let mut rows: Vec<(String, String)> = Vec::new();
         let mut row = |k: &str, v: String| rows.push((k.to_string(), v));
-        let opt = |d: Option<Duration>| d.map_or("-".to_string(), fmt_duration);
+        self.reconnect_rows(&mut row);
+        self.connection_rows(&mut row);
+        self.delivery_rows(&mut row);
+        let r = &self.resources;
+        row("peak RSS", r.peak_rss_bytes.map_or("-".into(), fmt_bytes));
+        row(
+            "RSS per idle connection",
+            match (r.rss_per_idle_connection_bytes, r.idle_connections) {
+                (Some(b), Some(n)) => format!("{} (over {n})", fmt_bytes(b)),
+                _ => "-".into(),
+            },
+        );
+        row(
+            "CPU user+sys",
+            r.cpu.map_or("-".into(), |d| format!("{:.2} s", d.as_secs_f64())),
+        );
+        if self.past_series_limit > 0 {
+            row("past series limit", self.past_series_limit.to_string());
+        }
+        rows
+    }
+
+    fn reconnect_rows(&self, row: &mut impl FnMut(&str, String)) {
         row("clients", self.clients.to_string());
         row("duration", fmt_duration(self.duration));
         row("reconnects measured", self.reconnect.count.to_string());
-        row("reconnect p50", opt(self.reconnect.p50));
-        row("reconnect p99", opt(self.reconnect.p99));
-        row("reconnect max", opt(self.reconnect.max));
+        row("reconnect p50", opt_duration(self.reconnect.p50));
+        row("reconnect p99", opt_duration(self.reconnect.p99));
+        row("reconnect max", opt_duration(self.reconnect.max));
         for (i, s) in self.storms.iter().enumerate() {
             row(
                 &format!("storm {} at {}", i + 1, fmt_offset(s.at)),
@@ -267,6 +289,9 @@ impl Figures {
                 ),
             );
         }
+    }
+
+    fn connection_rows(&self, row: &mut impl FnMut(&str, String)) {
         let a = &self.attempts;
         row("connection attempts", a.total.to_string());
         row(
@@ -289,6 +314,9 @@ impl Figures {
         if c.repeated_events > 0 {
             row("repeated connection events", c.repeated_events.to_string());
         }
+    }
+
+    fn delivery_rows(&self, row: &mut impl FnMut(&str, String)) {
         let f = &self.frames;
         row("frames delivered", f.delivered.to_string());
         row("frames lost", format!("{} ({} clients)", f.lost, f.clients_with_loss));
@@ -306,25 +334,12 @@ impl Figures {
             format!("{} ({} unconfirmed)", m.confirmed, m.unconfirmed),
         );
         row("commands confirmed twice", m.confirmed_more_than_once.to_string());
-        row("command confirm p99", opt(m.confirm_latency.p99));
-        let r = &self.resources;
-        row("peak RSS", r.peak_rss_bytes.map_or("-".into(), fmt_bytes));
-        row(
-            "RSS per idle connection",
-            match (r.rss_per_idle_connection_bytes, r.idle_connections) {
-                (Some(b), Some(n)) => format!("{} (over {n})", fmt_bytes(b)),
-                _ => "-".into(),
-            },
-        );
-        row(
-            "CPU user+sys",
-            r.cpu.map_or("-".into(), |d| format!("{:.2} s", d.as_secs_f64())),
-        );
-        if self.past_series_limit > 0 {
-            row("past series limit", self.past_series_limit.to_string());
-        }
-        rows
+        row("command confirm p99", opt_duration(m.confirm_latency.p99));
     }
+}
+
+fn opt_duration(d: Option<Duration>) -> String {
+    d.map_or("-".to_string(), fmt_duration)
 }
 
 impl fmt::Display for Figures {
