@@ -1,6 +1,8 @@
 //! `jt808-harness stress`: the command line of a stress run. Parses the options into
 //! [`StressOpts`], runs once (or twice for `--jitter both`), prints the figures table, writes the
-//! JSON and the HTML report, and says whether the gates passed.
+//! JSON and the HTML report, and says whether the gates passed. `stress merge` ([`run_merge`])
+//! does the same for the outputs of a sharded fleet's runs, read back and merged
+//! ([`super::merge`]). `--shards N` takes the shard index from `JOB_COMPLETION_INDEX`.
 //!
 //! Every numeric option has a range (a clap error naming the option and the range): no value can
 //! make a run allocate without bound (`--clients`, `--ws-buffer` size per-client state), spin (a
