@@ -1,7 +1,7 @@
 //! The bookkeeping of a running stress fleet: each client's events, as they arrive from its
 //! [`Events`] stream, go into the run's [`Metrics`] and into a few counters the orchestration waits
 //! on (connected clients, frames received, commands outstanding, problems). A message that is not
-//! the stress feed is noted once ([`Book::foreign`]) and counted nowhere, so a gateway serving
+//! the stress feed is noted once (`Book::foreign`) and counted nowhere, so a gateway serving
 //! something else is reported as such instead of as millions of lost frames.
 
 use std::sync::{Arc, Mutex, MutexGuard};

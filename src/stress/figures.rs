@@ -228,7 +228,7 @@ pub struct Figures {
     pub commands: Commands,
     /// Memory and CPU.
     pub resources: Resources,
-    /// Observations past the series limit (see [`Metrics::with_series_limit`]): counted in the
+    /// Observations past the series limit (see [`super::metrics::Metrics::with_series_limit`]): counted in the
     /// figures, missing from the plots.
     pub past_series_limit: u64,
 }

@@ -1,5 +1,5 @@
 //! The line protocol between a stress run and its gateway child process (`--gateway-process`): one
-//! [`Line`] per text line, each way, parsed by one [`FromStr`] and printed by one [`Display`], so the
+//! [`Line`] per text line, each way, parsed by one [`FromStr`] and printed by one [`fmt::Display`], so the
 //! two ends cannot drift apart. The parent asks, the child answers each request with one line:
 //!
 //! | parent asks | child answers |

@@ -3,25 +3,25 @@
 //! through disconnect storms; the observations go into a [`super::metrics::Metrics`] and come out
 //! as [`super::metrics::RunFigures`].
 //!
-//! The run, in order (one method of [`Fleet`] each):
-//! 1. [`Fleet::start`]: the open-file limit is raised and checked (each connection costs this
+//! The run, in order (one method of `Fleet` each):
+//! 1. `Fleet::start`: the open-file limit is raised and checked (each connection costs this
 //!    process two descriptors when the gateway is in it, see [`sys::FDS_PER_CLIENT`]); the gateway
 //!    starts on `127.0.0.1:0` (or in a child process, or not at all for `--url`).
-//! 2. [`Fleet::ramp`]: the idle baseline RSS is read, then clients start at
+//! 2. `Fleet::ramp`: the idle baseline RSS is read, then clients start at
 //!    [`StressOpts::connect_rate`] per second. Each session's [`super::feed::StressFeed`] offers
 //!    the client numbered 0x0200 frames, one per [`StressOpts::frame_interval`].
-//! 3. [`Fleet::idle_reading`]: once every client is connected and [`StressOpts::settle`] has
+//! 3. `Fleet::idle_reading`: once every client is connected and [`StressOpts::settle`] has
 //!    passed, the idle-connected RSS is read (both readings after trimming the heap): memory per
 //!    idle connection. The storm phase of [`StressOpts::duration`] starts.
-//! 4. [`Fleet::storm_phase`]: each client queues a 0x8103 platform command every
+//! 4. `Fleet::storm_phase`: each client queues a 0x8103 platform command every
 //!    [`StressOpts::command_interval`] (the feed answers it with 0x0001, as a terminal would); each
 //!    [`StormSpec`] fires every `every` seconds, picks `fraction` of the live connections (a seeded
 //!    choice over their sorted client ids, so a seed picks the same clients every time) and drops
 //!    them.
-//! 5. [`Fleet::drain`]: no new commands, the feeds stop offering frames; the run waits until every
+//! 5. `Fleet::drain`: no new commands, the feeds stop offering frames; the run waits until every
 //!    client is connected, has every frame offered and every command confirmed, or
 //!    [`StressOpts::drain_timeout`] passes. Then the figures are computed and everything is shut
-//!    down ([`Fleet::finish`]).
+//!    down (`Fleet::finish`).
 //!
 //! A message that is not the stress feed ends the run at once with
 //! [`StressError::NotStressFeed`]: the gateway serves something else, and nothing it sends could be

@@ -1,7 +1,7 @@
-//! The gateway side of a stress run, wherever it is: in this process ([`LocalGateway`]), in a child
-//! process spoken to over the [`super::protocol`] lines ([`ChildGateway`], [`serve_gateway`] is the
+//! The gateway side of a stress run, wherever it is: in this process (`LocalGateway`), in a child
+//! process spoken to over the [`super::protocol`] lines (`ChildGateway`; [`serve_gateway`] is the
 //! child's end), or an external gateway this run did not start (`--url`, e.g. `serve --feed
-//! stress`). [`GatewaySide`] is what the orchestration talks to: choose a storm's victims, drop
+//! stress`). `GatewaySide` is what the orchestration talks to: choose a storm's victims, drop
 //! them, read the gateway's resources, stop the feeds.
 
 use std::collections::HashMap;
