@@ -321,3 +321,23 @@ fn the_shard_index_comes_from_the_job_index_with_shards() {
     assert_eq!(m.paths.len(), 2);
     assert_eq!(m.gate().max_p99, Some(Duration::from_millis(100)));
 }
+
+#[test]
+fn serve_feed_stress_options_need_the_feed_and_exclude_other_sources() {
+    let parse = |argv: &[&str]| Serve::try_parse_from(std::iter::once("serve").chain(argv.iter().copied()));
+    assert!(parse(&["--feed", "stress", "--frames", "5", "--clients", "10"]).is_ok());
+    for bad in [
+        &["--frames", "5"][..],
+        &["--frame-interval-ms", "5"],
+        &["--feed", "stress", "--capture", "c.jsonl"],
+        &["--feed", "stress", "--terminals", "3"],
+        &["--feed", "stress", "--frames", "0"],
+        &["--feed", "fleet"],
+    ] {
+        let e = parse(bad)
+            .err()
+            .unwrap_or_else(|| panic!("{bad:?} accepted"))
+            .to_string();
+        assert!(e.contains(bad[0]) || e.contains(bad[bad.len() - 2]), "{bad:?}: {e}");
+    }
+}
