@@ -16,11 +16,6 @@
 //! and `--fault` adds to its faults. `--feed stress` serves the stress feed, so `stress --url`
 //! shards on other machines can share this gateway.
 
-// The stress feed is a gateway source; it is declared here, not in `gateway/mod.rs`, only until
-// that file's refactor lands (then: `pub mod stress_feed;` there, and this line goes).
-#[path = "stress_feed.rs"]
-pub mod stress_feed;
-
 use std::future::Future;
 use std::io::Write;
 use std::net::SocketAddr;
@@ -32,6 +27,7 @@ use tokio::sync::watch;
 
 use super::fleet::{FleetConfig, FleetVersion, MAX_FRAMES_PER_MESSAGE, MAX_INTERVAL_MS, MAX_TERMINALS};
 use super::source::{CaptureSource, SourceError, SourceSpec};
+use super::stress_feed;
 use super::{Gateway, GatewayConfig, GatewayError};
 use crate::codec::frame::MAX_BODY_LEN;
 use crate::faults::{FaultSpec, FaultSpecError};

@@ -24,6 +24,7 @@ pub mod fleet;
 pub mod replay;
 mod session;
 pub mod source;
+pub mod stress_feed;
 pub mod terminal;
 
 use std::collections::BTreeMap;

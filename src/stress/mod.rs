@@ -32,7 +32,7 @@ pub mod side;
 pub mod sys;
 
 /// The stress feed, from the gateway's sources (one place to change when its module moves).
-pub use crate::gateway::cli::stress_feed as feed;
+pub use crate::gateway::stress_feed as feed;
 
 pub use cli::{StressArgs, run_cli};
 pub use options::{GatewayPlacement, Shard, StormMode, StormSpec, StressOpts};
