@@ -84,13 +84,8 @@ async fn a_recorded_feed_replays_to_the_same_decoded_messages() {
 
     // Replay the recording, as fast as possible, behind an envelope of another length.
     let replay = SourceSpec::Capture(CaptureSource {
-        path: capture.clone(),
         speed: 0.0,
-        loops: 1,
-        terminal: Default::default(),
-        converse: false,
-        keep_connections: false,
-        allow_prefix_mismatch: false,
+        ..CaptureSource::new(&capture)
     });
     let (_replaying, replay_gateway) = start_gateway(replay, 4).await;
     let replayed = decoded(&format!("ws://{replay_gateway}/"), 4, n).await;
@@ -195,13 +190,8 @@ async fn record_feed(
 /// The serials of the messages a replay of `capture` gives a client set to `prefix_len`.
 async fn replayed_serials(capture: &std::path::Path, prefix_len: usize, n: usize) -> Vec<u64> {
     let replay = SourceSpec::Capture(CaptureSource {
-        path: capture.to_path_buf(),
         speed: 0.0,
-        loops: 1,
-        terminal: Default::default(),
-        converse: false,
-        keep_connections: false,
-        allow_prefix_mismatch: false,
+        ..CaptureSource::new(capture)
     });
     let (serving, gateway) = start_gateway(replay, prefix_len).await;
     let got = decoded(&format!("ws://{gateway}/"), prefix_len, n).await;

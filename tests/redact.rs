@@ -311,20 +311,22 @@ fn run(dir: &Path, opts: &RedactOpts) -> (RedactReport, Vec<Record>, std::path::
     (report, records, out)
 }
 
+/// The hex of every binary payload, record by record.
+fn binary_hex(records: &[Record]) -> impl Iterator<Item = String> + '_ {
+    records.iter().filter_map(|r| match &r.kind {
+        RecordKind::Message {
+            payload: Payload::Binary(b),
+            ..
+        } => Some(hex::encode(b)),
+        _ => None,
+    })
+}
+
 #[test]
 fn no_original_phone_or_position_survives() {
     let dir = tempfile::tempdir().unwrap();
     let (report, records, _) = run(dir.path(), &RedactOpts::new(KEY));
-    let all_hex: Vec<String> = records
-        .iter()
-        .filter_map(|r| match &r.kind {
-            RecordKind::Message {
-                payload: Payload::Binary(b),
-                ..
-            } => Some(hex::encode(b)),
-            _ => None,
-        })
-        .collect();
+    let all_hex: Vec<String> = binary_hex(&records).collect();
     for phone in [PHONE_A, PHONE_B, PHONE_C] {
         for width in [6, 10] {
             let needle = bcd_hex(phone, width);
@@ -421,16 +423,7 @@ fn plates_auth_codes_imei_and_ftp_credentials_are_blanked() {
     let dir = tempfile::tempdir().unwrap();
     let (report, records, _) = run(dir.path(), &RedactOpts::new(KEY));
     let text = serde_json::to_string(&decode_all(&records, PREFIX)).unwrap();
-    let all_hex: String = records
-        .iter()
-        .filter_map(|r| match &r.kind {
-            RecordKind::Message {
-                payload: Payload::Binary(b),
-                ..
-            } => Some(hex::encode(b)),
-            _ => None,
-        })
-        .collect();
+    let all_hex: String = binary_hex(&records).collect();
     for secret in [
         PLATE,
         VIN,

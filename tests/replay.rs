@@ -11,7 +11,6 @@ use jt808_harness::codec::{DecodeEvent, Decoder, Message, Phone, Version};
 use jt808_harness::gateway::Feed;
 use jt808_harness::gateway::replay::{Replay, ReplayOptions, measure_replay, write_large_capture};
 use jt808_harness::gateway::source::{CaptureSource, SourceError, SourceSpec};
-use jt808_harness::gateway::terminal::TerminalSettings;
 
 #[allow(dead_code)] // each test binary uses a part of the shared fixtures
 mod support;
@@ -208,13 +207,8 @@ fn a_missing_or_bad_capture_is_an_error_at_build_time_naming_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let spec = |path: PathBuf, speed: f64| {
         SourceSpec::Capture(CaptureSource {
-            path,
             speed,
-            loops: 1,
-            terminal: TerminalSettings::default(),
-            converse: false,
-            keep_connections: false,
-            allow_prefix_mismatch: false,
+            ..CaptureSource::new(path)
         })
     };
     let missing = dir.path().join("nope.jsonl");
@@ -310,13 +304,8 @@ async fn through_the_gateway_the_capture_plays_at_speed_with_the_gateway_envelop
     }
     drop(w);
     let spec = SourceSpec::Capture(CaptureSource {
-        path,
         speed: 10.0,
-        loops: 1,
-        terminal: TerminalSettings::default(),
-        converse: false,
-        keep_connections: false,
-        allow_prefix_mismatch: false,
+        ..CaptureSource::new(path)
     });
     let cfg = GatewayConfig {
         prefix_len: 18,
@@ -351,13 +340,8 @@ async fn at_speed_zero_a_long_capture_arrives_whole_and_in_order() {
     }
     drop(w);
     let spec = SourceSpec::Capture(CaptureSource {
-        path,
         speed: 0.0,
-        loops: 1,
-        terminal: TerminalSettings::default(),
-        converse: false,
-        keep_connections: false,
-        allow_prefix_mismatch: false,
+        ..CaptureSource::new(path)
     });
     let cfg = GatewayConfig {
         log: LogLevel::Off,
