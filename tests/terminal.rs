@@ -10,11 +10,12 @@ use jt808_harness::codec::{DecodeEvent, Decoder, Header, Message, Phone, Version
 use jt808_harness::gateway::fleet::{FleetConfig, Mix};
 use jt808_harness::gateway::source::SourceSpec;
 use jt808_harness::gateway::terminal::{Terminal, TerminalScript, TerminalSettings};
-use jt808_harness::gateway::{FeedItem, Gateway, GatewayConfig};
-use jt808_harness::transport::MemoryNetwork;
-use tokio::sync::watch;
+use jt808_harness::gateway::{FeedItem, GatewayConfig};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
+
+#[allow(dead_code)] // each test binary uses a part of the shared fixtures
+mod support;
 
 const PHONE: &str = "13912345678";
 
@@ -365,16 +366,8 @@ async fn through_the_gateway_the_client_gets_the_ack_then_the_completion() {
         ..FleetConfig::default()
     });
     let feeds = spec.feeds(1).unwrap();
-    let (net, listener) = MemoryNetwork::new(64 * 1024);
-    let (_stop_tx, stop) = watch::channel(false);
-    let gw = Gateway::new(GatewayConfig::default(), vec![], feeds.into_factory(), stop).unwrap();
-    tokio::spawn({
-        let gw = gw.clone();
-        async move { gw.serve(listener).await }
-    });
-    let (mut ws, _) = tokio_tungstenite::client_async("ws://gateway/", net.connect().unwrap())
-        .await
-        .unwrap();
+    let gw = support::gateway::in_memory(GatewayConfig::default(), feeds.into_factory());
+    let mut ws = gw.connect("/").await;
     // The fleet's one report (phase within the 60 s interval).
     let WsMessage::Binary(_) = ws.next().await.unwrap().unwrap() else {
         panic!()
