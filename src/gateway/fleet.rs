@@ -38,7 +38,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use super::feed::{Feed, FeedItem};
-use super::terminal::{Terminal, TerminalScript, TerminalSettings, sim_time};
+use super::terminal::{SIM_DAY_START_SECS, Terminal, TerminalScript, TerminalSettings, sim_time};
 use crate::codec::body::{
     AvResource, AvResourceList, BatchItem, BatchLocation, Body, EmptyBody, ItemValue, Location, LocationItem,
     LocationItems, MediaUpload,
@@ -388,7 +388,7 @@ struct Generator {
 }
 
 /// Report times start at 08:00 of the simulated day: a fleet out on its morning round.
-const DAY_START_SECS: u64 = 8 * 3600;
+const DAY_START_SECS: u64 = SIM_DAY_START_SECS;
 
 /// The generated fleet: a [`Feed`] of its terminals' messages in due order, answering commands
 /// through its [`TerminalScript`].
@@ -575,16 +575,15 @@ impl Fleet {
                         }
                     })
                     .collect();
-                (
-                    AvResourceList::ID,
-                    Body::AvResourceList(AvResourceList { reply_serial: 0, items }),
-                )
+                (AvResourceList::ID, Body::AvResourceList(AvResourceList::new(0, items)))
             }
         };
         g.route_secs = now_secs;
         let term = script
             .terminal_mut(&g.phone)
             .expect("every fleet terminal was added to the script in Fleet::new");
+        // Where the vehicle is now is what it answers 0x8201 and 0x8500 with.
+        term.set_position(g.route.basic(secs(now_secs)));
         term.encode(msg_id, &body, cfg.packet_size)
     }
 }
