@@ -727,6 +727,14 @@ fn areas_set_by_0x8600_are_what_0x8608_returns_until_deleted() {
     answers(&mut s, &command(0x8601, Version::V2013, 62, &[0]));
     let json = serde_json::to_value(&answers(&mut s, &command(0x8608, Version::V2019, 63, &query))[0].body).unwrap();
     assert_eq!(json["areas"]["circles"], serde_json::json!([]));
+    // A 2019 terminal holds a circle set in the 2013 layout in its own (with a name), so its
+    // 0x0608 reads back whole.
+    let mut s19 = script();
+    answers(&mut s19, &command(0x8201, Version::V2019, 1, &[]));
+    answers(&mut s19, &command(0x8600, Version::V2013, 2, &circle));
+    let got = answers(&mut s19, &command(0x8608, Version::V2019, 3, &query));
+    let json = serde_json::to_value(&got[0].body).unwrap();
+    assert_eq!(json["areas"]["circles"][0]["name"], "", "{json}");
     // An area type the standard does not have: failure.
     let bad = answers(&mut s, &command(0x8608, Version::V2019, 64, &[9, 0, 0, 0, 0]));
     assert!(matches!(&bad[0].body, Body::TerminalGeneralResponse(g) if g.result == 1));

@@ -597,6 +597,8 @@ fn held_answer(ctx: &mut Ctx<'_>, term: &mut Terminal, serial: u16, id: u16, bod
         Body::QueryAvAttributes(_) => vec![now(answers::av_attributes())],
         other => {
             if let Some((setting, areas)) = answers::areas_set(other) {
+                let version = term.version();
+                let areas = areas.into_iter().map(|a| a.fit(version)).collect();
                 match term.held.set_areas(setting, areas) {
                     Ok(()) => general(GeneralResponse::OK),
                     Err(over) => refused(ctx, term, serial, id, over),

@@ -35,11 +35,11 @@ use std::collections::{BTreeMap, VecDeque};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::codec::Phone;
-use crate::codec::body::area::{Areas, Circle, Polygon, Rectangle, Route};
+use crate::codec::body::area::{Areas, Circle, Polygon, Rectangle, Route, SpeedLimit};
 use crate::codec::body::media_search::StoredMedia;
 use crate::codec::body::{Location, LocationItems, Param, ParamValue};
 use crate::codec::wire::Text;
+use crate::codec::{Phone, Version};
 
 /// Most parameters a terminal holds: 0x0104 counts them in a BYTE.
 pub const MAX_PARAMS: usize = 255;
@@ -83,6 +83,30 @@ impl Area {
             Area::Polygon(a) => a.id,
             Area::Route(a) => a.id,
         }
+    }
+
+    /// The area in the layout of a terminal of `version`: a command in another edition's layout
+    /// is held as the terminal would store it, so its 0x0608 reads back in the terminal's own
+    /// layout. 2019 adds a name (empty when the command had none) and a night top speed (the day
+    /// one when absent); 2011/2013 have neither.
+    pub fn fit(mut self, version: Version) -> Area {
+        let v2019 = version.is_2019();
+        let speed = |s: &mut Option<SpeedLimit>| {
+            if let Some(s) = s {
+                s.night_max_speed = v2019.then(|| s.night_max_speed.unwrap_or(s.max_speed));
+            }
+        };
+        let name = |n: &mut Option<Text>| *n = v2019.then(|| n.take().unwrap_or_else(|| Text::new("")));
+        match &mut self {
+            Area::Circle(a) => (speed(&mut a.speed), name(&mut a.name)),
+            Area::Rectangle(a) => (speed(&mut a.speed), name(&mut a.name)),
+            Area::Polygon(a) => (speed(&mut a.speed), name(&mut a.name)),
+            Area::Route(a) => {
+                a.points.iter_mut().for_each(|p| speed(&mut p.speed));
+                ((), name(&mut a.name))
+            }
+        };
+        self
     }
 
     /// 1 circle, 2 rectangle, 3 polygon, 4 route (0x8608's area type).
