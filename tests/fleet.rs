@@ -465,3 +465,24 @@ fn message_ids_are_read_from_toml_and_checked_at_their_key() {
         assert!(e.contains(at) && e.contains(why), "{text:?}:\n{e}");
     }
 }
+
+/// The bundled every-message scenario, run: every terminal id arrives at the client in both
+/// editions, typed (no raw, vendor or invalid body anywhere in the transcript).
+#[test]
+fn the_bundled_every_message_scenario_decodes_every_id_typed() {
+    use jt808_harness::scenario::Scenario;
+    use jt808_harness::scenario::runner::{self, Mode};
+    let path = std::path::Path::new("scenarios/fleet_sending_every_terminal_message_decodes_each_one_typed.toml");
+    let yaml = runner::run(&Scenario::load(path).unwrap(), Mode::Snapshot)
+        .unwrap()
+        .to_yaml();
+    for id in every_terminal_id() {
+        for version in ["2013", "2019"] {
+            let seen = format!(r#""type":"message","msg_id":"0x{id:04X}","version":"{version}""#);
+            assert!(yaml.contains(&seen), "0x{id:04X} in {version} never decoded");
+        }
+    }
+    for marker in [r#""raw":"#, r#""vendor":true"#, r#""error":"#] {
+        assert!(!yaml.contains(marker), "{marker} in the transcript");
+    }
+}

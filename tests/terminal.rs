@@ -791,3 +791,29 @@ fn the_client_takes_each_answer_as_the_confirmation_of_its_command() {
         }
     }
 }
+
+/// The bundled set-then-query scenario, run: each 0x0104 the client decodes carries the values
+/// the 0x8103 set (the snapshot shows them; this holds whatever the snapshot says).
+#[test]
+fn the_bundled_parameter_scenario_reads_back_what_it_set() {
+    use jt808_harness::scenario::Scenario;
+    use jt808_harness::scenario::runner::{self, Mode};
+    let path = std::path::Path::new("scenarios/parameters_set_by_0x8103_are_what_0x8104_and_0x8106_return.toml");
+    let sc = Scenario::load(path).unwrap();
+    let yaml = runner::run(&sc, Mode::Snapshot).unwrap().to_yaml();
+    let answers: Vec<&str> = yaml
+        .lines()
+        .filter(|l| l.contains(r#""by":"client","type":"message","msg_id":"0x0104""#))
+        .collect();
+    assert_eq!(answers.len(), 2, "one 0x0104 to the 0x8104, one to the 0x8106");
+    for a in answers {
+        assert!(
+            a.contains(r#""name":"heartbeat_interval","type":"dword","value":60"#),
+            "{a}"
+        );
+        assert!(
+            a.contains(r#""name":"plate","type":"string","value":"粤B12345""#),
+            "{a}"
+        );
+    }
+}
