@@ -1,9 +1,11 @@
 //! Which incoming message answers which outgoing one, and the 0x8003 retransmit request. Pure.
 //!
 //! JT/T 808 answers name the serial they answer (JT808.md §3, §7): 0x0001 carries reply serial,
-//! reply id and result; 0x1205 (answer to 0x9205) and 0x1206 (final answer to 0x9206) start with
-//! the reply serial WORD. Matching uses [`Body::reply_serial`] and the message id, plus the phone,
-//! because one gateway may carry many terminals and serials are only unique per sender.
+//! reply id and result; the answers of [`ANSWERS`] (0x0104 to 0x8104/0x8106, 0x0201, 0x0500,
+//! 0x0802, 0x0805, 0x1205, 0x1206) start with the reply serial WORD. Matching uses
+//! [`Body::reply_serial`] and the message id, plus the phone, because one gateway may carry many
+//! terminals and serials are only unique per sender. 0x0107, 0x0608 and 0x1003 carry no reply
+//! serial: they answer the oldest open command of their id to that terminal.
 
 use crate::codec::body::{Body, GeneralResponse, RawBody};
 use crate::codec::reassembly::Expired;

@@ -44,6 +44,7 @@ use serde::{Deserialize, Serialize};
 pub mod messages;
 
 use super::feed::{Feed, FeedItem};
+use super::terminal::held::Held;
 use super::terminal::{SIM_DAY_START_SECS, Terminal, TerminalScript, TerminalSettings, sim_time};
 use crate::codec::body::{
     AvResource, AvResourceList, BatchItem, BatchLocation, Body, EmptyBody, ItemValue, Location, LocationItem,
@@ -619,8 +620,17 @@ impl Fleet {
                 let term = script
                     .terminal(&g.phone)
                     .expect("every fleet terminal was added to the script in Fleet::new");
+                let defaults;
+                let held = match term.held() {
+                    Some(h) => h,
+                    None => {
+                        defaults = Held::new(&g.phone);
+                        &defaults
+                    }
+                };
                 let scene = messages::Scene {
                     term,
+                    held,
                     fix: g.route.basic(secs),
                     secs,
                 };
@@ -633,8 +643,6 @@ impl Fleet {
         let term = script
             .terminal_mut(&g.phone)
             .expect("every fleet terminal was added to the script in Fleet::new");
-        // Where the vehicle is now is what it answers 0x8201 and 0x8500 with.
-        term.set_position(g.route.basic(secs));
         term.encode(msg_id, &body, cfg.packet_size)
     }
 
@@ -771,6 +779,20 @@ impl Feed for Fleet {
     }
 
     fn on_client_message(&mut self, msg: &Message, now: Duration) -> Vec<FeedItem> {
+        // Where the vehicle is (its route as of its latest message) is what it answers 0x8201
+        // and 0x8500 with; set only when a command comes, so uncommanded terminals hold nothing.
+        let phone = msg.header.phone;
+        let index = phone
+            .to_string()
+            .parse::<u64>()
+            .ok()
+            .and_then(|n| n.checked_sub(self.cfg.first_phone));
+        if let Some(g) = index.and_then(|i| self.gens.get(usize::try_from(i).ok()?))
+            && g.phone == phone
+            && let Some(term) = self.script.terminal_mut(&phone)
+        {
+            term.set_position(g.route.basic(DAY_START_SECS + g.route_secs as u64));
+        }
         self.script.on_client_message(msg, now)
     }
 }

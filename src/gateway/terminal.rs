@@ -181,7 +181,9 @@ pub struct Terminal {
     history: VecDeque<Sent>,
     history_limit: usize,
     evicted: u64,
-    held: Held,
+    /// Made on the first command that needs it: a fleet of 100,000 terminals that are never
+    /// commanded pays nothing for parameters and areas (a session is bounded in memory).
+    held: Option<Box<Held>>,
 }
 
 impl Terminal {
@@ -195,19 +197,26 @@ impl Terminal {
             history: VecDeque::new(),
             history_limit: history,
             evicted: 0,
-            held: Held::new(&phone),
+            held: None,
         }
     }
 
-    /// What the terminal holds between commands (parameters, position, areas, media).
-    pub fn held(&self) -> &Held {
-        &self.held
+    /// What the terminal holds between commands (parameters, position, areas, media); `None`
+    /// until a command needed it (it is then [`Held::new`]'s defaults).
+    pub fn held(&self) -> Option<&Held> {
+        self.held.as_deref()
+    }
+
+    /// What the terminal holds, made from the defaults on first use.
+    pub fn held_mut(&mut self) -> &mut Held {
+        let phone = self.phone;
+        self.held.get_or_insert_with(|| Box::new(Held::new(&phone)))
     }
 
     /// Records the terminal's latest fix, which 0x8201 and 0x8500 answer with (the fleet calls
-    /// this with every report).
+    /// this before a command reaches the terminal).
     pub fn set_position(&mut self, loc: Location) {
-        self.held.set_position(loc);
+        self.held_mut().set_position(loc);
     }
 
     /// The phone.
@@ -550,17 +559,15 @@ fn resend(ctx: &mut Ctx<'_>, term: &mut Terminal, serial: u16, r: &RetransmitReq
 /// The answers that read or change what the terminal holds; `None` for any other command.
 fn held_answer(ctx: &mut Ctx<'_>, term: &mut Terminal, serial: u16, id: u16, body: &Body) -> Option<Vec<Out>> {
     let general = |result| vec![now(answers::general(serial, id, result))];
-    let position = |term: &Terminal| {
-        let secs = SIM_DAY_START_SECS + ctx.now.as_secs();
-        term.held.position(|| answers::fallback_position(secs))
-    };
+    let secs = SIM_DAY_START_SECS + ctx.now.as_secs();
+    let position = move |term: &mut Terminal| term.held_mut().position(|| answers::fallback_position(secs));
     Some(match body {
-        Body::SetParams(p) => match term.held.set_params(&p.params) {
+        Body::SetParams(p) => match term.held_mut().set_params(&p.params) {
             Ok(()) => general(GeneralResponse::OK),
             Err(over) => refused(ctx, term, serial, id, over),
         },
-        Body::QueryAllParams(_) => vec![now(answers::param_answer(serial, term.held.params()))],
-        Body::QueryParams(q) => vec![now(answers::param_answer(serial, term.held.params_of(&q.ids)))],
+        Body::QueryAllParams(_) => vec![now(answers::param_answer(serial, term.held_mut().params()))],
+        Body::QueryParams(q) => vec![now(answers::param_answer(serial, term.held_mut().params_of(&q.ids)))],
         Body::QueryAttributes(_) => vec![now(answers::attributes(term))],
         Body::QueryLocation(_) => vec![now(answers::location_answer(
             answers::LOCATION_ANSWER,
@@ -569,7 +576,7 @@ fn held_answer(ctx: &mut Ctx<'_>, term: &mut Terminal, serial: u16, id: u16, bod
         ))],
         Body::VehicleControl(c) => {
             if let Some(locked) = answers::doors_of(c) {
-                term.held.set_doors_locked(locked);
+                term.held_mut().set_doors_locked(locked);
             }
             let at = position(term);
             vec![now(answers::location_answer(
@@ -578,14 +585,14 @@ fn held_answer(ctx: &mut Ctx<'_>, term: &mut Terminal, serial: u16, id: u16, bod
                 at,
             ))]
         }
-        Body::QueryAreas(q) => match answers::area_answer(&term.held, q) {
+        Body::QueryAreas(q) => match answers::area_answer(term.held_mut(), q) {
             Some(a) => vec![now(a)],
             None => general(RESULT_FAILURE),
         },
         Body::CameraShot(c) => {
             let at = position(term);
             let mut capped = false;
-            let out = answers::camera_shot(&mut term.held, ctx.rng, serial, c, at, &mut capped);
+            let out = answers::camera_shot(term.held_mut(), ctx.rng, serial, c, at, &mut capped);
             if capped {
                 ctx.stats.shots_capped += 1;
                 let phone = term.phone();
@@ -593,18 +600,18 @@ fn held_answer(ctx: &mut Ctx<'_>, term: &mut Terminal, serial: u16, id: u16, bod
             }
             out.into_iter().map(now).collect()
         }
-        Body::MediaSearch(q) => vec![now(answers::media_search_answer(&term.held, serial, q))],
+        Body::MediaSearch(q) => vec![now(answers::media_search_answer(term.held_mut(), serial, q))],
         Body::QueryAvAttributes(_) => vec![now(answers::av_attributes())],
         other => {
             if let Some((setting, areas)) = answers::areas_set(other) {
                 let version = term.version();
                 let areas = areas.into_iter().map(|a| a.fit(version)).collect();
-                match term.held.set_areas(setting, areas) {
+                match term.held_mut().set_areas(setting, areas) {
                     Ok(()) => general(GeneralResponse::OK),
                     Err(over) => refused(ctx, term, serial, id, over),
                 }
             } else if let Some((area_type, ids)) = answers::areas_deleted(id, other) {
-                term.held.delete_areas(area_type, &ids);
+                term.held_mut().delete_areas(area_type, &ids);
                 general(GeneralResponse::OK)
             } else {
                 return None;

@@ -21,6 +21,7 @@ use crate::codec::body::{
     RecorderUpload, Register, RetransmitRequest, RsaKey, UpgradeResult, Waybill,
 };
 use crate::codec::wire::Text;
+use crate::gateway::terminal::held::Held;
 use crate::gateway::terminal::{Terminal, answers, sim_time};
 
 /// The ids the weighted mix builds (in [`super::Mix`] order); any other terminal id is built here.
@@ -34,8 +35,10 @@ pub const MIX_IDS: [u16; 5] = [
 
 /// Everything a body is made from.
 pub struct Scene<'a> {
-    /// The sending terminal (phone, version, held parameters).
+    /// The sending terminal (phone, version).
     pub term: &'a Terminal,
+    /// What it holds (its parameters; the defaults when no command changed them).
+    pub held: &'a Held,
     /// Its fix now (basic block, no items).
     pub fix: Location,
     /// The simulated second now.
@@ -64,7 +67,7 @@ pub fn body_of(id: u16, s: &Scene<'_>, rng: &mut ChaCha8Rng) -> Option<Body> {
             imei: v19.then(|| Text::new(format!("86{:013}", rng.random_range(0..10_000_000_000_000u64)))),
             software_version: v19.then(|| Text::new("FW2.3.1")),
         })),
-        0x0104 => answers::param_answer(0, s.term.held().params()).1,
+        0x0104 => answers::param_answer(0, s.held.params()).1,
         0x0107 => answers::attributes(s.term).1,
         0x0108 => Body::UpgradeResult(UpgradeResult {
             upgrade_type: 0,
@@ -153,7 +156,7 @@ fn answer_like(id: u16, s: &Scene<'_>, rng: &mut ChaCha8Rng) -> Body {
 /// 0x0100 in the terminal's layout, with the plate it holds.
 fn register(s: &Scene<'_>) -> Register {
     let phone = s.term.phone().to_string();
-    let plate = match s.term.held().params_of(&[0x0083]).pop().map(|p| p.value) {
+    let plate = match s.held.params_of(&[0x0083]).pop().map(|p| p.value) {
         Some(crate::codec::body::ParamValue::Text(t)) => t,
         _ => Text::new("粤B00000"),
     };

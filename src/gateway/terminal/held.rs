@@ -215,7 +215,7 @@ impl Held {
         Ok(())
     }
 
-    /// Records the latest fix (the fleet calls this with every report).
+    /// Records the latest fix.
     pub fn set_position(&mut self, loc: Location) {
         self.position = Some(loc);
     }
