@@ -311,10 +311,7 @@ fn recorded_conversation() -> Vec<u8> {
         storage_type: 1,
         file_size: 4_000_000 + u32::from(i),
     };
-    let list = Body::AvResourceList(AvResourceList {
-        reply_serial: 6,
-        items: (0..24).map(|i| item(i * 2)).collect(),
-    });
+    let list = Body::AvResourceList(AvResourceList::new(6, (0..24).map(|i| item(i * 2)).collect()));
     let mut serial = 9;
     let packets =
         Message::new(0x1205, Version::V2013, Phone::parse("13800000001").unwrap(), 0, list).encode_packets(256, || {
