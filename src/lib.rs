@@ -19,6 +19,7 @@ pub mod client;
 pub mod codec;
 pub mod faults;
 pub mod gateway;
+pub mod procstat;
 pub mod scenario;
 pub mod stress;
 pub mod transcript;
