@@ -16,7 +16,6 @@ use super::harness::{HarnessEvent, HarnessRecord};
 use super::{ClientSection, Expectations};
 use crate::client::{Event, EventKind};
 use crate::codec::Phone;
-use crate::codec::reassembly::Expired;
 use crate::faults::Direction;
 use crate::gateway::converse::ConversationReport;
 use crate::gateway::{FrameDesc, FrameId, GatewayEvent, GatewayRecord};
@@ -73,6 +72,135 @@ pub fn in_order<'a>(
     all
 }
 
+/// What the checks read of the client's side. The built-in client's typed events map onto these
+/// ([`ClientFact::of`]); a client that reports in another form (an external process's JSON lines,
+/// [`super::external`]) feeds them itself, so both are judged by the same code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientFact {
+    /// A message decoded; `packets` when it was reassembled from that many packets.
+    Decoded {
+        /// Message id.
+        msg_id: u16,
+        /// Terminal.
+        phone: Phone,
+        /// Its serial (of packet 1 for a reassembled one).
+        serial: u16,
+        /// Packets it was reassembled from.
+        packets: Option<u16>,
+    },
+    /// A packet of a group was taken in: the group is open until decoded or expired.
+    Packet {
+        /// Message id.
+        msg_id: u16,
+        /// Terminal.
+        phone: Phone,
+        /// Packets in the group.
+        total: u16,
+    },
+    /// A packet group was given up.
+    GroupExpired {
+        /// Message id.
+        msg_id: u16,
+        /// Terminal.
+        phone: Phone,
+        /// Packets in the group.
+        total: u16,
+        /// Whether it named the packets it never got.
+        names_missing: bool,
+    },
+    /// A connection was opened.
+    Connected,
+    /// A connection ended.
+    Disconnected,
+    /// A frame was rejected.
+    Rejected,
+    /// Bytes outside any frame were skipped.
+    Skipped {
+        /// How many.
+        len: u64,
+    },
+    /// A command awaiting confirmation was sent (one not awaiting any is no fact).
+    Sent {
+        /// Terminal.
+        phone: Phone,
+        /// Its serial.
+        serial: u16,
+    },
+    /// A command was confirmed.
+    Confirmed {
+        /// Terminal.
+        phone: Phone,
+        /// Its serial.
+        serial: u16,
+    },
+    /// A command was sent again.
+    Resent {
+        /// Terminal.
+        phone: Phone,
+        /// Its serial.
+        serial: u16,
+    },
+    /// A command was given up.
+    DeliveryFailed,
+}
+
+impl ClientFact {
+    /// The fact a built-in client event states, if any.
+    pub fn of(e: &EventKind) -> Option<ClientFact> {
+        Some(match e {
+            EventKind::Message(m) => ClientFact::Decoded {
+                msg_id: m.header.msg_id,
+                phone: m.header.phone,
+                serial: m.header.serial,
+                packets: m.assembled.map(|a| a.packets),
+            },
+            EventKind::Packet {
+                msg_id, phone, total, ..
+            } => ClientFact::Packet {
+                msg_id: *msg_id,
+                phone: *phone,
+                total: *total,
+            },
+            EventKind::GroupExpired(x) => ClientFact::GroupExpired {
+                msg_id: x.msg_id,
+                phone: x.phone,
+                total: x.total,
+                names_missing: !x.missing.is_empty(),
+            },
+            EventKind::Connected { .. } => ClientFact::Connected,
+            EventKind::Disconnected { .. } => ClientFact::Disconnected,
+            EventKind::FrameRejected { .. } => ClientFact::Rejected,
+            EventKind::Skipped { len, .. } => ClientFact::Skipped { len: *len },
+            _ => return ClientFact::of_command(e),
+        })
+    }
+
+    /// The facts of the command events.
+    fn of_command(e: &EventKind) -> Option<ClientFact> {
+        Some(match e {
+            EventKind::Sent {
+                phone,
+                serial,
+                awaits_confirmation: true,
+                ..
+            } => ClientFact::Sent {
+                phone: *phone,
+                serial: *serial,
+            },
+            EventKind::Confirmed { phone, serial, .. } => ClientFact::Confirmed {
+                phone: *phone,
+                serial: *serial,
+            },
+            EventKind::Resent { phone, serial, .. } => ClientFact::Resent {
+                phone: *phone,
+                serial: *serial,
+            },
+            EventKind::DeliveryFailed { .. } => ClientFact::DeliveryFailed,
+            _ => return None,
+        })
+    }
+}
+
 /// The packet groups a client holds open: some packet seen, neither completed nor given up.
 /// Fed the client's events in order; the live runner asks it whether to wait, the checks what
 /// was left open at the end.
@@ -91,19 +219,27 @@ impl OpenGroups {
 
     /// Follows one client event.
     pub fn observe(&mut self, e: &EventKind) {
-        match e {
-            EventKind::Packet {
+        if let Some(f) = ClientFact::of(e) {
+            self.follow(&f);
+        }
+    }
+
+    /// Follows one client fact.
+    pub fn follow(&mut self, f: &ClientFact) {
+        match *f {
+            ClientFact::Packet { msg_id, phone, total } => {
+                self.0.insert((msg_id, phone, total));
+            }
+            ClientFact::Decoded {
+                msg_id,
+                phone,
+                packets: Some(total),
+                ..
+            }
+            | ClientFact::GroupExpired {
                 msg_id, phone, total, ..
             } => {
-                self.0.insert((*msg_id, *phone, *total));
-            }
-            EventKind::Message(m) => {
-                if let Some(a) = m.assembled {
-                    self.0.remove(&(m.header.msg_id, m.header.phone, a.packets));
-                }
-            }
-            EventKind::GroupExpired(x) => {
-                self.0.remove(&(x.msg_id, x.phone, x.total));
+                self.0.remove(&(msg_id, phone, total));
             }
             _ => {}
         }
@@ -159,7 +295,9 @@ pub struct Facts {
     connected: u64,
     rejected: u64,
     skipped_bytes: u64,
-    groups_expired: Vec<Expired>,
+    groups_expired: u64,
+    /// Expired groups that did not name their missing packets.
+    expired_unnamed: u64,
     open_groups: OpenGroups,
     sent_awaiting: BTreeMap<(Phone, u16), u32>,
     confirmed: BTreeMap<(Phone, u16), u32>,
@@ -184,15 +322,20 @@ impl Facts {
         let mut f = Facts::default();
         for e in evidence {
             match e {
-                Evidence::Gateway(r) => f.gateway(r),
-                Evidence::Client(e) => f.client(&e.kind),
-                Evidence::Harness(h) => f.harness(&h.event),
+                Evidence::Gateway(r) => f.gateway_record(r),
+                Evidence::Client(e) => {
+                    if let Some(fact) = ClientFact::of(&e.kind) {
+                        f.client_fact(&fact);
+                    }
+                }
+                Evidence::Harness(h) => f.harness_event(&h.event),
             }
         }
         f
     }
 
-    fn gateway(&mut self, r: &GatewayRecord) {
+    /// Takes in one gateway log line (feed in log order).
+    pub fn gateway_record(&mut self, r: &GatewayRecord) {
         match &r.event {
             GatewayEvent::Offered { frames, .. } => {
                 let k = self.offered_count.entry(r.conn).or_insert(0);
@@ -230,36 +373,34 @@ impl Facts {
         }
     }
 
-    fn client(&mut self, e: &EventKind) {
-        self.open_groups.observe(e);
+    /// Takes in one client fact (feed in the order the client reported them).
+    pub fn client_fact(&mut self, f: &ClientFact) {
+        self.open_groups.follow(f);
         let count = |m: &mut BTreeMap<(Phone, u16), u32>, phone: Phone, serial: u16| {
             *m.entry((phone, serial)).or_insert(0) += 1;
         };
-        match e {
-            EventKind::Message(m) => self.decoded.push(Key {
-                msg_id: m.header.msg_id,
-                phone: m.header.phone,
-                serial: m.header.serial,
-            }),
-            EventKind::GroupExpired(x) => self.groups_expired.push(x.clone()),
-            EventKind::Connected { .. } => self.connected += 1,
-            EventKind::Disconnected { .. } => self.disconnects += 1,
-            EventKind::FrameRejected { .. } => self.rejected += 1,
-            EventKind::Skipped { len, .. } => self.skipped_bytes += len,
-            EventKind::Sent {
-                phone,
-                serial,
-                awaits_confirmation: true,
-                ..
-            } => count(&mut self.sent_awaiting, *phone, *serial),
-            EventKind::Confirmed { phone, serial, .. } => count(&mut self.confirmed, *phone, *serial),
-            EventKind::Resent { phone, serial, .. } => count(&mut self.resent, *phone, *serial),
-            EventKind::DeliveryFailed { .. } => self.delivery_failed += 1,
-            _ => {}
+        match *f {
+            ClientFact::Decoded {
+                msg_id, phone, serial, ..
+            } => self.decoded.push(Key { msg_id, phone, serial }),
+            ClientFact::Packet { .. } => {}
+            ClientFact::GroupExpired { names_missing, .. } => {
+                self.groups_expired += 1;
+                self.expired_unnamed += u64::from(!names_missing);
+            }
+            ClientFact::Connected => self.connected += 1,
+            ClientFact::Disconnected => self.disconnects += 1,
+            ClientFact::Rejected => self.rejected += 1,
+            ClientFact::Skipped { len } => self.skipped_bytes += len,
+            ClientFact::Sent { phone, serial } => count(&mut self.sent_awaiting, phone, serial),
+            ClientFact::Confirmed { phone, serial } => count(&mut self.confirmed, phone, serial),
+            ClientFact::Resent { phone, serial } => count(&mut self.resent, phone, serial),
+            ClientFact::DeliveryFailed => self.delivery_failed += 1,
         }
     }
 
-    fn harness(&mut self, e: &HarnessEvent) {
+    /// Takes in one thing the harness did.
+    pub fn harness_event(&mut self, e: &HarnessEvent) {
         match e {
             HarnessEvent::Request { .. } => self.requests += 1,
             HarnessEvent::Answered { .. } => self.answered += 1,
@@ -279,7 +420,7 @@ impl Facts {
         m.insert("bytes_skipped".into(), json!(self.skipped_bytes));
         m.insert("faults".into(), json!(self.faults));
         m.insert("reconnects".into(), json!(self.connected.saturating_sub(1)));
-        m.insert("groups_expired".into(), json!(self.groups_expired.len()));
+        m.insert("groups_expired".into(), json!(self.groups_expired));
         m.insert("commands".into(), json!(self.commands + self.requests));
         m.insert("confirmed".into(), json!(self.confirmed.values().sum::<u32>()));
         m.insert("resent".into(), json!(self.resent.values().sum::<u32>()));
@@ -389,12 +530,12 @@ fn every_frame_once(f: &Facts) -> (bool, String) {
 
 /// Every packet group completed, or expired naming its missing packets.
 fn groups_accounted(f: &Facts) -> (bool, String) {
-    let empty_missing = f.groups_expired.iter().filter(|g| g.missing.is_empty()).count();
+    let empty_missing = f.expired_unnamed;
     let ok = f.open_groups.is_empty() && empty_missing == 0;
     let detail = if ok {
         format!(
             "every packet group completed or expired with its missing packets ({} expired)",
-            f.groups_expired.len()
+            f.groups_expired
         )
     } else {
         let open = f.open_groups.describe();

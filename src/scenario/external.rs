@@ -21,7 +21,6 @@ pub mod snapshot;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
@@ -29,7 +28,9 @@ use tokio::time::Instant;
 use self::contract::ClientLine;
 use self::process::{Process, Stdout};
 use super::Scenario;
+use super::harness::HarnessEvent;
 use super::runner::{RunError, command_message};
+use crate::codec::Phone;
 use crate::gateway::Gateway;
 use crate::transcript::Transcript;
 use crate::transport::MemoryNetwork;
@@ -147,8 +148,8 @@ pub struct Command {
     pub at: Duration,
     /// Message id.
     pub msg_id: u16,
-    /// Terminal, as the transcript writes it.
-    pub phone: String,
+    /// Terminal.
+    pub phone: Phone,
     /// Serial the harness gave it (0, 1, ... in the order they are due).
     pub serial: u16,
     /// Whether the scenario awaits its answer (`request = true`).
@@ -188,7 +189,7 @@ fn commands(sc: &Scenario) -> Result<Vec<Command>, String> {
             index: i,
             at: Duration::from_millis(spec.at_ms),
             msg_id: spec.msg_id,
-            phone: msg.header.phone.to_string(),
+            phone: msg.header.phone,
             serial: msg.header.serial,
             request: spec.request,
             hex: hex::encode(msg.encode()),
@@ -234,7 +235,7 @@ struct Collected {
 /// its feeds (capture errors, conversation reports).
 type Maker = (
     Box<dyn FnOnce() -> (Gateway, MemoryNetwork) + Send>,
-    Box<dyn FnOnce() -> Vec<Value>>,
+    Box<dyn FnOnce() -> Vec<HarnessEvent>>,
 );
 
 /// The gateway's setup, checked once before anything starts (a bad fault spec or capture fails

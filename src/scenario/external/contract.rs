@@ -83,7 +83,7 @@ fn required(kind: &str, e: &Map<String, Value>) -> Result<(), String> {
     match kind {
         "message" => {
             msg_id(e)?;
-            string(e, "phone")?;
+            phone(e)?;
             serial(e, "serial")?;
             match e.get("body") {
                 Some(Value::Object(_)) => Ok(()),
@@ -98,12 +98,12 @@ fn required(kind: &str, e: &Map<String, Value>) -> Result<(), String> {
         "skipped" => serial(e, "len").map(drop),
         "packet" | "duplicate_packet" => {
             msg_id(e)?;
-            string(e, "phone")?;
+            phone(e)?;
             serial(e, "index").map(drop)
         }
         "group_expired" => {
             msg_id(e)?;
-            string(e, "phone")?;
+            phone(e)?;
             serial(e, "total")?;
             match e.get("missing") {
                 Some(Value::Array(_)) => Ok(()),
@@ -118,6 +118,16 @@ fn string(e: &Map<String, Value>, key: &str) -> Result<(), String> {
     match e.get(key) {
         Some(Value::String(_)) => Ok(()),
         _ => Err(format!("`{}` needs `{key}` as a string", kind_of(e))),
+    }
+}
+
+/// A terminal as the checks match it against the gateway's: 1 to 20 decimal digits.
+fn phone(e: &Map<String, Value>) -> Result<(), String> {
+    match e.get("phone") {
+        Some(Value::String(s)) => crate::codec::Phone::parse(s)
+            .map(drop)
+            .map_err(|why| format!("`{}`: {why}", kind_of(e))),
+        _ => Err(format!("`{}` needs `phone` as a string", kind_of(e))),
     }
 }
 
@@ -179,6 +189,8 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.why.contains("serial"), "{e}");
+        let e = parse_line(2, r#"{"type":"packet","msg_id":"0x0801","phone":"13x","index":1}"#).unwrap_err();
+        assert_eq!(e.why, "`packet`: phone \"13x\" must be 1 to 20 decimal digits", "{e}");
         let e = parse_line(4, "[1,2]").unwrap_err();
         assert_eq!(e.why, "not a JSON object");
         let e = parse_line(4, r#"{"msg_id":"0x0200"}"#).unwrap_err();

@@ -1,13 +1,13 @@
 //! The checks of `[expect]` for an external client, judged from both sides.
 //!
-//! The scenario checks ([`super::super::checks`]) read a transcript; an external client prints
-//! only some of the events the built-in one does, so this module builds the transcript the checks
-//! read from the gateway's log (connections, what the client sent, re-sent) and the client's lines
-//! (what it decoded), with the events the client did not print derived from the gateway's side:
-//! `connected` / `disconnected` from accepted / closed connections, `sent` / `resent` from the
-//! commands the gateway received, `confirmed` from the 0x0001 answers the client decoded. Checks
-//! that need events only the client can report (its rejections, its packet groups) are "not
-//! applicable" when it does not report them.
+//! The scenario checks ([`super::super::checks`]) read facts; an external client prints only some
+//! of the events the built-in one does, and as JSON, so this module feeds [`checks::Facts`] the
+//! gateway's typed log, the harness's typed events, and [`ClientFact`]s read off the client's lines
+//! (what it decoded), with the facts the client did not print derived from the gateway's side:
+//! connected / disconnected from accepted / closed connections, sent / resent from the commands
+//! the gateway received, confirmed from the answers the client decoded. Checks that need events
+//! only the client can report (its rejections, its packet groups) are "not applicable" when it
+//! does not report them.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -17,11 +17,14 @@ use serde_json::{Map, Value, json};
 use super::Command;
 use super::contract::ClientLine;
 use crate::client::replies::final_answer_id;
+use crate::codec::Phone;
 use crate::gateway::replay::ReplayErrors;
 use crate::gateway::source::ConversationReports;
-use crate::gateway::{Gateway, GatewayRecord};
-use crate::scenario::{Scenario, checks};
-use crate::transcript::{Check, Entry, Side, Transcript};
+use crate::gateway::{Gateway, GatewayEvent, GatewayRecord};
+use crate::scenario::Scenario;
+use crate::scenario::checks::{self, ClientFact, Facts, OpenGroups};
+use crate::scenario::harness::HarnessEvent;
+use crate::transcript::{Check, Transcript};
 
 /// Detail prefix of a check that could not be judged.
 pub const NOT_APPLICABLE: &str = "not applicable";
@@ -38,44 +41,49 @@ pub struct Evidence<'a> {
     pub lines: &'a [ClientLine],
     /// The gateway's log.
     pub gateway: &'a [GatewayRecord],
-    /// Harness entries (commands written, capture errors, conversation reports).
-    pub harness: Vec<Value>,
+    /// What the harness did (commands written, capture errors, conversation reports).
+    pub harness: Vec<HarnessEvent>,
 }
 
-/// Harness entries for a capture that could not be read to its end and for conversation reports.
-pub fn harness_notes(errors: &ReplayErrors, conversations: &ConversationReports) -> Vec<Value> {
-    let mut v: Vec<Value> = errors
+/// Harness events for a capture that could not be read to its end and for conversation reports.
+pub fn harness_notes(errors: &ReplayErrors, conversations: &ConversationReports) -> Vec<HarnessEvent> {
+    let mut v: Vec<HarnessEvent> = errors
         .list()
         .into_iter()
-        .map(|e| json!({"type": "capture_error", "error": e.message, "ended": e.ended}))
+        .map(|e| HarnessEvent::CaptureError {
+            error: e.message,
+            ended: e.ended,
+        })
         .collect();
-    for (session, report) in conversations.reports() {
-        let mut e = json!({"type": "conversation", "session": session});
-        if let (Value::Object(m), Ok(Value::Object(r))) = (&mut e, serde_json::to_value(&report)) {
-            m.extend(r);
-        }
-        v.push(e);
-    }
+    v.extend(
+        conversations
+            .reports()
+            .into_iter()
+            .map(|(session, report)| HarnessEvent::Conversation { session, report }),
+    );
     v
 }
 
-/// Harness entries for the commands: written (`command` / `request`) or not (`command_refused`).
-pub fn command_notes(cmds: &[Command], written: &[Option<Duration>]) -> Vec<Value> {
+/// Harness events for the commands: written (`command` / `request`) or not (`command_refused`).
+pub fn command_notes(cmds: &[Command], written: &[Option<Duration>]) -> Vec<HarnessEvent> {
     cmds.iter()
         .zip(written)
-        .map(|(c, w)| {
-            let id = format!("0x{:04X}", c.msg_id);
-            match (w, c.request) {
-                (None, _) => json!({"type": "command_refused", "msg_id": id, "error": "the client's stdin was closed"}),
-                (Some(_), true) => json!({"type": "request", "msg_id": id, "phone": c.phone}),
-                (Some(_), false) => json!({"type": "command", "msg_id": id, "phone": c.phone, "serial": c.serial}),
-            }
+        .map(|(c, w)| match (w, c.request) {
+            (None, _) => HarnessEvent::CommandRefused {
+                msg_id: c.msg_id,
+                error: "the client's stdin was closed".into(),
+            },
+            (Some(_), true) => HarnessEvent::Request {
+                msg_id: c.msg_id,
+                phone: c.phone.to_string(),
+            },
+            (Some(_), false) => HarnessEvent::Command {
+                msg_id: c.msg_id,
+                phone: c.phone.to_string(),
+                serial: c.serial,
+            },
         })
         .collect()
-}
-
-fn str_of<'v>(v: &'v Value, k: &str) -> &'v str {
-    v.get(k).and_then(Value::as_str).unwrap_or("")
 }
 
 /// A gateway record as a transcript event: `type`, `conn`, then its fields.
@@ -94,12 +102,28 @@ pub fn gateway_value(r: &GatewayRecord) -> Value {
 }
 
 /// Whether the gateway record is the receipt of command `c`.
-fn receipt_of(v: &Value, c: &Command) -> bool {
-    let Some(m) = v.get("message") else { return false };
-    str_of(v, "type") == "received"
-        && str_of(m, "msg_id") == format!("0x{:04X}", c.msg_id)
-        && str_of(m, "phone") == c.phone
-        && m.get("serial").and_then(Value::as_u64) == Some(u64::from(c.serial))
+fn receipt_of(r: &GatewayRecord, c: &Command) -> bool {
+    let GatewayEvent::Received { message } = &r.event else {
+        return false;
+    };
+    let h = &message.header;
+    h.msg_id == c.msg_id && h.phone == c.phone && h.serial == c.serial
+}
+
+/// A message id as the contract writes it, `"0x0200"` (checked in [`super::contract`]).
+fn id_of(v: Option<&Value>) -> Option<u16> {
+    let s = v?.as_str()?;
+    u16::from_str_radix(s.strip_prefix("0x")?, 16).ok()
+}
+
+/// A line's `key` as a u16 (serials, totals, packet counts; ranges checked in the contract).
+fn u16_of(e: &Map<String, Value>, key: &str) -> Option<u16> {
+    e.get(key).and_then(Value::as_u64).and_then(|n| u16::try_from(n).ok())
+}
+
+/// A line's terminal (decimal digits, checked in the contract).
+fn phone_of(e: &Map<String, Value>) -> Option<Phone> {
+    Phone::parse(e.get("phone")?.as_str()?).ok()
 }
 
 /// Whether a decoded message (`message` line) answers command `c` with `answer_id`.
@@ -107,12 +131,46 @@ fn answers(line: &ClientLine, c: &Command, answer_id: u16) -> bool {
     let e = &line.event;
     let body = e.get("body").cloned().unwrap_or(Value::Null);
     let reply = body.get("reply_serial").and_then(Value::as_u64);
-    let id_ok = answer_id != 0x0001 || str_of(&body, "reply_id").eq_ignore_ascii_case(&format!("0x{:04X}", c.msg_id));
+    let id_ok = answer_id != 0x0001 || id_of(body.get("reply_id")) == Some(c.msg_id);
     line.kind == "message"
-        && str_of(&Value::Object(e.clone()), "msg_id").eq_ignore_ascii_case(&format!("0x{answer_id:04X}"))
-        && e.get("phone").and_then(Value::as_str) == Some(c.phone.as_str())
+        && id_of(e.get("msg_id")) == Some(answer_id)
+        && phone_of(e) == Some(c.phone)
         && reply == Some(u64::from(c.serial))
         && id_ok
+}
+
+/// The fact a client line states that the checks read, if any (its connections and sends are
+/// taken from the gateway's side instead).
+fn line_fact(l: &ClientLine) -> Option<ClientFact> {
+    let e = &l.event;
+    let msg_id = || id_of(e.get("msg_id"));
+    Some(match l.kind.as_str() {
+        "message" => ClientFact::Decoded {
+            msg_id: msg_id()?,
+            phone: phone_of(e)?,
+            serial: u16_of(e, "serial")?,
+            packets: u16_of(e, "packets"),
+        },
+        "frame_rejected" => ClientFact::Rejected,
+        "skipped" => ClientFact::Skipped {
+            len: e.get("len").and_then(Value::as_u64)?,
+        },
+        "packet" => ClientFact::Packet {
+            msg_id: msg_id()?,
+            phone: phone_of(e)?,
+            total: u16_of(e, "total").unwrap_or(0),
+        },
+        "group_expired" => ClientFact::GroupExpired {
+            msg_id: msg_id()?,
+            phone: phone_of(e)?,
+            total: u16_of(e, "total")?,
+            names_missing: e
+                .get("missing")
+                .and_then(Value::as_array)
+                .is_some_and(|a| !a.is_empty()),
+        },
+        _ => return None,
+    })
 }
 
 /// Whether the run can end: the feed is exhausted, the client is connected, every command reached
@@ -121,61 +179,26 @@ pub fn settled(gw: &Gateway, cmds: &[Command], lines: &[ClientLine]) -> bool {
     if !gw.idle() || gw.live_connections().is_empty() {
         return false;
     }
-    let log: Vec<Value> = gw.log().iter().map(gateway_value).collect();
-    let delivered = cmds.iter().all(|c| log.iter().any(|v| receipt_of(v, c)));
+    let log = gw.log();
+    let delivered = cmds.iter().all(|c| log.iter().any(|r| receipt_of(r, c)));
     let answered = cmds
         .iter()
         .filter(|c| c.request)
         .all(|c| lines.iter().any(|l| answers(l, c, final_answer_id(c.msg_id))));
-    delivered && answered && open_groups(lines).is_empty()
+    let mut open = OpenGroups::default();
+    lines.iter().filter_map(line_fact).for_each(|f| open.follow(&f));
+    delivered && answered && open.is_empty()
 }
 
 /// Whether every message the gateway offered and no fault destroyed was decoded (the
 /// `every_frame_once` accounting): a client on a loaded machine may lag behind the gateway by
 /// more than [`super::SETTLE`], and the run must not end before it caught up.
 pub fn caught_up(ev: &Evidence<'_>) -> bool {
-    let t = Transcript {
-        scenario: String::new(),
-        seed: 0,
-        summary: Map::new(),
-        checks: Vec::new(),
-        events: ev.entries(),
-    };
     let want = crate::scenario::Expectations {
         every_frame_once: Some(true),
         ..Default::default()
     };
-    checks::check(&want, &checks::Facts::gather(&t), &ev.sc.client)
-        .iter()
-        .all(|c| c.ok)
-}
-
-/// Packet groups the client reported a packet of and neither completed nor gave up.
-fn open_groups(lines: &[ClientLine]) -> BTreeSet<(String, String, u64)> {
-    let mut open = BTreeSet::new();
-    for l in lines {
-        let v = Value::Object(l.event.clone());
-        let key = |total: &str| {
-            (
-                str_of(&v, "msg_id").to_string(),
-                str_of(&v, "phone").to_string(),
-                v.get(total).and_then(Value::as_u64).unwrap_or(0),
-            )
-        };
-        match l.kind.as_str() {
-            "packet" => {
-                open.insert(key("total"));
-            }
-            "message" if v.get("packets").is_some() => {
-                open.remove(&key("packets"));
-            }
-            "group_expired" => {
-                open.remove(&key("total"));
-            }
-            _ => {}
-        }
-    }
-    open
+    checks::check(&want, &ev.facts(), &ev.sc.client).iter().all(|c| c.ok)
 }
 
 impl Evidence<'_> {
@@ -203,21 +226,13 @@ impl Evidence<'_> {
             .collect()
     }
 
-    /// The transcript the checks read, with the checks done (events left out: the normalised
-    /// transcript is [`super::normalise::yaml`]).
+    /// The summary and the checks (not-applicable ones marked), no events: the normalised
+    /// transcript is [`super::normalise::yaml`].
     pub fn transcript(&self) -> Transcript {
-        let mut t = Transcript {
-            scenario: self.sc.name.clone(),
-            seed: self.sc.seed,
-            summary: Map::new(),
-            checks: Vec::new(),
-            events: self.entries(),
-        };
-        let facts = checks::Facts::gather(&t);
-        t.summary = facts.summary();
-        t.checks = checks::check(&self.sc.expect, &facts, &self.sc.client);
-        self.judge(&mut t.checks);
-        t.checks.push(Check {
+        let facts = self.facts();
+        let mut checks = checks::check(&self.sc.expect, &facts, &self.sc.client);
+        self.judge(&mut checks);
+        checks.push(Check {
             name: SNAPSHOT_CHECK.into(),
             ok: true,
             detail: match super::normalise::unstable_reason(self.sc) {
@@ -225,66 +240,69 @@ impl Evidence<'_> {
                 Some(why) => format!("invariants only: {why}"),
             },
         });
-        t.events.clear();
-        t
+        Transcript {
+            scenario: self.sc.name.clone(),
+            seed: self.sc.seed,
+            summary: facts.summary(),
+            checks,
+            events: Vec::new(),
+        }
     }
 
-    fn entries(&self) -> Vec<Entry> {
-        let mut out = Vec::new();
-        let mut push = |side: Side, event: Value| {
-            let seq = out.len() as u64;
-            out.push(Entry {
-                t_us: 0,
-                side,
-                seq,
-                event,
-            })
-        };
+    /// What the checks read, from both sides.
+    fn facts(&self) -> Facts {
+        let mut f = Facts::default();
         let mut received = BTreeSet::new();
         for r in self.gateway {
-            let v = gateway_value(r);
-            match str_of(&v, "type") {
-                "accepted" => push(Side::Client, json!({"type": "connected", "attempt": r.conn})),
-                "closed" => push(Side::Client, json!({"type": "disconnected"})),
+            match r.event {
+                GatewayEvent::Accepted { .. } => f.client_fact(&ClientFact::Connected),
+                GatewayEvent::Closed(_) => f.client_fact(&ClientFact::Disconnected),
                 _ => {}
             }
-            for c in self.commands.iter().filter(|c| receipt_of(&v, c)) {
-                let ty = if received.insert(c.index) { "sent" } else { "resent" };
-                push(
-                    Side::Client,
-                    json!({"type": ty, "serial": c.serial, "msg_id": format!("0x{:04X}", c.msg_id),
-                           "phone": c.phone, "awaits_confirmation": true}),
-                );
+            for c in self.commands.iter().filter(|c| receipt_of(r, c)) {
+                let (phone, serial) = (c.phone, c.serial);
+                f.client_fact(&match received.insert(c.index) {
+                    true => ClientFact::Sent { phone, serial },
+                    false => ClientFact::Resent { phone, serial },
+                });
             }
-            push(Side::Gateway, v);
+            f.gateway_record(r);
         }
-        for h in &self.harness {
-            push(Side::Harness, h.clone());
-        }
-        for c in self.commands.iter().filter(|c| c.request) {
-            let id = final_answer_id(c.msg_id);
-            let v = match self.lines.iter().find(|l| answers(l, c, id)) {
-                Some(_) => json!({"type": "answered", "msg_id": format!("0x{:04X}", c.msg_id),
-                                  "answer": format!("0x{id:04X}"), "serial": c.serial}),
-                None => json!({"type": "request_failed", "msg_id": format!("0x{:04X}", c.msg_id),
-                               "error": format!("the client decoded no 0x{id:04X} answering serial {}", c.serial)}),
-            };
-            push(Side::Harness, v);
-        }
-        // What the client decoded; its connections and sends come from the gateway's side above.
-        let decoded = [
-            "message",
-            "frame_rejected",
-            "skipped",
-            "packet",
-            "duplicate_packet",
-            "group_expired",
-        ];
-        // A command is confirmed by its 0x0001, or by its answer (0x1205 for 0x9205) when no
-        // 0x0001 came first, as the built-in client counts it.
+        self.harness.iter().for_each(|h| f.harness_event(h));
+        self.requests().iter().for_each(|h| f.harness_event(h));
+        self.client_facts(&mut f);
+        f
+    }
+
+    /// Each request answered or failed, judged from what the client decoded.
+    fn requests(&self) -> Vec<HarnessEvent> {
+        let requests = self.commands.iter().filter(|c| c.request);
+        requests
+            .map(|c| {
+                let answer = final_answer_id(c.msg_id);
+                match self.lines.iter().any(|l| answers(l, c, answer)) {
+                    true => HarnessEvent::Answered {
+                        msg_id: c.msg_id,
+                        answer,
+                        serial: c.serial,
+                    },
+                    false => HarnessEvent::RequestFailed {
+                        msg_id: c.msg_id,
+                        error: format!("the client decoded no 0x{answer:04X} answering serial {}", c.serial),
+                    },
+                }
+            })
+            .collect()
+    }
+
+    /// What the client decoded, and the confirmations it shows: a command is confirmed by its
+    /// 0x0001, or by its answer (0x1205 for 0x9205) when no 0x0001 came first, as the built-in
+    /// client counts it.
+    fn client_facts(&self, f: &mut Facts) {
         let mut general = BTreeSet::new();
-        for l in self.lines.iter().filter(|l| decoded.contains(&l.kind.as_str())) {
-            push(Side::Client, Value::Object(l.event.clone()));
+        for l in self.lines {
+            let Some(fact) = line_fact(l) else { continue };
+            f.client_fact(&fact);
             for c in self.commands {
                 let answer = final_answer_id(c.msg_id);
                 let by_general = answers(l, c, 0x0001);
@@ -292,16 +310,14 @@ impl Evidence<'_> {
                 if by_general {
                     general.insert(c.index);
                 }
-                if !(by_general || by_answer) {
-                    continue;
+                if by_general || by_answer {
+                    f.client_fact(&ClientFact::Confirmed {
+                        phone: c.phone,
+                        serial: c.serial,
+                    });
                 }
-                push(
-                    Side::Client,
-                    json!({"type": "confirmed", "serial": c.serial, "msg_id": format!("0x{:04X}", c.msg_id), "phone": c.phone}),
-                );
             }
         }
-        out
     }
 
     /// Marks what cannot be judged as not applicable and adds what only both sides show.
@@ -327,7 +343,7 @@ impl Evidence<'_> {
             let gateway = self
                 .gateway
                 .iter()
-                .filter(|r| str_of(&gateway_value(r), "type") == "accepted")
+                .filter(|r| matches!(r.event, GatewayEvent::Accepted { .. }))
                 .count();
             checks.push(Check {
                 name: "connections_agree".into(),
@@ -340,16 +356,88 @@ impl Evidence<'_> {
     /// Commands the gateway never received fail `commands_confirmed` (the checks only see those
     /// that were sent).
     fn undelivered(&self, c: &mut Check) {
-        let log: Vec<Value> = self.gateway.iter().map(gateway_value).collect();
         let missing: Vec<String> = self
             .commands
             .iter()
-            .filter(|k| !log.iter().any(|v| receipt_of(v, k)))
+            .filter(|k| !self.gateway.iter().any(|r| receipt_of(r, k)))
             .map(|k| format!("0x{:04X} serial {} never reached the gateway", k.msg_id, k.serial))
             .collect();
         if !missing.is_empty() {
             c.ok = false;
             c.detail = format!("{}; {}", missing.join("; "), c.detail);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenario::external::contract::parse_line;
+
+    fn line(text: &str) -> ClientLine {
+        parse_line(1, text).expect("a line of the contract")
+    }
+
+    fn phone() -> Phone {
+        Phone::parse("13800000001").expect("phone")
+    }
+
+    /// The client's JSON lines become the same facts the built-in client's events do; lines the
+    /// checks do not read become none.
+    #[test]
+    fn lines_become_the_facts_the_checks_read() {
+        let facts: Vec<Option<ClientFact>> = [
+            r#"{"type":"message","msg_id":"0x0801","phone":"13800000001","serial":7,"packets":3,"body":{}}"#,
+            r#"{"type":"packet","msg_id":"0x0801","phone":"13800000001","index":1,"total":3}"#,
+            r#"{"type":"group_expired","msg_id":"0x0801","phone":"13800000001","total":3,"missing":[[2,3]]}"#,
+            r#"{"type":"group_expired","msg_id":"0x0801","phone":"13800000001","total":3,"missing":[]}"#,
+            r#"{"type":"skipped","len":18}"#,
+            r#"{"type":"frame_rejected","check":"xor"}"#,
+            r#"{"type":"connected","attempt":1}"#,
+        ]
+        .iter()
+        .map(|t| line_fact(&line(t)))
+        .collect();
+        let (msg_id, phone, total) = (0x0801, phone(), 3);
+        assert_eq!(
+            facts,
+            [
+                Some(ClientFact::Decoded {
+                    msg_id,
+                    phone,
+                    serial: 7,
+                    packets: Some(3)
+                }),
+                Some(ClientFact::Packet { msg_id, phone, total }),
+                Some(ClientFact::GroupExpired {
+                    msg_id,
+                    phone,
+                    total,
+                    names_missing: true
+                }),
+                Some(ClientFact::GroupExpired {
+                    msg_id,
+                    phone,
+                    total,
+                    names_missing: false
+                }),
+                Some(ClientFact::Skipped { len: 18 }),
+                Some(ClientFact::Rejected),
+                None,
+            ]
+        );
+    }
+
+    /// A packet opens its group; the reassembled message closes it.
+    #[test]
+    fn a_reported_group_stays_open_until_its_message() {
+        let packet = line(r#"{"type":"packet","msg_id":"0x0801","phone":"13800000001","index":1,"total":2}"#);
+        let done =
+            line(r#"{"type":"message","msg_id":"0x0801","phone":"13800000001","serial":1,"packets":2,"body":{}}"#);
+        let mut open = OpenGroups::default();
+        open.follow(&line_fact(&packet).expect("a fact"));
+        assert!(!open.is_empty());
+        open.follow(&line_fact(&done).expect("a fact"));
+        assert!(open.is_empty());
     }
 }
