@@ -16,7 +16,7 @@ use serde_json::{Map, Value, json};
 
 use super::Command;
 use super::contract::ClientLine;
-use crate::client::replies::final_answer_id;
+use crate::client::replies::{ANSWERS, final_answer_id};
 use crate::codec::Phone;
 use crate::gateway::replay::ReplayErrors;
 use crate::gateway::source::ConversationReports;
@@ -126,11 +126,24 @@ fn phone_of(e: &Map<String, Value>) -> Option<Phone> {
     Phone::parse(e.get("phone")?.as_str()?).ok()
 }
 
+/// The serial an answer names: its body's `reply_serial`, or, for an answer of
+/// [`ANSWERS`] that names one and that the client left undecoded (`{"raw": "<hex>"}`), the
+/// reply serial WORD the standard puts first in its body (as [`crate::client::replies`] reads
+/// a raw 0x1205).
+fn reply_serial(body: &Value, answer_id: u16) -> Option<u64> {
+    if let Some(n) = body.get("reply_serial").and_then(Value::as_u64) {
+        return Some(n);
+    }
+    let names_serial = ANSWERS.iter().any(|&(id, _, by_serial)| id == answer_id && by_serial);
+    let raw = body.get("raw").and_then(Value::as_str).filter(|_| names_serial)?;
+    u64::from_str_radix(raw.get(..4)?, 16).ok()
+}
+
 /// Whether a decoded message (`message` line) answers command `c` with `answer_id`.
 fn answers(line: &ClientLine, c: &Command, answer_id: u16) -> bool {
     let e = &line.event;
     let body = e.get("body").cloned().unwrap_or(Value::Null);
-    let reply = body.get("reply_serial").and_then(Value::as_u64);
+    let reply = reply_serial(&body, answer_id);
     let id_ok = answer_id != 0x0001 || id_of(body.get("reply_id")) == Some(c.msg_id);
     line.kind == "message"
         && id_of(e.get("msg_id")) == Some(answer_id)
@@ -426,6 +439,30 @@ mod tests {
                 None,
             ]
         );
+    }
+
+    /// An answer the client left raw names the serial the standard puts first in its body; a
+    /// raw message that is no such answer names none.
+    #[test]
+    fn a_raw_answer_names_its_reply_serial() {
+        let c = Command {
+            index: 0,
+            at: Duration::ZERO,
+            msg_id: 0x8106,
+            phone: phone(),
+            serial: 2,
+            request: true,
+            hex: String::new(),
+        };
+        let answer = |id: &str, raw: &str| {
+            line(&format!(
+                r#"{{"type":"message","msg_id":"{id}","phone":"13800000001","serial":1,"body":{{"raw":"{raw}"}}}}"#
+            ))
+        };
+        assert_eq!(final_answer_id(c.msg_id), 0x0104);
+        assert!(answers(&answer("0x0104", "000202"), &c, 0x0104));
+        assert!(!answers(&answer("0x0104", "000302"), &c, 0x0104));
+        assert!(!answers(&answer("0x0200", "000202"), &c, 0x0200));
     }
 
     /// A packet opens its group; the reassembled message closes it.
