@@ -74,10 +74,20 @@ pub fn with_schedule(base: &Scenario, decisions: &[Decision]) -> Result<Scenario
 /// Runs `sc` once in snapshot mode and judges it. `Err` when it cannot run at all (its source or a
 /// fault cannot be set up): that is the scenario's error, not a finding.
 pub fn run(sc: &Scenario, budgets: Budgets) -> Result<Trial, String> {
+    guarded(|| runner::run(sc, Mode::Snapshot), sc.duration_ms, budgets)
+}
+
+/// Runs `f` with panics caught (its own and those of tasks it spawns on this thread) and judges
+/// the transcript it returns.
+fn guarded(
+    f: impl FnOnce() -> Result<Transcript, RunError>,
+    duration_ms: u64,
+    budgets: Budgets,
+) -> Result<Trial, String> {
     install_hook();
     IN_RUN.with(|f| f.set(true));
     PANICKED.with(|p| p.borrow_mut().take());
-    let result = panic::catch_unwind(AssertUnwindSafe(|| runner::run(sc, Mode::Snapshot)));
+    let result = panic::catch_unwind(AssertUnwindSafe(f));
     IN_RUN.with(|f| f.set(false));
     let hooked = PANICKED.with(|p| p.borrow_mut().take());
     let mut failures = Vec::new();
@@ -111,7 +121,53 @@ pub fn run(sc: &Scenario, budgets: Budgets) -> Result<Trial, String> {
             check: c.name.clone(),
             detail: c.detail.clone(),
         }));
-        failures.extend(invariants::check(t, sc.duration_ms, budgets));
+        failures.extend(invariants::check(t, duration_ms, budgets));
     }
     Ok(Trial { failures, transcript })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn empty() -> Transcript {
+        Transcript {
+            scenario: "x".into(),
+            seed: 1,
+            summary: Default::default(),
+            checks: Vec::new(),
+            events: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_panic_in_a_spawned_task_fails_the_run() {
+        let t = guarded(
+            || {
+                let rt = tokio::runtime::Builder::new_current_thread().build()?;
+                rt.block_on(async {
+                    let _ = tokio::spawn(async { panic!("gateway task broke") }).await;
+                });
+                Ok(empty())
+            },
+            10,
+            Budgets::default(),
+        )
+        .unwrap();
+        assert_eq!(t.failures.len(), 1, "{:?}", t.failures);
+        assert_eq!(t.failures[0].check, "panic");
+        assert!(t.failures[0].detail.contains("gateway task broke"), "{:?}", t.failures);
+        assert!(t.transcript.is_some());
+    }
+
+    #[test]
+    fn a_panic_out_of_the_runner_fails_the_run() {
+        let t = guarded(|| panic!("runner broke"), 10, Budgets::default()).unwrap();
+        assert_eq!(t.failures[0].check, "panic");
+        assert!(t.failures[0].detail.contains("runner broke"), "{:?}", t.failures);
+        assert!(t.transcript.is_none());
+        // The next run on this thread starts clean.
+        let ok = guarded(|| Ok(empty()), 10, Budgets::default()).unwrap();
+        assert!(ok.failures.is_empty(), "{:?}", ok.failures);
+    }
 }
