@@ -93,6 +93,7 @@ fn settings(jobs: usize) -> Settings {
         budgets: Budgets::default(),
         max_shrink_runs: shrink::DEFAULT_MAX_SHRINK_RUNS,
         reproducers: 3,
+        hang: None,
     }
 }
 

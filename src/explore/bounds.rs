@@ -281,7 +281,7 @@ fn parse_bounds(text: &str, path: &Path) -> Result<Bounds, ScenarioError> {
         }
     })?;
     Bounds::from_table(doc.explore).map_err(|m| {
-        let line = text.lines().position(|l| is_explore_header(l)).map_or(1, |i| i + 1);
+        let line = text.lines().position(is_explore_header).map_or(1, |i| i + 1);
         ScenarioError::Parse {
             path: path.to_path_buf(),
             line,

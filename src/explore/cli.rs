@@ -65,6 +65,10 @@ pub struct ExploreArgs {
     /// each).
     #[arg(long, default_value_t = 3, value_parser = RangedU64ValueParser::<usize>::new().range(1..=100))]
     pub reproducers: usize,
+    /// A run still going after this many seconds of wall-clock time is a livelock: its schedule is
+    /// written unshrunk (`<scenario>-hang-<seed>.toml` in --out) and explore exits with status 2.
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub hang_secs: u64,
 }
 
 /// `60s`, `10m`, `500ms`, `1h`, or plain seconds; up to [`MAX_TIME`].
@@ -100,6 +104,7 @@ impl ExploreArgs {
             },
             max_shrink_runs: self.max_shrink_runs,
             reproducers: self.reproducers,
+            hang: Some((Duration::from_secs(self.hang_secs), self.out.clone())),
         }
     }
 

@@ -24,6 +24,7 @@ pub mod schedule;
 pub mod shrink;
 pub mod trial;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -69,6 +70,10 @@ pub struct Settings {
     pub max_shrink_runs: usize,
     /// `--reproducers`: most distinct failing checks shrunk per scenario.
     pub reproducers: usize,
+    /// `--hang-secs` and `--out`: a run still going after this much wall-clock time is written
+    /// unshrunk as check `hang` to the directory, reported, and the process exits with status 2
+    /// (its thread cannot be stopped). None: no watchdog.
+    pub hang: Option<(std::time::Duration, PathBuf)>,
 }
 
 /// A scenario ready to explore.
@@ -135,11 +140,17 @@ impl Target {
     pub fn search(&self, s: &Settings, limit: Limit, tick: &(dyn Fn() + Sync)) -> Result<Vec<RunResult>, String> {
         let next = AtomicU64::new(0);
         let stop = AtomicBool::new(false);
+        let running: Mutex<BTreeMap<u64, Instant>> = Mutex::default();
+        let workers_left = AtomicU64::new(s.jobs.max(1) as u64);
         let results = Mutex::new(Vec::new());
         let error = Mutex::new(None);
         std::thread::scope(|scope| {
+            if let Some((limit, dir)) = &s.hang {
+                scope.spawn(|| self.watchdog(s, *limit, dir, &running, &workers_left));
+            }
             for _ in 0..s.jobs.max(1) {
                 scope.spawn(|| {
+                    let _done = Countdown(&workers_left);
                     while !stop.load(Ordering::Relaxed) {
                         let run = next.fetch_add(1, Ordering::Relaxed);
                         let more = match limit {
@@ -150,7 +161,10 @@ impl Target {
                             break;
                         }
                         let seed = schedule::run_seed(s.seed, run);
-                        match self.run_seed(seed, s.budgets) {
+                        lock(&running).insert(run, Instant::now());
+                        let outcome = self.run_seed(seed, s.budgets);
+                        lock(&running).remove(&run);
+                        match outcome {
                             Ok(t) => {
                                 let r = RunResult {
                                     run,
@@ -176,6 +190,48 @@ impl Target {
         let mut v = results.into_inner().unwrap_or_else(|e| e.into_inner());
         v.sort_by_key(|r| r.run);
         Ok(v)
+    }
+}
+
+/// Counts a worker out when it ends, however it ends.
+struct Countdown<'a>(&'a AtomicU64);
+
+impl Drop for Countdown<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Target {
+    /// Watches the runs in progress until the workers are done; see [`Settings::hang`].
+    fn watchdog(
+        &self,
+        s: &Settings,
+        limit: std::time::Duration,
+        dir: &Path,
+        running: &Mutex<BTreeMap<u64, Instant>>,
+        workers_left: &AtomicU64,
+    ) {
+        while workers_left.load(Ordering::Relaxed) > 0 {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            let stuck = lock(running).iter().find(|(_, t)| t.elapsed() > limit).map(|(r, _)| *r);
+            if let Some(run) = stuck {
+                let seed = schedule::run_seed(s.seed, run);
+                let file = report::write_unshrunk(self, seed, "hang", dir);
+                eprintln!(
+                    "jt808-harness explore: {}: run {run} (seed {seed}) still running after {} s of wall-clock time \
+                     (--hang-secs): a livelock; its schedule, not shrunk: {}",
+                    self.name,
+                    limit.as_secs(),
+                    file.unwrap_or_else(PathBuf::from).display()
+                );
+                std::process::exit(2);
+            }
+        }
     }
 }
 

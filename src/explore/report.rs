@@ -205,3 +205,24 @@ fn write_reproducer(t: &Target, f: &Finding, dir: &Path, budgets: Budgets) -> Re
         transcript,
     })
 }
+
+/// Writes the run of `seed` as it was drawn, not shrunk (a run that never ended cannot be shrunk
+/// by running it): `DIR/<scenario>-<check>-<seed>.toml`.
+pub fn write_unshrunk(t: &Target, seed: u64, check: &str, dir: &Path) -> Result<PathBuf, String> {
+    let decisions = t.schedule(seed);
+    let mut sc = trial::with_schedule(&t.scenario, &decisions)?;
+    sc.description = format!(
+        "{} (explore: check {check}, seed {seed}, not shrunk)",
+        sc.description.trim_end()
+    );
+    let body = toml::to_string(&sc).map_err(|e| format!("{}: reproducer does not serialise: {e}", t.name))?;
+    let text = format!(
+        "# Found by `jt808-harness explore` in {}, seed {seed}: check {check}; the last {} [[faults]] are its decisions.\n{body}",
+        t.path.display(),
+        decisions.len()
+    );
+    let file = dir.join(format!("{}.toml", stem(&t.name, check, seed)));
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    std::fs::write(&file, text).map_err(|e| format!("{}: {e}", file.display()))?;
+    Ok(file)
+}
