@@ -160,6 +160,12 @@ impl Shrinker<'_> {
         ds
     }
 
+    /// The check fails with `ds` on `sc`, and (when there are decisions) not without them: a
+    /// source or duration cut so far that the scenario fails on its own is a different failure.
+    fn fails_because(&mut self, sc: &Scenario, ds: &[Decision]) -> bool {
+        self.fails(sc, ds) && (ds.is_empty() || !self.fails(sc, &[]))
+    }
+
     /// Fewer terminals and messages in a fleet source, then a shorter run.
     fn simplify_scenario(&mut self, mut sc: Scenario, ds: &[Decision]) -> Scenario {
         for key in ["terminals", "messages"] {
@@ -167,7 +173,7 @@ impl Shrinker<'_> {
                 continue;
             };
             let best = self.lowest(1, cur, |s, v| {
-                with_source_int(&sc, key, v).is_some_and(|candidate| s.fails(&candidate, ds))
+                with_source_int(&sc, key, v).is_some_and(|candidate| s.fails_because(&candidate, ds))
             });
             if let Some(smaller) = with_source_int(&sc, key, best) {
                 sc = smaller;
@@ -177,7 +183,7 @@ impl Shrinker<'_> {
         let best = self.lowest(1, cur, |s, v| {
             let mut candidate = sc.clone();
             candidate.duration_ms = v as u64;
-            s.fails(&candidate, ds)
+            s.fails_because(&candidate, ds)
         });
         sc.duration_ms = best as u64;
         sc
