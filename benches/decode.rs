@@ -34,6 +34,10 @@ use jt808_harness::codec::{DecodeEvent, Decoder, Deframer, Item, Message, Phone,
 #[path = "../tests/bodies/cases.rs"]
 #[allow(dead_code)]
 mod cases;
+/// The shared vector loader of the tests (`yz-1205-18pkt-*` for the mixed stream).
+#[path = "../tests/support/vectors.rs"]
+#[allow(dead_code)]
+mod vectors;
 
 /// Socket read size the streams are pushed in.
 const CHUNK: usize = 4096;
@@ -109,26 +113,9 @@ fn location_stream() -> Stream {
     }
 }
 
-/// The wire bytes of the 18 `yz-1205-18pkt-*` vectors, in order.
-fn resource_list_packets() -> Vec<Vec<u8>> {
-    let text = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/jt808_vectors.json"
-    ))
-    .expect("fixture file");
-    let all: Vec<serde_json::Value> = serde_json::from_str(&text).expect("fixture JSON");
-    (1..=18)
-        .map(|i| {
-            let id = format!("yz-1205-18pkt-{i:02}of18");
-            let v = all.iter().find(|v| v["id"] == id.as_str()).expect("vector present");
-            hex::decode(v["hex"].as_str().expect("hex")).expect("hex digits")
-        })
-        .collect()
-}
-
 fn mixed_stream() -> Stream {
     let phone = Phone::parse("13912344321").expect("digits");
-    let packets = resource_list_packets();
+    let packets = vectors::resource_list_packets();
     let mut bytes = Vec::new();
     let (mut frames, mut messages, mut i) = (0, 0, 0u32);
     for _ in 0..200 {

@@ -21,6 +21,7 @@ pub mod codec;
 pub mod explore;
 pub mod faults;
 pub mod gateway;
+pub mod procstat;
 pub mod scenario;
 pub mod stress;
 pub mod transcript;

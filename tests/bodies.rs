@@ -266,3 +266,49 @@ fn peer_frames_decode_to_their_fields_and_re_encode() {
         );
     }
 }
+
+/// 0x1205's declared count is shown beside the items read; a count that disagrees with the bytes
+/// is an issue at its body offset, never fatal, and the body re-encodes byte-exact.
+#[test]
+fn av_resource_list_shows_its_declared_count_and_names_a_disagreement() {
+    let item = "01 240102080000 240102080500 0000000000000400 00 01 01 0000000B";
+    let cases = [
+        // Agrees: no issues, count beside the items.
+        (format!("0007 00000001 {item}"), 1, 1, vec![]),
+        // Declares 3, holds 1 and a cut second: 1 read, the cut bytes kept.
+        (
+            format!("0007 00000003 {item} 0124"),
+            3,
+            1,
+            vec![
+                json!({"offset": 2, "issue": "declares 3 items of 28 bytes, 1 read (30 bytes follow the count)"}),
+                json!({"offset": 34, "issue": "2 bytes after the items read, a cut item"}),
+            ],
+        ),
+        // Declares 0 and holds 1: nothing read past the count, the item kept.
+        (
+            format!("0007 00000000 {item}"),
+            0,
+            0,
+            vec![json!({"offset": 6, "issue": "28 bytes after the items read, beyond the declared count"})],
+        ),
+    ];
+    for (hex_body, count, read, issues) in cases {
+        let bytes = hex::decode(hex_body.replace(' ', "")).unwrap();
+        let body = Body::decode(0x1205, V2013, &bytes);
+        let Body::AvResourceList(l) = &body else {
+            panic!("{hex_body}: {body:?}")
+        };
+        assert_eq!((l.count, l.items.len()), (count, read), "{hex_body}");
+        let j = serde_json::to_value(&body).unwrap();
+        assert_eq!(j["count"], count, "{hex_body}: the count is in the JSON");
+        assert_eq!(
+            j.get("issues").cloned().unwrap_or(json!([])),
+            json!(issues),
+            "{hex_body}"
+        );
+        let mut out = Vec::new();
+        body.encode(V2013, &mut out);
+        assert_eq!(out, bytes, "{hex_body}: re-encodes exactly");
+    }
+}

@@ -16,6 +16,19 @@ fn lines(out: &[u8]) -> Vec<serde_json::Value> {
 
 const HEARTBEAT: &str = "7e000200000123456789017fff0a7e";
 
+/// `decode` with `input` on its standard input; its output and standard error captured.
+fn decode_stdin(input: &str) -> std::process::Output {
+    let mut child = harness()
+        .arg("decode")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    child.wait_with_output().unwrap()
+}
+
 #[test]
 fn decode_arguments_are_one_stream_with_garbage_and_bad_frames_reported() {
     // A frame split across two arguments, garbage, then a frame with a wrong check code.
@@ -68,19 +81,7 @@ fn decode_rejoins_a_frame_with_an_unescaped_0x7e_only_when_asked() {
 
 #[test]
 fn decode_reads_stdin_when_no_arguments() {
-    let mut child = harness()
-        .arg("decode")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(format!("{HEARTBEAT}\n  {HEARTBEAT}\n").as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = decode_stdin(&format!("{HEARTBEAT}\n  {HEARTBEAT}\n"));
     assert!(out.status.success());
     assert_eq!(lines(&out.stdout).len(), 2);
 }
@@ -117,20 +118,7 @@ fn decode_names_the_bad_hex_character_and_where() {
 
 #[test]
 fn decode_names_the_bad_hex_character_on_stdin_by_line_and_position() {
-    let mut child = harness()
-        .arg("decode")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(format!("{HEARTBEAT}\n  7e0z\n").as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = decode_stdin(&format!("{HEARTBEAT}\n  7e0z\n"));
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(

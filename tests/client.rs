@@ -11,8 +11,8 @@ use jt808_harness::client::{
     BackoffConfig, Client, ClientConfig, ConnectStage, DisconnectReason, Event, EventKind, Events, OutboxConfig,
     RequestError, ResendReason, SendError,
 };
-use jt808_harness::codec::body::{Body, GeneralResponse, RawBody};
-use jt808_harness::codec::{DecodeEvent, Decoder, Message, Phone, Version};
+use jt808_harness::codec::body::{Body, GeneralResponse};
+use jt808_harness::codec::{DecodeEvent, Decoder, Message, Version};
 use tokio::io::DuplexStream;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message as Ws;
@@ -21,6 +21,9 @@ use tokio_tungstenite::tungstenite::http::StatusCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::{WebSocketStream, accept_async, accept_hdr_async};
+
+#[allow(dead_code)] // each test binary uses a part of the shared fixtures
+mod support;
 
 type Ws808 = WebSocketStream<DuplexStream>;
 
@@ -133,18 +136,10 @@ async fn read_msg(ws: &mut Ws808, decoder: &mut Decoder) -> Message {
     }
 }
 
-fn phone() -> Phone {
-    Phone::parse("13800138000").unwrap()
-}
+const PHONE: &str = "13800138000";
 
 fn raw(msg_id: u16, serial: u16, body: &[u8]) -> Message {
-    Message::new(
-        msg_id,
-        Version::V2013,
-        phone(),
-        serial,
-        Body::Raw(RawBody { raw: body.to_vec() }),
-    )
+    support::frames::raw_message(msg_id, Version::V2013, PHONE, serial, body)
 }
 
 /// 0x8103 with an empty parameter list: a command the terminal confirms with 0x0001.
@@ -168,7 +163,7 @@ fn ack(to: &Message, result: u8) -> Ws {
 }
 
 fn location(serial: u16) -> Vec<u8> {
-    raw(0x0200, serial, &[0; 28]).encode()
+    support::frames::zero_location(PHONE, serial)
 }
 
 fn kinds(events: &[Event]) -> Vec<&'static str> {

@@ -6,13 +6,20 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use jt808_harness::client::{BackoffConfig, Client, ClientConfig, EventKind, OutboxConfig, measure_reconnect_flush};
+use jt808_harness::client::{BackoffConfig, Client, ClientConfig, EventKind, OutboxConfig};
 use jt808_harness::codec::body::{Body, GeneralResponse, RawBody};
 use jt808_harness::codec::{DecodeEvent, Decoder, Message, Phone, Version};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::Message as Ws;
+
+#[path = "client_tcp/measure.rs"]
+mod measure;
+#[allow(dead_code)] // each test binary uses a part of the shared fixtures
+mod support;
+
+use measure::measure_reconnect_flush;
 
 const N: u16 = 1000;
 
@@ -181,15 +188,7 @@ async fn serve_frames(listener: TcpListener, frames: Vec<Vec<u8>>) {
 }
 
 fn location(serial: u16) -> Vec<u8> {
-    let phone = Phone::parse("13800138000").unwrap();
-    Message::new(
-        0x0200,
-        Version::V2013,
-        phone,
-        serial,
-        Body::Raw(RawBody { raw: vec![0; 28] }),
-    )
-    .encode()
+    support::frames::zero_location("13800138000", serial)
 }
 
 fn cli_args(url: String) -> jt808_harness::client::ClientArgs {

@@ -13,6 +13,9 @@ use jt808_harness::codec::{
     DecodeEvent, Decoder, DecoderConfig, DeframerConfig, FrameError, HeaderQuirk, Message, Phone, Version,
 };
 
+#[allow(dead_code)] // each test binary uses a part of the shared fixtures
+mod support;
+
 /// Joins rows of wire bytes.
 fn wire(rows: &[&[u8]]) -> Vec<u8> {
     rows.concat()
@@ -369,26 +372,10 @@ fn pending_escape_at_the_end_of_the_stream_is_unterminated() {
 
 // ===== The stream vectors of the fixture file (go-jt808) =====
 
-fn vector_hex(id: &str) -> Vec<u8> {
-    let text = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/jt808_vectors.json"
-    ))
-    .expect("fixture file");
-    let all: Vec<serde_json::Value> = serde_json::from_str(&text).expect("fixture JSON");
-    let v = all
-        .iter()
-        .find(|v| v["id"] == id)
-        .unwrap_or_else(|| panic!("vector {id}"));
-    let hex = v["hex"].as_str().expect("hex");
-    // go-stream-2frames-plus-half has an odd digit count; Go's hex decoder keeps the whole bytes.
-    hex::decode(&hex[..hex.len() / 2 * 2]).expect("hex digits")
-}
-
 #[test]
 fn go_stream_two_frames_and_a_half_keeps_17_bytes_pending() {
     let mut d = Decoder::default();
-    let events = d.push_vec(&vector_hex("go-stream-2frames-plus-half"), Duration::ZERO);
+    let events = d.push_vec(&support::vectors::wire("go-stream-2frames-plus-half"), Duration::ZERO);
     let serials: Vec<u16> = events
         .iter()
         .map(|e| match e {
@@ -403,7 +390,7 @@ fn go_stream_two_frames_and_a_half_keeps_17_bytes_pending() {
 #[test]
 fn go_stream_frame_then_garbage_keeps_4_bytes_pending_then_skips_them() {
     let mut d = Decoder::default();
-    let events = d.push_vec(&vector_hex("go-stream-frame-then-garbage"), Duration::ZERO);
+    let events = d.push_vec(&support::vectors::wire("go-stream-frame-then-garbage"), Duration::ZERO);
     assert_eq!(only_message(&events).header.serial, 0x7FFF);
     assert_eq!(d.deframer().pending_len(), 4);
     let mut end = Vec::new();
@@ -414,7 +401,7 @@ fn go_stream_frame_then_garbage_keeps_4_bytes_pending_then_skips_them() {
 #[test]
 fn go_stream_corrupt_middle_frame_is_skipped_and_the_third_frame_delivered() {
     // go-jt808 stops at the bad chunk; a resilient decoder reports it and goes on.
-    let events = decode_all(&vector_hex("go-stream-corrupt-middle-frame"));
+    let events = decode_all(&support::vectors::wire("go-stream-corrupt-middle-frame"));
     assert_eq!(events.len(), 3, "{events:#?}");
     assert!(matches!(&events[0], DecodeEvent::Message(m) if m.header.serial == 7));
     assert_eq!(
@@ -975,7 +962,10 @@ fn smallchi26() -> Vec<u8> {
 
 #[test]
 fn smallchi26_2019_layout_without_the_flag_is_read_as_2019_and_re_encodes_to_its_own_bytes() {
-    assert_eq!(smallchi26(), vector_hex("iss-smallchi26-2019-header-without-flag"));
+    assert_eq!(
+        smallchi26(),
+        support::vectors::wire("iss-smallchi26-2019-header-without-flag")
+    );
     let events = decode_all(&smallchi26());
     let m = only_message(&events);
     assert_eq!(m.header.msg_id, 0x8104);
@@ -991,7 +981,7 @@ fn smallchi26_2019_layout_without_the_flag_is_read_as_2019_and_re_encodes_to_its
 
 #[test]
 fn honest_2019_header_has_no_quirk() {
-    let bytes = vector_hex("yz-0001-2019");
+    let bytes = support::vectors::wire("yz-0001-2019");
     let events = decode_all(&bytes);
     let m = only_message(&events);
     assert_eq!(m.header.version, Version::V2019);

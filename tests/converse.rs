@@ -43,10 +43,7 @@ fn resources(reply_serial: u16) -> Vec<Vec<u8>> {
         storage_type: 1,
         file_size: 1000,
     };
-    let body = Body::AvResourceList(AvResourceList {
-        reply_serial,
-        items: vec![item; 30],
-    });
+    let body = Body::AvResourceList(AvResourceList::new(reply_serial, vec![item; 30]));
     let mut serial = 40;
     Message::new(0x1205, Version::V2013, phone(), 0, body).encode_packets(300, || {
         serial += 1;

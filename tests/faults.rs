@@ -748,7 +748,7 @@ fn stall_holds_both_ways_and_delivers_everything_when_it_ends() {
     );
     // One stall per connection: later messages pass.
     assert_eq!(p.on_message(CONN, Direction::ToClient, f[3].clone(), ms(600)).len(), 1);
-    let whats: Vec<String> = p.take_log().into_iter().map(|r| r.what).collect();
+    let whats: Vec<String> = p.take_log().into_iter().map(|r| r.what.to_string()).collect();
     assert_eq!(whats, ["stall", "held", "held", "held", "stall_end", "release"]);
 }
 
@@ -813,7 +813,7 @@ fn a_two_way_stall_caps_the_other_direction_too() {
             .is_empty()
     );
     assert_eq!(p.on_tick(CONN, ms(500)), [], "nothing was held");
-    let log: Vec<(String, Option<Direction>)> = p.take_log().into_iter().map(|r| (r.what, r.dir)).collect();
+    let log: Vec<(String, Option<Direction>)> = p.take_log().into_iter().map(|r| (r.what.to_string(), r.dir)).collect();
     assert_eq!(
         log,
         [

@@ -349,3 +349,140 @@ fn fleet_settings_read_from_toml_with_defaults() {
     assert_eq!(cfg.messages, 10, "defaults kept");
     assert!(toml::from_str::<FleetConfig>("terminalz = 5").is_err());
 }
+
+// ===== message_ids: every terminal message =====
+
+use jt808_harness::gateway::fleet::{MessageIds, every_terminal_id};
+
+fn every_id(version: FleetVersion, terminals: u32) -> FleetConfig {
+    let n = every_terminal_id().len() as u32;
+    FleetConfig {
+        terminals,
+        version,
+        messages: n,
+        interval_ms: 100,
+        message_ids: Some(MessageIds::Every),
+        ..FleetConfig::default()
+    }
+}
+
+#[test]
+fn a_fleet_sends_every_terminal_id_typed_and_byte_exact_in_each_edition() {
+    let ids = every_terminal_id();
+    assert!(ids.len() >= 33, "{ids:04X?}");
+    for version in [FleetVersion::V2013, FleetVersion::V2019] {
+        let msgs = decode(&items(every_id(version, 1), 7));
+        let sent: Vec<u16> = msgs.iter().map(|m| m.header.msg_id).collect();
+        assert_eq!(sent, ids, "{version:?}: each id once, in table order");
+        for m in &msgs {
+            let what = format!("{version:?} 0x{:04X}", m.header.msg_id);
+            assert_eq!(
+                m.body.msg_id(),
+                Some(m.header.msg_id),
+                "{what}: typed, got {:?}",
+                m.body
+            );
+            let json = serde_json::to_value(&m.body).unwrap();
+            assert!(json.get("issues").is_none(), "{what}: {json}");
+            assert!(json.get("raw").is_none(), "{what}: {json}");
+            let v = m.header.version;
+            let mut bytes = Vec::new();
+            m.body.encode(v, &mut bytes);
+            let again = Body::decode(m.header.msg_id, v, &bytes);
+            assert_eq!(again, m.body, "{what}: re-reads to itself");
+        }
+    }
+}
+
+#[test]
+fn message_ids_take_turns_per_terminal_and_follow_the_seed() {
+    let cfg = FleetConfig {
+        terminals: 2,
+        messages: 4,
+        interval_ms: 1000,
+        message_ids: Some(MessageIds::List(vec![0x0702, 0x0200, 0x0705])),
+        ..FleetConfig::default()
+    };
+    let msgs = decode(&items(cfg.clone(), 3));
+    let mut per: BTreeMap<String, Vec<u16>> = BTreeMap::new();
+    for m in &msgs {
+        per.entry(m.header.phone.to_string()).or_default().push(m.header.msg_id);
+    }
+    assert_eq!(per["13800000001"], [0x0702, 0x0200, 0x0705, 0x0702]);
+    assert_eq!(
+        per["13800000002"],
+        [0x0200, 0x0705, 0x0702, 0x0200],
+        "terminal 1 starts one on"
+    );
+    assert_eq!(items(cfg.clone(), 3), items(cfg.clone(), 3), "same seed, same bytes");
+    assert_ne!(items(cfg.clone(), 3), items(cfg, 4), "another seed, other contents");
+}
+
+#[test]
+fn message_ids_are_read_from_toml_and_checked_at_their_key() {
+    use jt808_harness::scenario::Scenario;
+    let parse = |source: &str| {
+        let text = format!("description = \"x\"\n[source]\ntype = \"fleet\"\n{source}");
+        Scenario::parse(&text, std::path::Path::new("s.toml")).map(|s| s.source)
+    };
+    let ok = parse("message_ids = [\"0x0702\", \"0200\"]\n").unwrap();
+    let jt808_harness::gateway::source::SourceSpec::Fleet(f) = ok else {
+        panic!()
+    };
+    assert_eq!(f.message_ids, Some(MessageIds::List(vec![0x0702, 0x0200])));
+    assert!(parse("message_ids = \"every\"\n").is_ok());
+    let cases = [
+        (
+            "message_ids = [\"0x0200\", \"0x8104\"]\n",
+            "s.toml:4:26: `source.message_ids[1]`",
+            "0x8104 (query_all_params) is sent by the platform",
+        ),
+        (
+            "message_ids = [\"0x0F01\"]\n",
+            "s.toml:4:16: `source.message_ids[0]`",
+            "0x0F01 is not a message id the codec types",
+        ),
+        (
+            "message_ids = []\n",
+            "s.toml:4:15: `source.message_ids`",
+            "an empty list",
+        ),
+        // A type error inside the tagged [source] table is placed at the table (serde buffers
+        // it), and names the key and the value.
+        (
+            "message_ids = \"all\"\n",
+            "s.toml:2:1: message_ids \"all\"",
+            "expected \"every\" or a list",
+        ),
+        (
+            "message_ids = \"every\"\n[source.mix]\nlocation = 1\n",
+            "`source.mix`",
+            "mix and message_ids both given",
+        ),
+    ];
+    for (text, at, why) in cases {
+        let e = parse(text).unwrap_err().to_string();
+        assert!(e.contains(at) && e.contains(why), "{text:?}:\n{e}");
+    }
+}
+
+/// The bundled every-message scenario, run: every terminal id arrives at the client in both
+/// editions, typed (no raw, vendor or invalid body anywhere in the transcript).
+#[test]
+fn the_bundled_every_message_scenario_decodes_every_id_typed() {
+    use jt808_harness::scenario::Scenario;
+    use jt808_harness::scenario::runner::{self, Mode};
+    let path = std::path::Path::new("scenarios/fleet_sending_every_terminal_message_decodes_each_one_typed.toml");
+    let yaml = runner::run(&Scenario::load(path).unwrap(), Mode::Snapshot)
+        .unwrap()
+        .to_yaml();
+    for id in every_terminal_id() {
+        for version in ["2013", "2019"] {
+            let seen = format!(r#""type":"message","msg_id":"0x{id:04X}","version":"{version}""#);
+            assert!(yaml.contains(&seen), "0x{id:04X} in {version} never decoded");
+        }
+    }
+    for marker in [r#""raw":"#, r#""vendor":true"#, r#""error":"#] {
+        assert!(!yaml.contains(marker), "{marker} in the transcript");
+    }
+}

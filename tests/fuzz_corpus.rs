@@ -5,6 +5,8 @@
 
 #[path = "../fuzz/checks.rs"]
 mod checks;
+#[allow(dead_code)] // each test binary uses a part of the shared fixtures
+mod support;
 
 use std::path::{Path, PathBuf};
 
@@ -71,12 +73,12 @@ fn committed_corpora_stay_small() {
     );
 }
 
-/// The bundled vectors: (id, wire bytes).
+/// The bundled vectors whose hex is whole: (id, wire bytes).
 fn vectors() -> Vec<(String, Vec<u8>)> {
-    let text = std::fs::read_to_string(root().join("tests/fixtures/jt808_vectors.json")).expect("fixture");
-    let all: Vec<serde_json::Value> = serde_json::from_str(&text).expect("fixture JSON");
-    all.iter()
-        .filter_map(|v| Some((v["id"].as_str()?.to_string(), hex::decode(v["hex"].as_str()?).ok()?)))
+    support::vectors::all()
+        .into_iter()
+        .filter_map(|v| Some((v.exact_bytes()?, v.id)))
+        .map(|(bytes, id)| (id, bytes))
         .collect()
 }
 

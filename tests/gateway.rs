@@ -5,11 +5,12 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use jt808_harness::codec::body::{Body, RawBody};
 use jt808_harness::codec::{Message, Phone, Version};
-use jt808_harness::gateway::{Closed, FeedItem, Gateway, GatewayConfig, GatewayEvent, ListFeed};
-use jt808_harness::transport::MemoryNetwork;
-use tokio::sync::watch;
+use jt808_harness::gateway::{Closed, FeedItem, GatewayConfig, GatewayEvent, ListFeed};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
+
+#[allow(dead_code)] // each test binary uses a part of the shared fixtures
+mod support;
 
 fn frame(serial: u16) -> Vec<u8> {
     Message::new(
@@ -26,32 +27,20 @@ fn frame(serial: u16) -> Vec<u8> {
 
 #[tokio::test(start_paused = true)]
 async fn serves_the_feed_on_its_timeline_with_the_envelope_prefix() {
-    let (net, listener) = MemoryNetwork::new(64 * 1024);
-    let (_stop_tx, stop) = watch::channel(false);
     let cfg = GatewayConfig {
         prefix_len: 18,
         ..GatewayConfig::default()
     };
-    let gw = Gateway::new(
-        cfg,
-        vec![],
-        |_| {
-            Box::new(ListFeed::new((1..=3u16).map(|i| FeedItem {
-                due: Duration::from_millis(500 * i as u64),
-                bytes: frame(i),
-                close: None,
-            })))
-        },
-        stop,
-    )
-    .unwrap();
-    let start = Instant::now();
-    tokio::spawn({
-        let gw = gw.clone();
-        async move { gw.serve(listener).await }
+    let fixture = support::gateway::in_memory(cfg, |_| {
+        Box::new(ListFeed::new((1..=3u16).map(|i| FeedItem {
+            due: Duration::from_millis(500 * i as u64),
+            bytes: frame(i),
+            close: None,
+        })))
     });
-    let io = net.connect().unwrap();
-    let (mut ws, _) = tokio_tungstenite::client_async("ws://gateway/", io).await.unwrap();
+    let gw = fixture.gateway();
+    let start = Instant::now();
+    let mut ws = fixture.connect("/").await;
     for i in 1..=3u16 {
         let msg = ws.next().await.unwrap().unwrap();
         let WsMessage::Binary(b) = msg else {
@@ -86,35 +75,13 @@ async fn serves_the_feed_on_its_timeline_with_the_envelope_prefix() {
 
 #[tokio::test(start_paused = true)]
 async fn a_session_resumes_its_feed_on_reconnect() {
-    let (net, listener) = MemoryNetwork::new(64 * 1024);
-    let (_stop_tx, stop) = watch::channel(false);
-    let gw = Gateway::new(
-        GatewayConfig::default(),
-        vec![],
-        |_| {
-            Box::new(ListFeed::new((1..=4u16).map(|i| FeedItem {
-                due: Duration::from_millis(100 * i as u64),
-                bytes: frame(i),
-                close: None,
-            })))
-        },
-        stop,
-    )
-    .unwrap();
-    tokio::spawn({
-        let gw = gw.clone();
-        async move { gw.serve(listener).await }
-    });
-    let (mut ws, _) = tokio_tungstenite::client_async("ws://gateway/a", net.connect().unwrap())
-        .await
-        .unwrap();
+    let fixture = four_message_gateway(GatewayConfig::default());
+    let mut ws = fixture.connect("/a").await;
     let first = ws.next().await.unwrap().unwrap().into_data();
     assert_eq!(first.as_ref(), frame(1).as_slice());
     drop(ws);
     tokio::time::sleep(Duration::from_millis(1000)).await;
-    let (mut ws, _) = tokio_tungstenite::client_async("ws://gateway/a", net.connect().unwrap())
-        .await
-        .unwrap();
+    let mut ws = fixture.connect("/a").await;
     for i in 2..=4u16 {
         let got = ws.next().await.unwrap().unwrap().into_data();
         assert_eq!(
@@ -126,34 +93,19 @@ async fn a_session_resumes_its_feed_on_reconnect() {
 }
 
 /// A gateway over in-memory pipes serving four messages 100 ms apart on every session.
-fn four_message_gateway(cfg: GatewayConfig) -> (Gateway, MemoryNetwork, watch::Sender<bool>) {
-    let (net, listener) = MemoryNetwork::new(64 * 1024);
-    let (stop_tx, stop) = watch::channel(false);
-    let gw = Gateway::new(
-        cfg,
-        vec![],
-        |_| {
-            Box::new(ListFeed::new((1..=4u16).map(|i| FeedItem {
-                due: Duration::from_millis(100 * i as u64),
-                bytes: frame(i),
-                close: None,
-            })))
-        },
-        stop,
-    )
-    .unwrap();
-    tokio::spawn({
-        let gw = gw.clone();
-        async move { gw.serve(listener).await }
-    });
-    (gw, net, stop_tx)
+fn four_message_gateway(cfg: GatewayConfig) -> support::gateway::InMemory {
+    support::gateway::in_memory(cfg, |_| {
+        Box::new(ListFeed::new((1..=4u16).map(|i| FeedItem {
+            due: Duration::from_millis(100 * i as u64),
+            bytes: frame(i),
+            close: None,
+        })))
+    })
 }
 
 /// Connects on `path`, reads one message, closes; returns the message's bytes.
-async fn one_message(net: &MemoryNetwork, path: &str) -> Vec<u8> {
-    let (mut ws, _) = tokio_tungstenite::client_async(format!("ws://gateway{path}"), net.connect().unwrap())
-        .await
-        .unwrap();
+async fn one_message(gw: &support::gateway::InMemory, path: &str) -> Vec<u8> {
+    let mut ws = gw.connect(path).await;
     let got = ws.next().await.unwrap().unwrap().into_data().to_vec();
     ws.close(None).await.unwrap();
     tokio::time::sleep(Duration::from_millis(1)).await;
@@ -166,17 +118,14 @@ async fn an_idle_session_expires_after_session_idle_ms_and_one_within_it_resumes
         session_idle_ms: 5_000,
         ..GatewayConfig::default()
     };
-    let (gw, net, _stop) = four_message_gateway(cfg);
-    assert_eq!(one_message(&net, "/a").await, frame(1));
-    assert_eq!(one_message(&net, "/b").await, frame(1));
+    let fixture = four_message_gateway(cfg);
+    let (gw, net) = (fixture.gateway(), &fixture);
+    assert_eq!(one_message(net, "/a").await, frame(1));
+    assert_eq!(one_message(net, "/b").await, frame(1));
     assert_eq!(gw.sessions(), 2);
     // /a comes back within the idle time: it resumes where it stopped.
     tokio::time::sleep(Duration::from_millis(4_000)).await;
-    assert_eq!(
-        one_message(&net, "/a").await,
-        frame(2),
-        "resumed within session_idle_ms"
-    );
+    assert_eq!(one_message(net, "/a").await, frame(2), "resumed within session_idle_ms");
     // /b has been idle past it now: gone, and logged.
     tokio::time::sleep(Duration::from_millis(1_500)).await;
     assert_eq!(gw.sessions(), 1, "only /a is left");
@@ -193,11 +142,7 @@ async fn an_idle_session_expires_after_session_idle_ms_and_one_within_it_resumes
     assert_eq!((session.as_str(), *idle_ms), ("/b", 5_000));
     assert!(*t_us >= 5_000_000, "not before its idle time: {t_us}");
     // A client on /b again gets a new feed from its start.
-    assert_eq!(
-        one_message(&net, "/b").await,
-        frame(1),
-        "an expired session starts anew"
-    );
+    assert_eq!(one_message(net, "/b").await, frame(1), "an expired session starts anew");
 }
 
 #[tokio::test(start_paused = true)]
@@ -206,12 +151,13 @@ async fn a_handshake_beyond_max_sessions_is_refused_with_503_and_logged() {
         max_sessions: 2,
         ..GatewayConfig::default()
     };
-    let (gw, net, _stop) = four_message_gateway(cfg);
-    one_message(&net, "/a").await;
-    one_message(&net, "/b").await;
-    let err = tokio_tungstenite::client_async("ws://gateway/c", net.connect().unwrap())
-        .await
-        .unwrap_err();
+    let fixture = four_message_gateway(cfg);
+    let (gw, net) = (fixture.gateway(), &fixture);
+    one_message(net, "/a").await;
+    one_message(net, "/b").await;
+    let Err(err) = net.try_connect("/c").await else {
+        panic!("/c must be refused")
+    };
     let tokio_tungstenite::tungstenite::Error::Http(resp) = err else {
         panic!("an HTTP refusal expected, got {err}")
     };
@@ -230,5 +176,5 @@ async fn a_handshake_beyond_max_sessions_is_refused_with_503_and_logged() {
     assert!(reason.contains("max_sessions") && reason.contains('2'), "{reason}");
     assert_eq!(gw.sessions(), 2, "no session was created for /c");
     // A known session still gets in.
-    assert_eq!(one_message(&net, "/a").await, frame(2));
+    assert_eq!(one_message(net, "/a").await, frame(2));
 }

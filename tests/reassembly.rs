@@ -17,25 +17,9 @@ use jt808_harness::codec::{
     DecodeEvent, Decoder, DecoderConfig, Deframer, Header, Message, PacketInfo, Phone, Version,
 };
 
-/// The wire bytes of a vector of `tests/fixtures/jt808_vectors.json`.
-fn vector(id: &str) -> Vec<u8> {
-    let text = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/jt808_vectors.json"
-    ))
-    .expect("fixture file");
-    let all: Vec<serde_json::Value> = serde_json::from_str(&text).expect("fixture JSON");
-    let v = all
-        .iter()
-        .find(|v| v["id"] == id)
-        .unwrap_or_else(|| panic!("vector {id}"));
-    hex::decode(v["hex"].as_str().expect("hex")).expect("hex digits")
-}
-
-/// The 18 packets of `yz-1205-18pkt-*`, in index order.
-fn resource_list_packets() -> Vec<Vec<u8>> {
-    (1..=18).map(|i| vector(&format!("yz-1205-18pkt-{i:02}of18"))).collect()
-}
+#[allow(dead_code)] // each test binary uses a part of the shared fixtures
+mod support;
+use support::vectors::{resource_list_packets, wire as vector};
 
 /// Header and fragment of one wire frame.
 fn split_frame(wire: &[u8]) -> (Header, Vec<u8>) {

@@ -10,29 +10,24 @@ use jt808_harness::capture::record::{PrefixSetting, RecordOpts, RecordReport, Re
 use jt808_harness::client::{Client, ClientConfig, EventKind, Events};
 use jt808_harness::codec::body::{Body, RawBody};
 use jt808_harness::codec::{Message, Phone, Version};
+use jt808_harness::gateway::GatewayConfig;
 use jt808_harness::gateway::fleet::FleetConfig;
 use jt808_harness::gateway::source::{CaptureSource, SourceSpec};
-use jt808_harness::gateway::{Gateway, GatewayConfig};
-use jt808_harness::transport::Listener;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
-/// Starts a gateway serving `source` on 127.0.0.1:0 and returns its address.
-async fn start_gateway(source: SourceSpec, prefix_len: usize, stop: watch::Receiver<bool>) -> SocketAddr {
+#[allow(dead_code)] // each test binary uses a part of the shared fixtures
+mod support;
+
+/// Starts a gateway serving `source` on 127.0.0.1:0; it serves until the fixture is dropped.
+async fn start_gateway(source: SourceSpec, prefix_len: usize) -> (support::gateway::Served, SocketAddr) {
     let feeds = source.feeds(5).expect("source builds").into_factory();
     let cfg = GatewayConfig {
         prefix_len,
         seed: 5,
         ..GatewayConfig::default()
     };
-    let gw = Gateway::new(cfg, vec![], feeds, stop).expect("gateway starts");
-    let listener = Listener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
-        .await
-        .unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { gw.serve(listener).await });
-    addr
+    support::gateway::on_loopback(cfg, feeds).await
 }
 
 /// Connects a client and returns the JSON of the first `n` messages it decodes.
@@ -61,7 +56,6 @@ async fn decoded(url: &str, prefix_len: usize, n: usize) -> Vec<serde_json::Valu
 async fn a_recorded_feed_replays_to_the_same_decoded_messages() {
     let dir = tempfile::tempdir().unwrap();
     let capture = dir.path().join("recorded.jsonl");
-    let (stop_tx, stop) = watch::channel(false);
     // A fleet with sub-packaged media, behind the seed gateway's 18-byte envelope.
     let fleet = FleetConfig {
         terminals: 2,
@@ -70,7 +64,7 @@ async fn a_recorded_feed_replays_to_the_same_decoded_messages() {
         ..FleetConfig::default()
     };
     let n = 12;
-    let live_gateway = start_gateway(SourceSpec::Fleet(fleet), 18, stop.clone()).await;
+    let (_live, live_gateway) = start_gateway(SourceSpec::Fleet(fleet), 18).await;
 
     let mut opts = RecordOpts::new(
         SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
@@ -90,17 +84,11 @@ async fn a_recorded_feed_replays_to_the_same_decoded_messages() {
 
     // Replay the recording, as fast as possible, behind an envelope of another length.
     let replay = SourceSpec::Capture(CaptureSource {
-        path: capture.clone(),
         speed: 0.0,
-        loops: 1,
-        terminal: Default::default(),
-        converse: false,
-        keep_connections: false,
-        allow_prefix_mismatch: false,
+        ..CaptureSource::new(&capture)
     });
-    let replay_gateway = start_gateway(replay, 4, stop).await;
+    let (_replaying, replay_gateway) = start_gateway(replay, 4).await;
     let replayed = decoded(&format!("ws://{replay_gateway}/"), 4, n).await;
-    let _ = stop_tx.send(true);
 
     assert_eq!(through_proxy.len(), n);
     assert_eq!(
@@ -201,19 +189,13 @@ async fn record_feed(
 
 /// The serials of the messages a replay of `capture` gives a client set to `prefix_len`.
 async fn replayed_serials(capture: &std::path::Path, prefix_len: usize, n: usize) -> Vec<u64> {
-    let (stop_tx, stop) = watch::channel(false);
     let replay = SourceSpec::Capture(CaptureSource {
-        path: capture.to_path_buf(),
         speed: 0.0,
-        loops: 1,
-        terminal: Default::default(),
-        converse: false,
-        keep_connections: false,
-        allow_prefix_mismatch: false,
+        ..CaptureSource::new(capture)
     });
-    let gateway = start_gateway(replay, prefix_len, stop).await;
+    let (serving, gateway) = start_gateway(replay, prefix_len).await;
     let got = decoded(&format!("ws://{gateway}/"), prefix_len, n).await;
-    let _ = stop_tx.send(true);
+    serving.stop();
     got.iter().map(|m| m["serial"].as_u64().unwrap()).collect()
 }
 

@@ -11,8 +11,10 @@ use jt808_harness::capture::{
     CaptureHeader, CaptureReader, CaptureWriter, Payload, Record, RecordKind, RedactError, RedactOpts, RedactReport,
     Side, inspect, redact,
 };
-use jt808_harness::codec::body::{Body, RawBody};
 use jt808_harness::codec::{DecodeEvent, Decoder, DecoderConfig, Message, Phone, Version};
+
+#[allow(dead_code)] // each test binary uses a part of the shared fixtures
+mod support;
 
 const PREFIX: usize = 18;
 const KEY: &[u8] = b"test key: keep me secret";
@@ -33,17 +35,11 @@ const POSITIONS: [(u32, u32); 6] = [
 ];
 
 fn frame(id: u16, version: Version, phone: &str, serial: u16, body: Vec<u8>) -> Vec<u8> {
-    message(id, version, phone, serial, body).encode()
+    support::frames::raw_frame(id, version, phone, serial, &body)
 }
 
 fn message(id: u16, version: Version, phone: &str, serial: u16, body: Vec<u8>) -> Message {
-    Message::new(
-        id,
-        version,
-        Phone::parse(phone).unwrap(),
-        serial,
-        Body::Raw(RawBody { raw: body }),
-    )
+    support::frames::raw_message(id, version, phone, serial, &body)
 }
 
 /// A 0x0200 basic block (28 bytes) at a position.
@@ -58,22 +54,18 @@ fn location((lat, lng): (u32, u32)) -> Vec<u8> {
     b
 }
 
-fn padded(s: &[u8], width: usize) -> Vec<u8> {
-    let mut v = s.to_vec();
-    v.resize(width, 0);
-    v
-}
-
 /// 0x0100: province, city, maker, model, terminal id, colour, plate (widths per layout).
 fn register(version: Version, terminal_id: &[u8], plate: &[u8]) -> Vec<u8> {
-    let (maker, model, tid) = if version.is_2019() { (11, 30, 30) } else { (5, 20, 7) };
-    let mut b = vec![0, 44, 0, 3];
-    b.extend(padded(b"MAKER", maker));
-    b.extend(padded(b"MODEL-X", model));
-    b.extend(padded(terminal_id, tid));
-    b.push(1);
-    b.extend_from_slice(plate);
-    b
+    support::frames::Register {
+        province: 44,
+        city: 3,
+        maker: b"MAKER",
+        model: b"MODEL-X",
+        terminal_id,
+        plate_color: 1,
+        plate,
+    }
+    .body(version)
 }
 
 /// Plate "粤B12345" in GBK.
@@ -193,7 +185,7 @@ fn build() -> Built {
     let mut auth = vec![AUTH_B.len() as u8];
     auth.extend_from_slice(AUTH_B);
     auth.extend_from_slice(IMEI);
-    auth.extend(padded(b"SW1.0", 20));
+    auth.extend(support::frames::padded(b"SW1.0", 20));
     let many: Vec<(u32, u32)> = (0..40).map(|i| POSITIONS[i % POSITIONS.len()]).collect();
     let mut serial = 300u16;
     let batch_packets = message(0x0704, v19, PHONE_B, 0, batch(&many)).encode_packets(500, || {
@@ -319,20 +311,22 @@ fn run(dir: &Path, opts: &RedactOpts) -> (RedactReport, Vec<Record>, std::path::
     (report, records, out)
 }
 
+/// The hex of every binary payload, record by record.
+fn binary_hex(records: &[Record]) -> impl Iterator<Item = String> + '_ {
+    records.iter().filter_map(|r| match &r.kind {
+        RecordKind::Message {
+            payload: Payload::Binary(b),
+            ..
+        } => Some(hex::encode(b)),
+        _ => None,
+    })
+}
+
 #[test]
 fn no_original_phone_or_position_survives() {
     let dir = tempfile::tempdir().unwrap();
     let (report, records, _) = run(dir.path(), &RedactOpts::new(KEY));
-    let all_hex: Vec<String> = records
-        .iter()
-        .filter_map(|r| match &r.kind {
-            RecordKind::Message {
-                payload: Payload::Binary(b),
-                ..
-            } => Some(hex::encode(b)),
-            _ => None,
-        })
-        .collect();
+    let all_hex: Vec<String> = binary_hex(&records).collect();
     for phone in [PHONE_A, PHONE_B, PHONE_C] {
         for width in [6, 10] {
             let needle = bcd_hex(phone, width);
@@ -429,16 +423,7 @@ fn plates_auth_codes_imei_and_ftp_credentials_are_blanked() {
     let dir = tempfile::tempdir().unwrap();
     let (report, records, _) = run(dir.path(), &RedactOpts::new(KEY));
     let text = serde_json::to_string(&decode_all(&records, PREFIX)).unwrap();
-    let all_hex: String = records
-        .iter()
-        .filter_map(|r| match &r.kind {
-            RecordKind::Message {
-                payload: Payload::Binary(b),
-                ..
-            } => Some(hex::encode(b)),
-            _ => None,
-        })
-        .collect();
+    let all_hex: String = binary_hex(&records).collect();
     for secret in [
         PLATE,
         VIN,

@@ -11,17 +11,12 @@ use jt808_harness::codec::{DecodeEvent, Decoder, Message, Phone, Version};
 use jt808_harness::gateway::Feed;
 use jt808_harness::gateway::replay::{Replay, ReplayOptions, measure_replay, write_large_capture};
 use jt808_harness::gateway::source::{CaptureSource, SourceError, SourceSpec};
-use jt808_harness::gateway::terminal::TerminalSettings;
+
+#[allow(dead_code)] // each test binary uses a part of the shared fixtures
+mod support;
 
 fn frame(serial: u16) -> Vec<u8> {
-    Message::new(
-        0x0200,
-        Version::V2013,
-        Phone::parse("13800000001").unwrap(),
-        serial,
-        Body::Raw(RawBody { raw: vec![0; 28] }),
-    )
-    .encode()
+    support::frames::zero_location("13800000001", serial)
 }
 
 /// A capture with a 4-byte prefix: gateway messages at 0, 1000 and 2500 µs, plus what must not be
@@ -212,13 +207,8 @@ fn a_missing_or_bad_capture_is_an_error_at_build_time_naming_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let spec = |path: PathBuf, speed: f64| {
         SourceSpec::Capture(CaptureSource {
-            path,
             speed,
-            loops: 1,
-            terminal: TerminalSettings::default(),
-            converse: false,
-            keep_connections: false,
-            allow_prefix_mismatch: false,
+            ..CaptureSource::new(path)
         })
     };
     let missing = dir.path().join("nope.jsonl");
@@ -296,8 +286,7 @@ fn big_capture_replays_at_full_speed_in_flat_memory() {
 #[tokio::test(start_paused = true)]
 async fn through_the_gateway_the_capture_plays_at_speed_with_the_gateway_envelope() {
     use futures_util::StreamExt;
-    use jt808_harness::gateway::{Gateway, GatewayConfig};
-    use jt808_harness::transport::MemoryNetwork;
+    use jt808_harness::gateway::GatewayConfig;
     use tokio_tungstenite::tungstenite::Message as WsMessage;
 
     // tokio's timer counts whole milliseconds, so this capture's times are multiples of 10 ms.
@@ -315,29 +304,16 @@ async fn through_the_gateway_the_capture_plays_at_speed_with_the_gateway_envelop
     }
     drop(w);
     let spec = SourceSpec::Capture(CaptureSource {
-        path,
         speed: 10.0,
-        loops: 1,
-        terminal: TerminalSettings::default(),
-        converse: false,
-        keep_connections: false,
-        allow_prefix_mismatch: false,
+        ..CaptureSource::new(path)
     });
-    let (net, listener) = MemoryNetwork::new(64 * 1024);
-    let (_stop_tx, stop) = tokio::sync::watch::channel(false);
     let cfg = GatewayConfig {
         prefix_len: 18,
         ..GatewayConfig::default()
     };
-    let gw = Gateway::new(cfg, vec![], spec.feeds(1).unwrap().into_factory(), stop).unwrap();
+    let gw = support::gateway::in_memory(cfg, spec.feeds(1).unwrap().into_factory());
     let start = tokio::time::Instant::now();
-    tokio::spawn({
-        let gw = gw.clone();
-        async move { gw.serve(listener).await }
-    });
-    let (mut ws, _) = tokio_tungstenite::client_async("ws://gateway/", net.connect().unwrap())
-        .await
-        .unwrap();
+    let mut ws = gw.connect("/").await;
     for (serial, at_us) in [(1u16, 0u64), (2, 1000), (3, 25_000)] {
         let WsMessage::Binary(b) = ws.next().await.unwrap().unwrap() else {
             panic!()
@@ -352,8 +328,7 @@ async fn through_the_gateway_the_capture_plays_at_speed_with_the_gateway_envelop
 #[tokio::test(start_paused = true)]
 async fn at_speed_zero_a_long_capture_arrives_whole_and_in_order() {
     use futures_util::StreamExt;
-    use jt808_harness::gateway::{Gateway, GatewayConfig, LogLevel};
-    use jt808_harness::transport::MemoryNetwork;
+    use jt808_harness::gateway::{GatewayConfig, LogLevel};
     use tokio_tungstenite::tungstenite::Message as WsMessage;
 
     let dir = tempfile::tempdir().unwrap();
@@ -365,28 +340,15 @@ async fn at_speed_zero_a_long_capture_arrives_whole_and_in_order() {
     }
     drop(w);
     let spec = SourceSpec::Capture(CaptureSource {
-        path,
         speed: 0.0,
-        loops: 1,
-        terminal: TerminalSettings::default(),
-        converse: false,
-        keep_connections: false,
-        allow_prefix_mismatch: false,
+        ..CaptureSource::new(path)
     });
-    let (net, listener) = MemoryNetwork::new(64 * 1024);
-    let (_stop_tx, stop) = tokio::sync::watch::channel(false);
     let cfg = GatewayConfig {
         log: LogLevel::Off,
         ..GatewayConfig::default()
     };
-    let gw = Gateway::new(cfg, vec![], spec.feeds(1).unwrap().into_factory(), stop).unwrap();
-    tokio::spawn({
-        let gw = gw.clone();
-        async move { gw.serve(listener).await }
-    });
-    let (mut ws, _) = tokio_tungstenite::client_async("ws://gateway/", net.connect().unwrap())
-        .await
-        .unwrap();
+    let gw = support::gateway::in_memory(cfg, spec.feeds(1).unwrap().into_factory());
+    let mut ws = gw.connect("/").await;
     for i in 0..2000u16 {
         let WsMessage::Binary(b) = ws.next().await.unwrap().unwrap() else {
             panic!()

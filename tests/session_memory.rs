@@ -8,10 +8,11 @@ use std::sync::atomic::{AtomicIsize, Ordering};
 use std::time::Duration;
 
 use futures_util::StreamExt;
+use jt808_harness::gateway::GatewayConfig;
 use jt808_harness::gateway::source::SourceSpec;
-use jt808_harness::gateway::{Gateway, GatewayConfig};
-use jt808_harness::transport::MemoryNetwork;
-use tokio::sync::watch;
+
+#[allow(dead_code)] // each test binary uses a part of the shared fixtures
+mod support;
 
 /// Counts the bytes allocated and not yet freed, process-wide.
 struct Counting;
@@ -44,12 +45,9 @@ static ALLOC: Counting = Counting;
 const MAX_BYTES_PER_IDLE_SESSION: isize = 20 * 1024;
 
 /// Opens and closes one connection on each of `n` distinct paths, after `skip` earlier ones.
-async fn handshakes(net: &MemoryNetwork, skip: usize, n: usize) {
+async fn handshakes(gw: &support::gateway::InMemory, skip: usize, n: usize) {
     for i in skip..skip + n {
-        let io = net.connect().unwrap();
-        let (mut ws, _) = tokio_tungstenite::client_async(format!("ws://gateway/s{i}"), io)
-            .await
-            .unwrap();
+        let mut ws = gw.connect(&format!("/s{i}")).await;
         // A session that served something (feed, pipeline and describer state in use).
         let _ = ws.next().await;
         ws.close(None).await.unwrap();
@@ -60,23 +58,18 @@ async fn handshakes(net: &MemoryNetwork, skip: usize, n: usize) {
 
 #[tokio::test(start_paused = true)]
 async fn an_idle_session_costs_under_20_kib() {
-    let (net, listener) = MemoryNetwork::new(64 * 1024);
-    let (_stop_tx, stop) = watch::channel(false);
     // What `serve` serves by default: a generated fleet, one per session.
     let feeds = SourceSpec::default().feeds(1).unwrap();
-    let gw = Gateway::new(GatewayConfig::default(), vec![], feeds.into_factory(), stop).unwrap();
-    tokio::spawn({
-        let gw = gw.clone();
-        async move { gw.serve(listener).await }
-    });
+    let fixture = support::gateway::in_memory(GatewayConfig::default(), feeds.into_factory());
+    let gw = fixture.gateway();
     // A gateway that has been up a while: a new session's fleet has its backlog due at once.
     tokio::time::sleep(Duration::from_secs(120)).await;
     // Warm up (runtime, tungstenite and map growth), then measure the next sessions.
-    handshakes(&net, 0, 200).await;
+    handshakes(&fixture, 0, 200).await;
     gw.take_log();
     let before = LIVE.load(Ordering::Relaxed);
     let n = 2000;
-    handshakes(&net, 200, n).await;
+    handshakes(&fixture, 200, n).await;
     gw.take_log();
     let per_session = (LIVE.load(Ordering::Relaxed) - before) / n as isize;
     println!("bytes held per idle session: {per_session}");

@@ -30,15 +30,17 @@ use futures_util::StreamExt;
 use jt808_harness::capture::{CaptureReader, RecordKind, RecordOpts, RecordReport, Recorder, Side};
 use jt808_harness::codec::body::{Body, RawBody};
 use jt808_harness::codec::{Message, Phone, Version};
-use jt808_harness::gateway::{Closed, Feed, FeedItem, Gateway, GatewayConfig, GatewayEvent, GatewayRecord, ListFeed};
-use jt808_harness::transport::Listener;
+use jt808_harness::gateway::{Closed, Feed, FeedItem, GatewayConfig, GatewayEvent, GatewayRecord, ListFeed};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::{oneshot, watch};
+use tokio::sync::oneshot;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
+
+#[allow(dead_code)] // each test binary uses a part of the shared fixtures
+mod support;
 
 /// The kinds of hostile peer, in the order they are started (round robin).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -151,10 +153,7 @@ impl Feed for Steady {
 
 /// A gateway on 127.0.0.1:0 whose `/normal` session is [`Steady`] and whose other sessions have
 /// nothing to say; hostile sessions expire after 500 ms.
-async fn start_gateway(plan: Plan) -> (Gateway, SocketAddr, watch::Sender<bool>) {
-    let listener = Listener::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop_tx, stop) = watch::channel(false);
+async fn start_gateway(plan: Plan) -> (support::gateway::Served, SocketAddr) {
     let cfg = GatewayConfig {
         handshake_timeout_ms: plan.handshake_timeout.as_millis() as u64,
         max_message_size: plan.max_message,
@@ -169,12 +168,7 @@ async fn start_gateway(plan: Plan) -> (Gateway, SocketAddr, watch::Sender<bool>)
             Box::new(ListFeed::default())
         }
     };
-    let gw = Gateway::new(cfg, vec![], feeds, stop).unwrap();
-    tokio::spawn({
-        let gw = gw.clone();
-        async move { gw.serve(listener).await }
-    });
-    (gw, addr, stop_tx)
+    support::gateway::on_loopback(cfg, feeds).await
 }
 
 /// What the normal client saw: the arrival time of each message, and how many were not the
@@ -548,7 +542,8 @@ fn gateway_causes(log: &[GatewayRecord], plan: &Plan) -> BTreeMap<String, usize>
 }
 
 async fn soak_gateway(plan: Plan) -> Figures {
-    let (gw, addr, _stop) = start_gateway(plan).await;
+    let (served, addr) = start_gateway(plan).await;
+    let gw = &served.gateway;
     let normal = normal_client(format!("ws://{addr}/normal")).await;
     let figures = soak(addr, plan, &normal).await;
     // Nothing stays: the normal client's is the only connection, its the only session left once
@@ -613,7 +608,7 @@ fn check_recorder(report: &RecordReport, capture: &std::path::Path, plan: Plan) 
 }
 
 async fn soak_recorder(plan: Plan) -> Figures {
-    let (_gw, upstream, _stop) = start_gateway(plan).await;
+    let (_gateway, upstream) = start_gateway(plan).await;
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("soak.jsonl");
     let mut opts = RecordOpts::new("127.0.0.1:0".parse().unwrap(), format!("ws://{upstream}"), &out);

@@ -16,40 +16,11 @@ use jt808_harness::codec::body::{BatchItem, Body, ItemValue, Location, LocationI
 use jt808_harness::codec::deframer::{Deframer, Item};
 use jt808_harness::codec::frame::{frame_into, xor};
 use jt808_harness::codec::{DecodeEvent, Decoder, DecoderConfig, Header, HeaderQuirk, Message, Version};
-use serde::Deserialize;
 use serde_json::{Map, Value};
 
-#[derive(Debug, Deserialize)]
-struct Vector {
-    id: String,
-    hex: String,
-    version: Option<String>,
-    msg_id: Option<String>,
-    phone: Option<String>,
-    serial: Option<u16>,
-    pkg_total: Option<u16>,
-    pkg_index: Option<u16>,
-    body_len: Option<usize>,
-    expect: Map<String, Value>,
-    note: String,
-    kind: String,
-    group: Option<String>,
-}
-
-fn vectors() -> Vec<Vector> {
-    let text = include_str!("fixtures/jt808_vectors.json");
-    serde_json::from_str(text).expect("vector file parses")
-}
-
-/// The vector's bytes. Whitespace is allowed; an odd trailing nibble is dropped, as Go's
-/// `hex.DecodeString` does in the go-jt808 test the stream vectors come from.
-fn bytes(v: &Vector) -> Vec<u8> {
-    let mut h: String = v.hex.chars().filter(|c| !c.is_whitespace()).collect();
-    if h.len() % 2 == 1 {
-        h.pop();
-    }
-    hex::decode(&h).unwrap_or_else(|e| panic!("{}: bad hex: {e}", v.id))
-}
+#[allow(dead_code)] // each test binary uses a part of the shared fixtures
+mod support;
+use support::vectors::{Vector, all as vectors};
 
 fn msg_id(v: &Vector) -> u16 {
     let s = v.msg_id.as_deref().unwrap_or_else(|| panic!("{}: no msg_id", v.id));
@@ -460,7 +431,7 @@ fn every_single_frame_vector_decodes_checks_and_re_encodes_exactly() {
     let mut checked = 0;
     for v in vectors().iter().filter(|v| v.kind == "frame" && v.group.is_none()) {
         let id = v.id.as_str();
-        let wire = bytes(v);
+        let wire = v.bytes();
         let (events, pending) = decode_all(std::slice::from_ref(&wire));
         assert_eq!(pending, 0, "{id}: nothing left pending");
         let msg = only_message(id, events);
@@ -499,7 +470,7 @@ fn packet_groups_reassemble_and_every_packet_header_re_encodes() {
     for (group, packets) in groups {
         // Each packet alone: its header, and header + fragment re-framed to the same bytes.
         for v in &packets {
-            let wire = bytes(v);
+            let wire = v.bytes();
             let mut d = Deframer::default();
             let mut seen = 0;
             d.push(&wire, |item| {
@@ -521,7 +492,7 @@ fn packet_groups_reassemble_and_every_packet_header_re_encodes() {
             assert_eq!(seen, 1, "{}: one frame", v.id);
         }
         // All packets in order through one decoder: one reassembled message.
-        let chunks: Vec<Vec<u8>> = packets.iter().map(|v| bytes(v)).collect();
+        let chunks: Vec<Vec<u8>> = packets.iter().map(|v| v.bytes()).collect();
         let (events, _) = decode_all(&chunks);
         let msg = only_message(group, events);
         let assembled = msg.assembled.expect("reassembled");
@@ -615,7 +586,7 @@ fn fault_vectors_are_rejected_by_name_or_tolerated_as_jt808_md_says() {
     assert_eq!(faults.len(), 3);
     for v in faults {
         let id = v.id.as_str();
-        let wire = bytes(v);
+        let wire = v.bytes();
         let (events, _) = decode_all(std::slice::from_ref(&wire));
         match id {
             "fk-0200-2013-bad-checksum" => {
@@ -737,7 +708,7 @@ fn stream_vectors_give_frames_errors_and_pending_bytes() {
     assert_eq!(streams.len(), 4);
     for v in streams {
         let id = v.id.as_str();
-        let wire = bytes(v);
+        let wire = v.bytes();
         // Whole, and one byte at a time: the same result either way.
         let whole = decode_all(std::slice::from_ref(&wire));
         let bytewise = decode_all(&wire.iter().map(|&b| vec![b]).collect::<Vec<_>>());

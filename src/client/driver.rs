@@ -389,7 +389,7 @@ impl Driver {
             let s: &mut State = &mut guard;
             s.sink.emit(t, EventKind::Message(Box::new(m.clone())));
             if let Some(a) = answer_of(&m) {
-                if let Some(c) = s.outbox.confirm(&m.header.phone, a.serial, a.answers) {
+                if let Some(c) = s.outbox.confirm_answer(&m.header.phone, &a) {
                     s.sink.emit(
                         t,
                         EventKind::Confirmed {
@@ -475,7 +475,7 @@ fn answer_requests(s: &mut State, m: &Message, a: super::replies::Answer) {
     let mut i = 0;
     while i < s.requests.len() {
         let r = &s.requests[i];
-        if r.phone != m.header.phone || r.serial != a.serial || r.msg_id != a.answers {
+        if r.phone != m.header.phone || !a.answers_command(r.msg_id, r.serial) {
             i += 1;
             continue;
         }

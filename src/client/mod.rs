@@ -16,7 +16,6 @@
 //! - [`replies`]: which answer belongs to which command; the 0x8003 retransmit request. Pure.
 //! - [`events`]: the [`Event`] stream transcripts are made of (virtual time, no addresses).
 //! - [`cli`]: `jt808-harness client`: events as JSON Lines.
-//! - [`measure`]: the reconnect-to-flush latency figure over loopback.
 //!
 //! Tokio is used only here (and in the gateway); the codec stays sans-IO.
 //!
@@ -48,7 +47,6 @@ pub mod cli;
 pub mod connection;
 mod driver;
 pub mod events;
-pub mod measure;
 pub mod outbox;
 pub mod replies;
 
@@ -56,7 +54,6 @@ pub use backoff::{Backoff, BackoffConfig, Jitter};
 pub use cli::{ClientArgs, run_cli};
 pub use connection::{AsyncStream, BoxedStream, ConnectError, Connector, TcpConnector, UrlError, WsSettings};
 pub use events::{ConnectStage, DisconnectReason, Event, EventKind, Events};
-pub use measure::{Figures, measure_reconnect_flush};
 pub use outbox::{Outbox, OutboxConfig, OutboxFull, ResendReason};
 
 use crate::codec::reassembly::duration_ms;

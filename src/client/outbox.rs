@@ -8,8 +8,9 @@
 //! after a reconnect whatever waited is flushed before anything pushed later.
 //!
 //! A platform command ([`needs_confirmation`]) stays held after it was written until the
-//! terminal's 0x0001 general response naming its serial (or, for 0x9205/0x9206, the 0x1205/0x1206
-//! answer) arrives. When the connection dies first, or no answer comes within the confirmation
+//! terminal's 0x0001 general response naming its serial, or its own answer
+//! ([`super::replies::ANSWERS`]: 0x0104 for 0x8104/0x8106, 0x0201 for 0x8201, 0x1205 for 0x9205,
+//! ...), arrives. When the connection dies first, or no answer comes within the confirmation
 //! timeout, it is written again: at-least-once delivery. Re-sends after a confirmation timeout are
 //! bounded by [`OutboxConfig::max_resends`]; re-sends after a reconnect are not (a dead connection
 //! says nothing about the terminal, and a disconnect storm must not cost commands).
@@ -84,12 +85,13 @@ pub struct OutboxFull {
 }
 
 /// Whether the terminal is expected to confirm `msg_id`, and so whether the outbox holds it after
-/// writing. Platform messages (0x8000-0x9FFF) are commands answered by 0x0001, except those that
-/// are themselves answers or are answered otherwise: 0x8001 platform general response, 0x8003
-/// retransmit request (answered by the packets), 0x8100 register response, 0x8800 multimedia
-/// upload response.
+/// writing. Platform messages (0x8000-0x9FFF) are commands answered by 0x0001 or their own answer
+/// ([`super::replies::ANSWERS`]), except those that are themselves answers or are answered
+/// otherwise: 0x8001 platform general response, 0x8003 retransmit request (answered by the
+/// packets), 0x8004 server time (the answer to the terminal's 0x0004), 0x8100 register response,
+/// 0x8800 multimedia upload response.
 pub fn needs_confirmation(msg_id: u16) -> bool {
-    matches!(msg_id, 0x8000..=0x9FFF) && !matches!(msg_id, 0x8001 | 0x8003 | 0x8100 | 0x8800)
+    matches!(msg_id, 0x8000..=0x9FFF) && !matches!(msg_id, 0x8001 | 0x8003 | 0x8004 | 0x8100 | 0x8800)
 }
 
 /// Why a held command is written again.
@@ -365,6 +367,26 @@ impl Outbox {
         })
     }
 
+    /// `answer` came from terminal `phone`: the held command it answers is confirmed, as by
+    /// [`Outbox::confirm`]. An answer naming a serial confirms that command; one without a reply
+    /// serial (0x0107, 0x0608, 0x1003) confirms the oldest written command of its id to that
+    /// terminal (entries are in push order). 0x0104 confirms an 0x8104 or an 0x8106.
+    pub fn confirm_answer(&mut self, phone: &Phone, answer: &super::replies::Answer) -> Option<Confirmed> {
+        let i = self.entries.iter().position(|e| {
+            e.confirm
+                && e.writes > 0
+                && e.phone == *phone
+                && e.serials.iter().any(|&s| answer.answers_command(e.msg_id, s))
+        })?;
+        let e = self.entries.remove(i)?;
+        Some(Confirmed {
+            serial: e.serial,
+            msg_id: e.msg_id,
+            phone: e.phone,
+            writes: e.writes,
+        })
+    }
+
     /// The connection died: every command awaiting confirmation is due again, in its original
     /// place in the order. This never gives a command up: a connection that died says nothing
     /// about the terminal, and a disconnect storm must not cost commands. (Reconnects are
@@ -554,6 +576,45 @@ mod tests {
     }
 
     #[test]
+    fn own_answers_confirm_by_serial_and_serial_less_ones_the_oldest_of_their_id() {
+        use crate::client::replies::Answer;
+        let answer = |serial, answers, by_serial| Answer {
+            serial,
+            answers,
+            result: None,
+            by_serial,
+        };
+        let mut o = Outbox::new(cfg());
+        // Serials 0..=3: 0x8106, 0x8107, 0x8107, 0x8201.
+        for id in [0x8106, 0x8107, 0x8107, 0x8201] {
+            o.push(&msg(id, &[])).unwrap();
+        }
+        write_all(&mut o, SEC);
+        // A 0x0104 (answers 0x8104 and 0x8106) naming another serial confirms nothing.
+        assert!(o.confirm_answer(&phone(), &answer(3, 0x8104, true)).is_none());
+        let c = o.confirm_answer(&phone(), &answer(0, 0x8104, true)).unwrap();
+        assert_eq!((c.serial, c.msg_id), (0, 0x8106));
+        // 0x0107 has no reply serial: the oldest 0x8107 first, then the next.
+        assert_eq!(
+            o.confirm_answer(&phone(), &answer(0, 0x8107, false)).map(|c| c.serial),
+            Some(1)
+        );
+        assert_eq!(
+            o.confirm_answer(&phone(), &answer(0, 0x8107, false)).map(|c| c.serial),
+            Some(2)
+        );
+        assert!(o.confirm_answer(&phone(), &answer(0, 0x8107, false)).is_none());
+        // Another terminal's answer confirms nothing of this one.
+        let other = Phone::parse("1").unwrap();
+        assert!(o.confirm_answer(&other, &answer(3, 0x8201, true)).is_none());
+        assert_eq!(
+            o.confirm_answer(&phone(), &answer(3, 0x8201, true)).map(|c| c.serial),
+            Some(3)
+        );
+        assert!(o.is_empty());
+    }
+
+    #[test]
     fn timeouts_grow_per_resend_and_the_limit_gives_up() {
         let mut o = Outbox::new(cfg()); // T = 1 s, 2 re-sends
         o.push(&msg(0x8103, &[1])).unwrap();
@@ -611,6 +672,7 @@ mod tests {
         assert!(needs_confirmation(0x9205));
         assert!(needs_confirmation(0x9206));
         assert!(!needs_confirmation(0x8001));
+        assert!(!needs_confirmation(0x8004));
         assert!(!needs_confirmation(0x8003));
         assert!(!needs_confirmation(0x0200));
     }

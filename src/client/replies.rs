@@ -1,9 +1,11 @@
 //! Which incoming message answers which outgoing one, and the 0x8003 retransmit request. Pure.
 //!
 //! JT/T 808 answers name the serial they answer (JT808.md §3, §7): 0x0001 carries reply serial,
-//! reply id and result; 0x1205 (answer to 0x9205) and 0x1206 (final answer to 0x9206) start with
-//! the reply serial WORD. Matching uses [`Body::reply_serial`] and the message id, plus the phone,
-//! because one gateway may carry many terminals and serials are only unique per sender.
+//! reply id and result; the answers of [`ANSWERS`] (0x0104 to 0x8104/0x8106, 0x0201, 0x0500,
+//! 0x0802, 0x0805, 0x1205, 0x1206) start with the reply serial WORD. Matching uses
+//! [`Body::reply_serial`] and the message id, plus the phone, because one gateway may carry many
+//! terminals and serials are only unique per sender. 0x0107, 0x0608 and 0x1003 carry no reply
+//! serial: they answer the oldest open command of their id to that terminal.
 
 use crate::codec::body::{Body, GeneralResponse, RawBody};
 use crate::codec::reassembly::Expired;
@@ -40,47 +42,85 @@ pub fn reply_serial(msg: &Message) -> Option<u16> {
 /// An answer to an earlier platform message, as far as delivery and requests care.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Answer {
-    /// Serial of the message answered.
+    /// Serial of the message answered (0 when `by_serial` is false).
     pub serial: u16,
-    /// Id of the message answered.
+    /// Id of the message answered (0x8104 for an 0x0104, which answers 0x8106 too: see
+    /// [`Answer::answers_command`]).
     pub answers: u16,
     /// The general response's result, for 0x0001.
     pub result: Option<u8>,
+    /// Whether the answer names the serial it answers. 0x0107, 0x0608 and 0x1003 have no reply
+    /// serial field (JT/T 808-2019 §8.16, §8.45; JT/T 1078 §5.2.2): they answer the oldest
+    /// command of their id written to that terminal and not yet answered.
+    pub by_serial: bool,
 }
 
-/// What `msg` answers, if it is an answer this client tracks: 0x0001 (any command), 0x1205
-/// (0x9205), 0x1206 (0x9206).
+impl Answer {
+    /// Whether this answers the command `msg_id` that went out with `serial`.
+    pub fn answers_command(&self, msg_id: u16, serial: u16) -> bool {
+        let id = msg_id == self.answers || (self.answers == QUERY_ALL_PARAMS && msg_id == QUERY_PARAMS);
+        id && (!self.by_serial || serial == self.serial)
+    }
+}
+
+/// 0x8104 query all parameters.
+pub const QUERY_ALL_PARAMS: u16 = 0x8104;
+/// 0x8106 query parameters by id; answered by 0x0104 like 0x8104.
+pub const QUERY_PARAMS: u16 = 0x8106;
+
+/// The answers that are not a general response: (answer id, the command it answers, whether
+/// its body names the command's serial). 0x0104 answers 0x8106 as well ([`QUERY_PARAMS`]).
+/// 0x0801 after an 0x8801 is no answer: the 0x0805 before it is.
+pub const ANSWERS: &[(u16, u16, bool)] = &[
+    (0x0104, QUERY_ALL_PARAMS, true),
+    (0x0107, 0x8107, false),
+    (0x0201, 0x8201, true),
+    (0x0500, 0x8500, true),
+    (0x0608, 0x8608, false),
+    (0x0802, 0x8802, true),
+    (0x0805, 0x8801, true),
+    (0x1003, 0x9003, false),
+    (AV_RESOURCE_LIST, QUERY_AV_RESOURCES, true),
+    (FILE_UPLOAD_DONE, FILE_UPLOAD, true),
+];
+
+/// What `msg` answers, if it is an answer this client tracks: 0x0001 (any command), or one of
+/// [`ANSWERS`].
 pub fn answer_of(msg: &Message) -> Option<Answer> {
-    match (&msg.body, msg.header.msg_id) {
-        (Body::TerminalGeneralResponse(GeneralResponse { reply_id, result, .. }), GeneralResponse::TERMINAL_ID) => {
-            Some(Answer {
-                serial: reply_serial(msg)?,
-                answers: *reply_id,
-                result: Some(*result),
-            })
-        }
-        (_, AV_RESOURCE_LIST) => Some(Answer {
+    let id = msg.header.msg_id;
+    if let (Body::TerminalGeneralResponse(GeneralResponse { reply_id, result, .. }), GeneralResponse::TERMINAL_ID) =
+        (&msg.body, id)
+    {
+        return Some(Answer {
             serial: reply_serial(msg)?,
-            answers: QUERY_AV_RESOURCES,
-            result: None,
-        }),
-        (_, FILE_UPLOAD_DONE) => Some(Answer {
-            serial: reply_serial(msg)?,
-            answers: FILE_UPLOAD,
-            result: None,
-        }),
-        _ => None,
+            answers: *reply_id,
+            result: Some(*result),
+            by_serial: true,
+        });
     }
+    let &(_, answers, by_serial) = ANSWERS.iter().find(|a| a.0 == id)?;
+    let serial = if by_serial { reply_serial(msg)? } else { 0 };
+    Some(Answer {
+        serial,
+        answers,
+        result: None,
+        by_serial,
+    })
 }
 
-/// The message id that finally answers a request of `msg_id` in [`super::Client::request`]:
-/// 0x9205 -> 0x1205; 0x9206 -> 0x1206 (after a 0x0001); anything else -> its 0x0001.
+/// The message id that finally answers a request of `msg_id` in [`super::Client::request`]: the
+/// answer of [`ANSWERS`] (0x9205 -> 0x1205, 0x9206 -> 0x1206 after a 0x0001, 0x8104 and 0x8106
+/// -> 0x0104, 0x8801 -> 0x0805, ...); anything else -> its 0x0001.
 pub fn final_answer_id(msg_id: u16) -> u16 {
-    match msg_id {
-        QUERY_AV_RESOURCES => AV_RESOURCE_LIST,
-        FILE_UPLOAD => FILE_UPLOAD_DONE,
-        _ => GeneralResponse::TERMINAL_ID,
-    }
+    let msg_id = if msg_id == QUERY_PARAMS {
+        QUERY_ALL_PARAMS
+    } else {
+        msg_id
+    };
+    ANSWERS
+        .iter()
+        .find(|a| a.1 == msg_id)
+        .map_or(GeneralResponse::TERMINAL_ID, |a| a.0)
 }
 
 /// Largest index count in one 0x8003: a BYTE in 2011/2013, a WORD in 2019 (JT808.md §3).
@@ -187,7 +227,8 @@ mod tests {
             Some(Answer {
                 serial: 7,
                 answers: 0x9206,
-                result: Some(0)
+                result: Some(0),
+                by_serial: true,
             })
         );
         let list = decoded_1205(phone, &[0x00, 0x07, 0, 0, 0, 0]);

@@ -10,8 +10,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::fault::{Cx, Fault, FaultType, Msg, Out};
 use super::limits::{MAX_MESSAGES, MAX_MS, check};
-use super::pipeline::{Cx, Fault, Msg, Out};
+use super::outcome::Outcome;
 
 /// `coalesce` parameters.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -32,10 +33,14 @@ fn hundred() -> u64 {
     100
 }
 
-impl Coalesce {
-    pub(crate) fn validate(&self) -> Result<(), String> {
+impl FaultType for Coalesce {
+    fn validate(&self) -> Result<(), String> {
         check("count", self.count, 2..=MAX_MESSAGES)?;
         check("max_wait_ms", self.max_wait_ms, 0..=MAX_MS)
+    }
+
+    fn build(&self) -> Option<Box<dyn Fault>> {
+        Some(Box::new(CoalesceState::new(self.clone())))
     }
 }
 
@@ -56,7 +61,7 @@ impl CoalesceState {
         }
     }
 
-    fn join(&mut self, cx: &mut Cx<'_>, what: &str) -> Vec<Out> {
+    fn join(&mut self, cx: &mut Cx<'_>, what: Outcome) -> Vec<Out> {
         let group = std::mem::take(&mut self.group);
         self.deadline = None;
         let Some(first) = group.first() else {
@@ -96,14 +101,14 @@ impl Fault for CoalesceState {
         }
         self.group.push(m);
         if self.group.len() >= self.cfg.count {
-            self.join(cx, "coalesce")
+            self.join(cx, Outcome::Coalesce)
         } else {
             Vec::new()
         }
     }
 
     fn on_tick(&mut self, cx: &mut Cx<'_>) -> Vec<Out> {
-        self.join(cx, "flush")
+        self.join(cx, Outcome::Flush)
     }
 
     fn deadline(&self) -> Option<Duration> {

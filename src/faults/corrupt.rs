@@ -10,10 +10,11 @@
 use rand::RngExt;
 use serde::{Deserialize, Serialize};
 
+use super::fault::{Cx, Fault, FaultType, Msg, Out};
 use super::frames::{self, Located, escape_content, inside_pair};
 use super::limits::{MAX_GARBAGE_LEN, check, check_opt};
 use super::order::per_frame;
-use super::pipeline::{Cx, Fault, Msg, Out};
+use super::outcome::Outcome;
 use crate::codec::frame::{ESCAPE, FLAG};
 
 /// `corrupt_checksum` parameters.
@@ -131,40 +132,56 @@ fn plus_one() -> i32 {
 #[serde(deny_unknown_fields)]
 pub struct WrongVersion {}
 
-impl CorruptChecksum {
-    pub(crate) fn validate(&self) -> Result<(), String> {
+impl FaultType for CorruptChecksum {
+    fn validate(&self) -> Result<(), String> {
         if self.xor == Some(0) {
             return Err("`xor = 0` would change nothing".into());
         }
         Ok(())
     }
+
+    fn build(&self) -> Option<Box<dyn Fault>> {
+        Some(Box::new(self.clone()))
+    }
 }
-impl BreakEscape {
-    pub(crate) fn validate(&self) -> Result<(), String> {
+impl FaultType for BreakEscape {
+    fn validate(&self) -> Result<(), String> {
         if matches!(self.byte, 0x01 | 0x02) {
             return Err(format!("`byte = 0x{:02X}` is a valid escape (JT808.md §1)", self.byte));
         }
         Ok(())
     }
+
+    fn build(&self) -> Option<Box<dyn Fault>> {
+        Some(Box::new(self.clone()))
+    }
 }
-impl FlipByte {
-    pub(crate) fn validate(&self) -> Result<(), String> {
+impl FaultType for FlipByte {
+    fn validate(&self) -> Result<(), String> {
         if self.xor == Some(0) {
             return Err("`xor = 0` would change nothing".into());
         }
         Ok(())
     }
+
+    fn build(&self) -> Option<Box<dyn Fault>> {
+        Some(Box::new(self.clone()))
+    }
 }
-impl Truncate {
-    pub(crate) fn validate(&self) -> Result<(), String> {
+impl FaultType for Truncate {
+    fn validate(&self) -> Result<(), String> {
         if self.keep == Some(0) {
             return Err("`keep` must be at least 1 (use drop to remove a frame)".into());
         }
         Ok(())
     }
+
+    fn build(&self) -> Option<Box<dyn Fault>> {
+        Some(Box::new(self.clone()))
+    }
 }
-impl Garbage {
-    pub(crate) fn validate(&self) -> Result<(), String> {
+impl FaultType for Garbage {
+    fn validate(&self) -> Result<(), String> {
         match &self.hex {
             Some(h) => match hex::decode(h.replace(' ', "")) {
                 Ok(b) if b.len() > MAX_GARBAGE_LEN => Err(format!(
@@ -178,15 +195,23 @@ impl Garbage {
             None => check("len", self.len, 1..=MAX_GARBAGE_LEN),
         }
     }
+
+    fn build(&self) -> Option<Box<dyn Fault>> {
+        Some(Box::new(self.clone()))
+    }
 }
-impl WrongLength {
-    pub(crate) fn validate(&self) -> Result<(), String> {
+impl FaultType for WrongLength {
+    fn validate(&self) -> Result<(), String> {
         // The body-length field has 10 bits (JT808.md §2).
         check_opt("len", self.len, 0..=0x3FF)?;
         if self.len.is_none() && self.delta % 1024 == 0 {
             return Err("`delta` must change the length".into());
         }
         Ok(())
+    }
+
+    fn build(&self) -> Option<Box<dyn Fault>> {
+        Some(Box::new(self.clone()))
     }
 }
 
@@ -223,7 +248,7 @@ impl Fault for CorruptChecksum {
             let at = fr.start + 1 + inner.len() - check_len;
             cx.record(
                 Some(idx),
-                "corrupt_checksum",
+                Outcome::CorruptChecksum,
                 vec![fr.start, at],
                 format!("{}: check 0x{old:02X} -> 0x{new:02X}", fr.describe()),
             );
@@ -242,7 +267,7 @@ impl Fault for BreakEscape {
                 let at = cx.rng.random_range(fr.start + 1..fr.end - 1);
                 cx.record(
                     Some(idx),
-                    "break_escape",
+                    Outcome::BreakEscape,
                     vec![fr.start, at],
                     format!("{}: inserted 7D {byte:02X}", fr.describe()),
                 );
@@ -251,7 +276,7 @@ impl Fault for BreakEscape {
             let at = pairs[cx.rng.random_range(0..pairs.len())];
             cx.record(
                 Some(idx),
-                "break_escape",
+                Outcome::BreakEscape,
                 vec![fr.start, at],
                 format!("{}: 7D {:02X} -> 7D {byte:02X}", fr.describe(), msg[at + 1]),
             );
@@ -270,7 +295,7 @@ impl Fault for FlipByte {
                 Some(o) => {
                     cx.record(
                         Some(idx),
-                        "no_target",
+                        Outcome::NoTarget,
                         vec![fr.start],
                         format!(
                             "{}: offset {o} is outside the frame's {len} bytes or on a delimiter",
@@ -302,7 +327,7 @@ impl Fault for FlipByte {
             let new = old ^ mask;
             cx.record(
                 Some(idx),
-                "flip_byte",
+                Outcome::FlipByte,
                 vec![fr.start, at],
                 format!("{}: byte {} 0x{old:02X} -> 0x{new:02X}", fr.describe(), at - fr.start),
             );
@@ -321,7 +346,7 @@ impl Fault for Truncate {
                 Some(k) => {
                     cx.record(
                         Some(idx),
-                        "no_target",
+                        Outcome::NoTarget,
                         vec![fr.start],
                         format!("{}: keep {k} >= {len} bytes", fr.describe()),
                     );
@@ -332,7 +357,7 @@ impl Fault for Truncate {
             let cut = fr.start + keep;
             cx.record(
                 Some(idx),
-                "truncate",
+                Outcome::Truncate,
                 vec![fr.start, cut],
                 format!(
                     "{}: {keep} of {len} bytes kept{}",
@@ -356,7 +381,7 @@ impl Fault for StrayFlag {
                     Some(o) => {
                         cx.record(
                             Some(idx),
-                            "no_target",
+                            Outcome::NoTarget,
                             vec![fr.start],
                             format!("{}: offset {o} not inside", fr.describe()),
                         );
@@ -370,7 +395,7 @@ impl Fault for StrayFlag {
             };
             cx.record(
                 Some(idx),
-                "stray_flag",
+                Outcome::StrayFlag,
                 vec![fr.start, at],
                 format!("{}: 7E inserted {:?}", fr.describe(), cfg.place).to_lowercase(),
             );
@@ -398,7 +423,7 @@ impl Fault for Garbage {
             });
             cx.record(
                 Some(idx),
-                "garbage",
+                Outcome::Garbage,
                 vec![fr.start],
                 format!(
                     "{} bytes before {}: {}",
@@ -430,7 +455,7 @@ impl Fault for WrongLength {
             if new == old {
                 cx.record(
                     Some(idx),
-                    "no_target",
+                    Outcome::NoTarget,
                     vec![fr.start],
                     format!("{}: length already {old}", fr.describe()),
                 );
@@ -440,7 +465,7 @@ impl Fault for WrongLength {
             content[2..4].copy_from_slice(&((props & !0x03FF) | new).to_be_bytes());
             cx.record(
                 Some(idx),
-                "wrong_length",
+                Outcome::WrongLength,
                 vec![fr.start, fr.wire_offset(2)],
                 format!("{}: declared body length {old} -> {new}", fr.describe()),
             );
@@ -457,7 +482,7 @@ impl Fault for WrongVersion {
             let on = content[2] & 0x40 != 0;
             cx.record(
                 Some(idx),
-                "wrong_version",
+                Outcome::WrongVersion,
                 vec![fr.start, fr.wire_offset(2)],
                 format!(
                     "{}: version flag (bit 14) {} -> {}",
@@ -468,5 +493,17 @@ impl Fault for WrongVersion {
             );
             Some(rewrite_header(fr, content))
         })
+    }
+}
+
+impl FaultType for StrayFlag {
+    fn build(&self) -> Option<Box<dyn Fault>> {
+        Some(Box::new(self.clone()))
+    }
+}
+
+impl FaultType for WrongVersion {
+    fn build(&self) -> Option<Box<dyn Fault>> {
+        Some(Box::new(self.clone()))
     }
 }

@@ -11,8 +11,9 @@
 use rand::RngExt;
 use serde::{Deserialize, Serialize};
 
+use super::fault::{Cx, Fault, FaultType, Msg, Out};
 use super::frames;
-use super::pipeline::{Cx, Fault, Msg, Out};
+use super::outcome::Outcome;
 
 /// How the link dies.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -54,8 +55,8 @@ fn reason() -> String {
     "fault injected".into()
 }
 
-impl Disconnect {
-    pub(crate) fn validate(&self) -> Result<(), String> {
+impl FaultType for Disconnect {
+    fn validate(&self) -> Result<(), String> {
         // RFC 6455 §7.4.1/7.4.2: 1005, 1006 and 1015 must never be sent in a close frame.
         if self.mode == DisconnectMode::Close
             && (!(1000..=4999).contains(&self.code) || matches!(self.code, 1005 | 1006 | 1015))
@@ -69,6 +70,14 @@ impl Disconnect {
             return Err("`offset` must be at least 1 (the opening 0x7E)".into());
         }
         Ok(())
+    }
+
+    fn build(&self) -> Option<Box<dyn Fault>> {
+        Some(Box::new(DisconnectState::new(self.clone())))
+    }
+
+    fn acts_on_time(&self) -> bool {
+        true
     }
 }
 
@@ -90,7 +99,7 @@ impl DisconnectState {
             DisconnectMode::Close => {
                 cx.record(
                     idx,
-                    "close",
+                    Outcome::Close,
                     Vec::new(),
                     format!("code {} {:?}; {lost} bytes not sent", self.cfg.code, self.cfg.reason),
                 );
@@ -100,7 +109,7 @@ impl DisconnectState {
                 }]
             }
             _ => {
-                cx.record(idx, "abort", Vec::new(), format!("{lost} bytes not sent"));
+                cx.record(idx, Outcome::Abort, Vec::new(), format!("{lost} bytes not sent"));
                 vec![Out::Abort]
             }
         }
@@ -120,7 +129,7 @@ impl Fault for DisconnectState {
         let Some(fr) = located.first() else {
             cx.record(
                 Some(m.idx),
-                "abort",
+                Outcome::Abort,
                 Vec::new(),
                 format!("no frame to cut; {} bytes not sent", m.bytes.len()),
             );
@@ -134,7 +143,7 @@ impl Fault for DisconnectState {
         let cut = fr.start + keep;
         cx.record(
             Some(m.idx),
-            "mid_frame",
+            Outcome::MidFrame,
             vec![fr.start, cut],
             format!(
                 "{}: {keep} of {len} bytes sent, then abort; {} bytes not sent",

@@ -17,8 +17,9 @@ use std::time::Duration;
 use rand::RngExt;
 use serde::{Deserialize, Serialize};
 
+use super::fault::{Cx, Fault, FaultType, Msg, Out};
 use super::limits::{MAX_BPS, MAX_MS, check, check_opt};
-use super::pipeline::{Cx, Fault, Msg, Out};
+use super::outcome::Outcome;
 
 /// `latency` parameters.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -72,18 +73,29 @@ pub struct Bandwidth {
     pub bps: Option<u64>,
 }
 
-impl Latency {
-    pub(crate) fn validate(&self) -> Result<(), String> {
+impl FaultType for Latency {
+    fn validate(&self) -> Result<(), String> {
         if self.ms == 0 && self.jitter_ms == 0 {
             return Err("`ms` or `jitter_ms` must be set".into());
         }
         check("ms", self.ms, 0..=MAX_MS)?;
         check("jitter_ms", self.jitter_ms, 0..=MAX_MS)
     }
+
+    fn build(&self) -> Option<Box<dyn Fault>> {
+        Some(Box::new(LatencyState::new(self.clone())))
+    }
 }
 
 impl Bandwidth {
-    pub(crate) fn validate(&self) -> Result<(), String> {
+    /// The configured rate.
+    pub fn rate(&self) -> u64 {
+        self.preset.map(Preset::bps).or(self.bps).unwrap_or(1).max(1)
+    }
+}
+
+impl FaultType for Bandwidth {
+    fn validate(&self) -> Result<(), String> {
         match (self.preset, self.bps) {
             (Some(_), Some(_)) => Err("give `preset` or `bps`, not both".into()),
             (None, None) => Err("give `preset` (gprs, edge, 3g, 4g) or `bps`".into()),
@@ -92,9 +104,8 @@ impl Bandwidth {
         }
     }
 
-    /// The configured rate.
-    pub fn rate(&self) -> u64 {
-        self.preset.map(Preset::bps).or(self.bps).unwrap_or(1).max(1)
+    fn build(&self) -> Option<Box<dyn Fault>> {
+        Some(Box::new(BandwidthState::new(self.clone())))
     }
 }
 
@@ -123,7 +134,7 @@ impl Fault for LatencyState {
             let at = (m.at + delay).max(self.last);
             cx.record(
                 Some(m.idx),
-                "delay",
+                Outcome::Delay,
                 Vec::new(),
                 format!("+{} ms (drawn {} ms)", (at - m.at).as_millis(), delay.as_millis()),
             );
@@ -160,7 +171,7 @@ impl Fault for BandwidthState {
             let at = start + tx;
             cx.record(
                 Some(m.idx),
-                "throttle",
+                Outcome::Throttle,
                 Vec::new(),
                 format!(
                     "{} bytes at {} bit/s: +{} us",

@@ -83,7 +83,7 @@
 //! | `latency` | `ms`, `jitter_ms` | delivery `at` later by ms ± jitter, order kept | `delay` |
 //! | `bandwidth` | `preset` = gprs \| edge \| 3g \| 4g, or `bps` | serialises messages at the link rate (figures in [`link`]) | `throttle` |
 //! | `disconnect` | `mode` = close \| abort \| mid_frame, `code` (1001), `reason`, `offset` | the firing message is not sent; clean close, TCP drop, or part of its first frame then TCP drop | `close` / `abort` / `mid_frame` (frame, cut) |
-//! | `stall` | `for_ms` (until close), `both` (true) | holds every message from the firing one on, delivers them when the stall ends | `stall`, `held`, `stall_end` |
+//! | `stall` | `for_ms` (until close), `both` (true) | holds every message from the firing one on, delivers them when the stall ends | `stall`, `held`, `overflow`, `release`, `stall_end` |
 //! | `refuse` | `count` (1), `status` (503) | the next handshakes get HTTP `status` | `refuse` |
 //!
 //! Messages a fault still holds when the connection closes are logged `undelivered`; a trigger
@@ -103,10 +103,12 @@ use thiserror::Error;
 pub mod coalesce;
 pub mod corrupt;
 pub mod disconnect;
+mod fault;
 mod frames;
 pub mod limits;
 pub mod link;
 pub mod order;
+pub mod outcome;
 mod pipeline;
 pub mod refuse;
 pub mod split;
@@ -114,10 +116,11 @@ pub mod stall;
 pub mod subpacket;
 pub mod trigger;
 
+pub use outcome::Outcome;
 pub use pipeline::Pipeline;
 pub use trigger::{FrameEvent, MsgId, Scope, Trigger};
 
-use pipeline::Fault;
+use fault::{Fault, FaultType};
 
 /// Which way a message crosses the link.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -230,7 +233,7 @@ pub struct FaultRecord {
     /// The fault's name.
     pub fault: String,
     /// What it did (see the catalogue's "log" column).
-    pub what: String,
+    pub what: Outcome,
     /// Byte offsets in the message as it reached the fault, prefix included.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub offsets: Vec<usize>,
@@ -261,123 +264,78 @@ pub enum FaultSpecError {
     },
 }
 
-/// The fault types and their parameters. See the catalogue in the module doc.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-#[allow(missing_docs)] // each variant is documented by its parameter type and the catalogue
-pub enum FaultKind {
-    Split(split::Split),
-    Coalesce(coalesce::Coalesce),
-    Drop(order::DropFault),
-    Duplicate(order::Duplicate),
-    Reorder(order::Reorder),
-    DropPacket(subpacket::DropPacket),
-    DuplicatePacket(subpacket::DuplicatePacket),
-    ReorderPacket(subpacket::ReorderPacket),
-    CorruptChecksum(corrupt::CorruptChecksum),
-    BreakEscape(corrupt::BreakEscape),
-    FlipByte(corrupt::FlipByte),
-    Truncate(corrupt::Truncate),
-    StrayFlag(corrupt::StrayFlag),
-    Garbage(corrupt::Garbage),
-    WrongLength(corrupt::WrongLength),
-    WrongVersion(corrupt::WrongVersion),
-    Latency(link::Latency),
-    Bandwidth(link::Bandwidth),
-    Disconnect(disconnect::Disconnect),
-    Stall(stall::Stall),
-    Refuse(refuse::Refuse),
+/// Declares [`FaultKind`] from the catalogue's rows, `Variant(parameters) = "type"`: the enum
+/// (serde's `type` tag is the row's name), [`FaultKind::type_name`], [`FAULT_TYPES`] and the one
+/// dispatch to the parameters' [`FaultType`]. A new fault is a file with its parameters (which
+/// implement [`FaultType`]), one row here and one row in the README's catalogue.
+macro_rules! catalogue {
+    ($($variant:ident($params:ty) = $name:literal,)*) => {
+        /// The fault types and their parameters. See the catalogue in the module doc.
+        #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+        #[serde(tag = "type")]
+        #[allow(missing_docs)] // each variant is documented by its parameter type and the catalogue
+        pub enum FaultKind {
+            $(#[serde(rename = $name)] $variant($params),)*
+        }
+
+        /// Every `type` value, in catalogue order (error messages list them).
+        pub const FAULT_TYPES: &[&str] = &[$($name),*];
+
+        impl FaultKind {
+            /// The `type` string.
+            pub fn type_name(&self) -> &'static str {
+                match self {
+                    $(FaultKind::$variant(_) => $name,)*
+                }
+            }
+
+            /// The parameters, as what checks and builds them.
+            fn params(&self) -> &dyn FaultType {
+                match self {
+                    $(FaultKind::$variant(p) => p,)*
+                }
+            }
+        }
+    };
 }
 
-/// Every `type` value, for error messages.
-const TYPES: &str = "split, coalesce, drop, duplicate, reorder, drop_packet, duplicate_packet, reorder_packet, \
-corrupt_checksum, break_escape, flip_byte, truncate, stray_flag, garbage, wrong_length, wrong_version, latency, \
-bandwidth, disconnect, stall, refuse";
+catalogue! {
+    Split(split::Split) = "split",
+    Coalesce(coalesce::Coalesce) = "coalesce",
+    Drop(order::DropFault) = "drop",
+    Duplicate(order::Duplicate) = "duplicate",
+    Reorder(order::Reorder) = "reorder",
+    DropPacket(subpacket::DropPacket) = "drop_packet",
+    DuplicatePacket(subpacket::DuplicatePacket) = "duplicate_packet",
+    ReorderPacket(subpacket::ReorderPacket) = "reorder_packet",
+    CorruptChecksum(corrupt::CorruptChecksum) = "corrupt_checksum",
+    BreakEscape(corrupt::BreakEscape) = "break_escape",
+    FlipByte(corrupt::FlipByte) = "flip_byte",
+    Truncate(corrupt::Truncate) = "truncate",
+    StrayFlag(corrupt::StrayFlag) = "stray_flag",
+    Garbage(corrupt::Garbage) = "garbage",
+    WrongLength(corrupt::WrongLength) = "wrong_length",
+    WrongVersion(corrupt::WrongVersion) = "wrong_version",
+    Latency(link::Latency) = "latency",
+    Bandwidth(link::Bandwidth) = "bandwidth",
+    Disconnect(disconnect::Disconnect) = "disconnect",
+    Stall(stall::Stall) = "stall",
+    Refuse(refuse::Refuse) = "refuse",
+}
 
 impl FaultKind {
-    /// The `type` string.
-    pub fn type_name(&self) -> &'static str {
-        match self {
-            FaultKind::Split(_) => "split",
-            FaultKind::Coalesce(_) => "coalesce",
-            FaultKind::Drop(_) => "drop",
-            FaultKind::Duplicate(_) => "duplicate",
-            FaultKind::Reorder(_) => "reorder",
-            FaultKind::DropPacket(_) => "drop_packet",
-            FaultKind::DuplicatePacket(_) => "duplicate_packet",
-            FaultKind::ReorderPacket(_) => "reorder_packet",
-            FaultKind::CorruptChecksum(_) => "corrupt_checksum",
-            FaultKind::BreakEscape(_) => "break_escape",
-            FaultKind::FlipByte(_) => "flip_byte",
-            FaultKind::Truncate(_) => "truncate",
-            FaultKind::StrayFlag(_) => "stray_flag",
-            FaultKind::Garbage(_) => "garbage",
-            FaultKind::WrongLength(_) => "wrong_length",
-            FaultKind::WrongVersion(_) => "wrong_version",
-            FaultKind::Latency(_) => "latency",
-            FaultKind::Bandwidth(_) => "bandwidth",
-            FaultKind::Disconnect(_) => "disconnect",
-            FaultKind::Stall(_) => "stall",
-            FaultKind::Refuse(_) => "refuse",
-        }
-    }
-
     fn validate(&self) -> Result<(), String> {
-        match self {
-            FaultKind::Split(f) => f.validate(),
-            FaultKind::Coalesce(f) => f.validate(),
-            FaultKind::Reorder(f) => f.validate(),
-            FaultKind::DropPacket(f) => f.validate(),
-            FaultKind::DuplicatePacket(f) => f.validate(),
-            FaultKind::ReorderPacket(f) => f.validate(),
-            FaultKind::CorruptChecksum(f) => f.validate(),
-            FaultKind::BreakEscape(f) => f.validate(),
-            FaultKind::FlipByte(f) => f.validate(),
-            FaultKind::Truncate(f) => f.validate(),
-            FaultKind::Garbage(f) => f.validate(),
-            FaultKind::WrongLength(f) => f.validate(),
-            FaultKind::Latency(f) => f.validate(),
-            FaultKind::Bandwidth(f) => f.validate(),
-            FaultKind::Disconnect(f) => f.validate(),
-            FaultKind::Refuse(f) => f.validate(),
-            FaultKind::Drop(_) | FaultKind::Duplicate(_) | FaultKind::StrayFlag(_) | FaultKind::WrongVersion(_) => {
-                Ok(())
-            }
-            FaultKind::Stall(f) => f.validate(),
-        }
+        self.params().validate()
     }
 
     /// Disconnect and stall can fire on a timer without a message.
     fn acts_on_time(&self) -> bool {
-        matches!(self, FaultKind::Disconnect(_) | FaultKind::Stall(_))
+        self.params().acts_on_time()
     }
 
     /// A fresh instance for one connection and direction; `None` for handshake-only faults.
     fn build(&self) -> Option<Box<dyn Fault>> {
-        use subpacket::{PacketAction, PacketState};
-        Some(match self {
-            FaultKind::Split(f) => Box::new(f.clone()),
-            FaultKind::Coalesce(f) => Box::new(coalesce::CoalesceState::new(f.clone())),
-            FaultKind::Drop(f) => Box::new(f.clone()),
-            FaultKind::Duplicate(f) => Box::new(f.clone()),
-            FaultKind::Reorder(f) => Box::new(order::ReorderState::new(f.clone())),
-            FaultKind::DropPacket(f) => Box::new(PacketState::new(PacketAction::Drop, f.index, 0)),
-            FaultKind::DuplicatePacket(f) => Box::new(PacketState::new(PacketAction::Duplicate, f.index, 0)),
-            FaultKind::ReorderPacket(f) => Box::new(PacketState::new(PacketAction::Reorder, f.index, f.max_wait_ms)),
-            FaultKind::CorruptChecksum(f) => Box::new(f.clone()),
-            FaultKind::BreakEscape(f) => Box::new(f.clone()),
-            FaultKind::FlipByte(f) => Box::new(f.clone()),
-            FaultKind::Truncate(f) => Box::new(f.clone()),
-            FaultKind::StrayFlag(f) => Box::new(f.clone()),
-            FaultKind::Garbage(f) => Box::new(f.clone()),
-            FaultKind::WrongLength(f) => Box::new(f.clone()),
-            FaultKind::WrongVersion(f) => Box::new(f.clone()),
-            FaultKind::Latency(f) => Box::new(link::LatencyState::new(f.clone())),
-            FaultKind::Bandwidth(f) => Box::new(link::BandwidthState::new(f.clone())),
-            FaultKind::Disconnect(f) => Box::new(disconnect::DisconnectState::new(f.clone())),
-            FaultKind::Stall(f) => Box::new(stall::StallState::new(f.clone())),
-            FaultKind::Refuse(_) => return None,
-        })
+        self.params().build()
     }
 }
 
@@ -463,7 +421,7 @@ impl FaultSpec {
             .try_into()
             .map_err(|e: toml::de::Error| format!("trigger: {}", e.message().trim()))?;
         let Some(ty) = t.get("type").cloned() else {
-            return Err(format!("missing `type` (one of: {TYPES})"));
+            return Err(format!("missing `type` (one of: {})", FAULT_TYPES.join(", ")));
         };
         let kind: FaultKind = toml::Value::Table(t).try_into().map_err(|e: toml::de::Error| {
             let m = e.message().trim().to_string();
@@ -473,8 +431,8 @@ impl FaultSpec {
                     ty.as_str().unwrap_or("?"),
                     trigger::TRIGGER_KEYS.join(", ")
                 )
-            } else if !ty.as_str().is_some_and(|t| TYPES.split(", ").any(|k| k == t)) {
-                format!("unknown fault type {ty} (one of: {TYPES})")
+            } else if !ty.as_str().is_some_and(|t| FAULT_TYPES.contains(&t)) {
+                format!("unknown fault type {ty} (one of: {})", FAULT_TYPES.join(", "))
             } else {
                 format!("{}: {m}", ty.as_str().unwrap_or("?"))
             }

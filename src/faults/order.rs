@@ -8,9 +8,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::fault::{Cx, Fault, FaultType, Msg, Out};
 use super::frames::{self, Located};
 use super::limits::{MAX_MESSAGES, MAX_MS, check};
-use super::pipeline::{Cx, Fault, Msg, Out};
+use super::outcome::Outcome;
 
 /// What a `drop`/`duplicate`/`reorder` acts on.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -64,10 +65,14 @@ fn thousand() -> u64 {
     1000
 }
 
-impl Reorder {
-    pub(crate) fn validate(&self) -> Result<(), String> {
+impl FaultType for Reorder {
+    fn validate(&self) -> Result<(), String> {
         check("distance", self.distance, 1..=MAX_MESSAGES)?;
         check("max_wait_ms", self.max_wait_ms, 0..=MAX_MS)
+    }
+
+    fn build(&self) -> Option<Box<dyn Fault>> {
+        Some(Box::new(ReorderState::new(self.clone())))
     }
 }
 
@@ -107,7 +112,7 @@ impl Fault for DropFault {
                 }
                 cx.record(
                     Some(m.idx),
-                    "drop",
+                    Outcome::Drop,
                     Vec::new(),
                     format!("message of {} bytes", m.bytes.len()),
                 );
@@ -116,7 +121,7 @@ impl Fault for DropFault {
             Unit::Frame => {
                 let idx = m.idx;
                 let rebuilt = per_frame(&m, cx, |fr, _, _, cx| {
-                    cx.record(Some(idx), "drop", vec![fr.start, fr.end], fr.describe());
+                    cx.record(Some(idx), Outcome::Drop, vec![fr.start, fr.end], fr.describe());
                     Some((fr.own(), Vec::new()))
                 });
                 match rebuilt {
@@ -137,7 +142,7 @@ impl Fault for Duplicate {
                 }
                 cx.record(
                     Some(m.idx),
-                    "duplicate",
+                    Outcome::Duplicate,
                     Vec::new(),
                     format!("message of {} bytes", m.bytes.len()),
                 );
@@ -147,7 +152,7 @@ impl Fault for Duplicate {
                 let idx = m.idx;
                 let bytes = m.bytes.clone();
                 let rebuilt = per_frame(&m, cx, |fr, _, _, cx| {
-                    cx.record(Some(idx), "duplicate", vec![fr.start, fr.end], fr.describe());
+                    cx.record(Some(idx), Outcome::Duplicate, vec![fr.start, fr.end], fr.describe());
                     Some((fr.end..fr.end, bytes[fr.start..fr.end].to_vec()))
                 });
                 vec![Out::Send(match rebuilt {
@@ -186,7 +191,7 @@ impl Fault for ReorderState {
                 let Some(next) = all.get(i + 1) else {
                     cx.record(
                         Some(idx),
-                        "no_target",
+                        Outcome::NoTarget,
                         vec![fr.start],
                         format!("{}: no later frame in the message", fr.describe()),
                     );
@@ -195,7 +200,7 @@ impl Fault for ReorderState {
                 moved_until = next.end;
                 cx.record(
                     Some(idx),
-                    "reorder",
+                    Outcome::Reorder,
                     vec![fr.start, next.start],
                     format!("{} after {}", fr.describe(), next.describe()),
                 );
@@ -212,7 +217,7 @@ impl Fault for ReorderState {
             if left <= 1 {
                 cx.record(
                     Some(held.idx),
-                    "release",
+                    Outcome::Release,
                     Vec::new(),
                     format!("after message {}", m.idx),
                 );
@@ -233,7 +238,7 @@ impl Fault for ReorderState {
         }
         cx.record(
             Some(m.idx),
-            "reorder",
+            Outcome::Reorder,
             Vec::new(),
             format!("held until {} later message(s) pass", self.cfg.distance),
         );
@@ -245,7 +250,7 @@ impl Fault for ReorderState {
     fn on_tick(&mut self, cx: &mut Cx<'_>) -> Vec<Out> {
         match self.held.take() {
             Some((m, _, _)) => {
-                cx.record(Some(m.idx), "release", Vec::new(), "max_wait_ms reached");
+                cx.record(Some(m.idx), Outcome::Release, Vec::new(), "max_wait_ms reached");
                 vec![Out::Send(m)]
             }
             None => Vec::new(),
@@ -258,5 +263,17 @@ impl Fault for ReorderState {
 
     fn drain(&mut self) -> Vec<Msg> {
         self.held.take().map(|h| h.0).into_iter().collect()
+    }
+}
+
+impl FaultType for DropFault {
+    fn build(&self) -> Option<Box<dyn Fault>> {
+        Some(Box::new(self.clone()))
+    }
+}
+
+impl FaultType for Duplicate {
+    fn build(&self) -> Option<Box<dyn Fault>> {
+        Some(Box::new(self.clone()))
     }
 }

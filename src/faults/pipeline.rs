@@ -12,129 +12,12 @@ use std::time::Duration;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
+use super::fault::{Cx, Fault, Msg, Out};
 use super::frames;
-use super::trigger::{Eval, FrameTag, ProtoCounts, Scope, Shared, Trigger};
+use super::outcome::Outcome;
+use super::stall::EntryHold;
+use super::trigger::{Eval, ProtoCounts, Scope, Shared, Trigger};
 use super::{Action, ConnectDecision, Direction, FaultKind, FaultRecord, FaultSpec, FaultSpecError};
-
-/// One WebSocket message inside the chain.
-#[derive(Debug, Clone)]
-pub(crate) struct Msg {
-    /// Envelope prefix + payload.
-    pub bytes: Vec<u8>,
-    /// Virtual time it may be delivered at (latency and bandwidth push it later).
-    pub at: Duration,
-    /// 1-based index of the pipeline input message it came from (per connection and direction).
-    pub idx: u64,
-}
-
-/// What a fault hands on: a message for the next fault, or a link action for the gateway.
-#[derive(Debug)]
-pub(crate) enum Out {
-    Send(Msg),
-    Close {
-        code: u16,
-        reason: String,
-    },
-    Abort,
-    Stall {
-        until: Option<Duration>,
-        both: bool,
-        name: String,
-        /// Cap on the bytes the other direction's hold may keep (`Stall::max_held_bytes`).
-        max_held_bytes: usize,
-    },
-}
-
-/// One fault instance on one connection and direction. Like turmoil-net's rules: a sync decision on
-/// `&mut self`, so it can keep counters and held messages without locks.
-pub(crate) trait Fault: std::fmt::Debug + Send {
-    /// A message reached this fault.
-    fn on_message(&mut self, m: Msg, cx: &mut Cx<'_>) -> Vec<Out>;
-    /// [`Fault::deadline`] has passed.
-    fn on_tick(&mut self, _cx: &mut Cx<'_>) -> Vec<Out> {
-        Vec::new()
-    }
-    /// When this fault next needs [`Fault::on_tick`] (a held message to release).
-    fn deadline(&self) -> Option<Duration> {
-        None
-    }
-    /// The connection closed: every message still held.
-    fn drain(&mut self) -> Vec<Msg> {
-        Vec::new()
-    }
-    /// A time-only trigger reached its instant (only disconnect and stall act on it).
-    fn on_time(&mut self, _cx: &mut Cx<'_>) -> Vec<Out> {
-        Vec::new()
-    }
-}
-
-/// What a fault sees besides the message: time, where it is, its RNG, its trigger and the log.
-pub(crate) struct Cx<'a> {
-    pub now: Duration,
-    pub conn: u64,
-    pub dir: Direction,
-    pub prefix_len: usize,
-    pub rng: &'a mut ChaCha8Rng,
-    name: &'a str,
-    trigger: &'a Trigger,
-    opened: Duration,
-    local_seen: &'a mut u64,
-    shared: &'a mut Shared,
-    proto_conn: &'a ProtoCounts,
-    proto_run: &'a ProtoCounts,
-    log: &'a mut Vec<FaultRecord>,
-}
-
-impl Cx<'_> {
-    fn eval(&mut self) -> Eval<'_> {
-        Eval {
-            trigger: self.trigger,
-            now: self.now,
-            opened: self.opened,
-            dir: self.dir,
-            local_seen: self.local_seen,
-            shared: self.shared,
-            proto_conn: self.proto_conn,
-            proto_run: self.proto_run,
-            rng: self.rng,
-        }
-    }
-
-    /// Does the trigger fire on this unit (its frames)?
-    pub fn fire(&mut self, unit: &[FrameTag]) -> bool {
-        self.eval().fire(unit)
-    }
-
-    /// Does a time-only trigger fire now?
-    pub fn fire_time(&mut self) -> bool {
-        self.eval().fire_time()
-    }
-
-    /// The frames of a message, for a message-level trigger.
-    pub fn fire_msg(&mut self, m: &Msg) -> bool {
-        let tags = frames::tags(&m.bytes, self.prefix_len);
-        self.fire(&tags)
-    }
-
-    /// The fault's name, as logged.
-    pub fn name(&self) -> &str {
-        self.name
-    }
-
-    /// Logs one decision.
-    pub fn record(&mut self, msg: Option<u64>, what: &str, offsets: Vec<usize>, detail: impl Into<String>) {
-        self.log.push(FaultRecord {
-            t_us: self.now.as_micros() as u64,
-            conn: self.conn,
-            dir: Some(self.dir),
-            msg,
-            fault: self.name.to_string(),
-            what: what.to_string(),
-            offsets,
-            detail: detail.into(),
-        });
-    }
-}
 
 struct Slot {
     spec: usize,
@@ -143,18 +26,6 @@ struct Slot {
     seen: u64,
     /// Instant of a time-only trigger not yet reached (disconnect, stall).
     time_at: Option<Duration>,
-}
-
-/// Messages of the other direction held at the pipeline's entry by a two-way stall.
-struct EntryHold {
-    name: String,
-    dir: Direction,
-    until: Option<Duration>,
-    held: Vec<Msg>,
-    held_bytes: usize,
-    max_held_bytes: usize,
-    /// The cap was hit: the rest is dropped too (see faults/stall.rs).
-    overflowed: bool,
 }
 
 struct Conn {
@@ -269,7 +140,7 @@ impl Pipeline {
                     dir: None,
                     msg: None,
                     fault: self.names[i].clone(),
-                    what: "refuse".into(),
+                    what: Outcome::Refuse,
                     offsets: Vec::new(),
                     detail: format!("HTTP {} ({} of {})", r.status, refused_before + 1, r.count),
                 });
@@ -344,28 +215,9 @@ impl Pipeline {
             idx,
         };
         if let Some(h) = &mut c.entry_hold
-            && h.dir == dir
+            && h.dir() == dir
         {
-            let overflow = h.overflowed || h.held_bytes + m.bytes.len() > h.max_held_bytes;
-            h.overflowed = overflow;
-            log.push(FaultRecord {
-                t_us: now.as_micros() as u64,
-                conn,
-                dir: Some(dir),
-                msg: Some(idx),
-                fault: h.name.clone(),
-                what: if overflow { "overflow" } else { "held" }.into(),
-                offsets: Vec::new(),
-                detail: if overflow {
-                    super::stall::overflow_detail(m.bytes.len(), h.max_held_bytes)
-                } else {
-                    format!("{} bytes held by a two-way stall", m.bytes.len())
-                },
-            });
-            if !overflow {
-                h.held_bytes += m.bytes.len();
-                h.held.push(m);
-            }
+            h.offer(m, now, conn, log);
             return Vec::new();
         }
         let mut env = Env {
@@ -429,30 +281,12 @@ impl Pipeline {
                 i += 1;
             }
         }
-        if let Some(h) = &c.entry_hold
-            && h.until.is_some_and(|u| u <= now)
+        if c.entry_hold.as_ref().is_some_and(|h| h.due(now))
             && !c.closed
             && let Some(h) = c.entry_hold.take()
         {
-            let (dir, name) = (h.dir, h.name);
-            let held: Vec<Out> = h
-                .held
-                .into_iter()
-                .map(|mut m| {
-                    env.log.push(FaultRecord {
-                        t_us: now.as_micros() as u64,
-                        conn,
-                        dir: Some(dir),
-                        msg: Some(m.idx),
-                        fault: name.clone(),
-                        what: "release".into(),
-                        offsets: Vec::new(),
-                        detail: format!("{} bytes", m.bytes.len()),
-                    });
-                    m.at = m.at.max(now);
-                    Out::Send(m)
-                })
-                .collect();
+            let dir = h.dir();
+            let held = h.release(now, conn, env.log).into_iter().map(Out::Send).collect();
             let outs = env.run(c, dir, 0, held);
             actions.extend(env.finish(c, dir, outs));
         }
@@ -468,7 +302,7 @@ impl Pipeline {
         let slots = c.chains.iter().flatten();
         slots
             .flat_map(|s| [s.time_at, s.fault.deadline()])
-            .chain([c.entry_hold.as_ref().and_then(|h| h.until)])
+            .chain([c.entry_hold.as_ref().and_then(EntryHold::until)])
             .flatten()
             .min()
     }
@@ -488,7 +322,7 @@ impl Pipeline {
                 dir: Some(dir),
                 msg: Some(m.idx),
                 fault: fault.to_string(),
-                what: "undelivered".into(),
+                what: Outcome::Undelivered,
                 offsets: Vec::new(),
                 detail: format!("{} bytes held when the connection closed", m.bytes.len()),
             });
@@ -506,8 +340,9 @@ impl Pipeline {
             }
         }
         if let Some(h) = c.entry_hold.take() {
-            for m in h.held {
-                give_back(&mut self.log, h.dir, &h.name, m);
+            let (name, dir, held) = h.into_held();
+            for m in held {
+                give_back(&mut self.log, dir, &name, m);
             }
         }
         actions
@@ -526,7 +361,7 @@ fn undelivered(now: Duration, conn: u64, dir: Direction, idx: u64, len: usize, w
         dir: Some(dir),
         msg: Some(idx),
         fault: "pipeline".into(),
-        what: "undelivered".into(),
+        what: Outcome::Undelivered,
         offsets: Vec::new(),
         detail: format!("{len} bytes: {why}"),
     }
@@ -630,22 +465,9 @@ impl Env<'_> {
                     let at = self.now.max(c.last_at[0]).max(c.last_at[1]);
                     actions.push(Action::Abort { at });
                 }
-                Out::Stall {
-                    until,
-                    both,
-                    name,
-                    max_held_bytes,
-                } => {
-                    if both {
-                        c.entry_hold = Some(EntryHold {
-                            name,
-                            dir: dir.other(),
-                            until,
-                            held: Vec::new(),
-                            held_bytes: 0,
-                            max_held_bytes,
-                            overflowed: false,
-                        });
+                Out::Stall { until, hold } => {
+                    if let Some(h) = hold {
+                        c.entry_hold = Some(h);
                     }
                     actions.push(Action::Stall { until });
                 }

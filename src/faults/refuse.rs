@@ -5,6 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::fault::{Fault, FaultType};
 use super::limits::{MAX_COUNT, check};
 
 /// `refuse` parameters.
@@ -26,9 +27,14 @@ fn unavailable() -> u16 {
     503
 }
 
-impl Refuse {
-    pub(crate) fn validate(&self) -> Result<(), String> {
+impl FaultType for Refuse {
+    fn validate(&self) -> Result<(), String> {
         check("status", self.status, 400..=599).map_err(|e| format!("{e} (an HTTP error)"))?;
         check("count", self.count, 1..=MAX_COUNT)
+    }
+
+    /// Handshake-only: [`super::Pipeline::on_connect`] evaluates it; no per-connection state.
+    fn build(&self) -> Option<Box<dyn Fault>> {
+        None
     }
 }

@@ -7,8 +7,9 @@
 use rand::RngExt;
 use serde::{Deserialize, Serialize};
 
+use super::fault::{Cx, Fault, FaultType, Msg, Out};
 use super::limits::{MAX_CUTS, check};
-use super::pipeline::{Cx, Fault, Msg, Out};
+use super::outcome::Outcome;
 use crate::codec::frame::FLAG;
 
 /// Where to cut.
@@ -46,7 +47,17 @@ fn one() -> usize {
 }
 
 impl Split {
-    pub(crate) fn validate(&self) -> Result<(), String> {
+    fn mode(&self) -> SplitMode {
+        self.mode.unwrap_or(if self.offsets.is_empty() {
+            SplitMode::Random
+        } else {
+            SplitMode::Offsets
+        })
+    }
+}
+
+impl FaultType for Split {
+    fn validate(&self) -> Result<(), String> {
         if self.mode == Some(SplitMode::Offsets) && self.offsets.is_empty() {
             return Err("mode \"offsets\" needs `offsets = [..]`".into());
         }
@@ -60,12 +71,8 @@ impl Split {
         Ok(())
     }
 
-    fn mode(&self) -> SplitMode {
-        self.mode.unwrap_or(if self.offsets.is_empty() {
-            SplitMode::Random
-        } else {
-            SplitMode::Offsets
-        })
+    fn build(&self) -> Option<Box<dyn Fault>> {
+        Some(Box::new(self.clone()))
     }
 }
 
@@ -94,7 +101,7 @@ impl Fault for Split {
         if cuts.is_empty() {
             cx.record(
                 Some(m.idx),
-                "no_target",
+                Outcome::NoTarget,
                 Vec::new(),
                 format!("{mode:?} found no cut point"),
             );
@@ -102,7 +109,7 @@ impl Fault for Split {
         }
         cx.record(
             Some(m.idx),
-            "split",
+            Outcome::Split,
             cuts.iter().map(|c| c + p).collect(),
             format!("{} bytes into {} messages", m.bytes.len(), cuts.len() + 1),
         );

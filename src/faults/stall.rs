@@ -9,15 +9,18 @@
 //! not dropped, up to `max_held_bytes` per direction (a dead link's kernel buffers fill up too):
 //! from the message that would pass it on, every message of that direction is dropped and logged
 //! `overflow` until the stall ends, so an endless stall on a fast feed cannot grow the gateway's
-//! memory without bound, and what is delivered later has no gap in its middle. One stall per connection; list two faults for two
-//! stalls.
+//! memory without bound, and what is delivered later has no gap in its middle. One stall per
+//! connection; list two faults for two stalls. The stall owns both holds: its own direction's in
+//! [`StallState`], the other's in the [`EntryHold`] it hands the pipeline, which only asks it.
 
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::fault::{Cx, Fault, FaultType, Msg, Out};
 use super::limits::{MAX_HELD_BYTES, MAX_MS, check, check_opt};
-use super::pipeline::{Cx, Fault, Msg, Out};
+use super::outcome::Outcome;
+use super::{Direction, FaultRecord};
 
 /// `stall` parameters.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -47,10 +50,124 @@ fn default_max_held() -> usize {
     DEFAULT_MAX_HELD_BYTES
 }
 
-impl Stall {
-    pub(crate) fn validate(&self) -> Result<(), String> {
+impl FaultType for Stall {
+    fn validate(&self) -> Result<(), String> {
         check_opt("for_ms", self.for_ms, 1..=MAX_MS)?;
         check("max_held_bytes", self.max_held_bytes, 1..=MAX_HELD_BYTES)
+    }
+
+    fn build(&self) -> Option<Box<dyn Fault>> {
+        Some(Box::new(StallState::new(self.clone())))
+    }
+
+    fn acts_on_time(&self) -> bool {
+        true
+    }
+}
+
+/// Messages held by a stall, up to `max` bytes: past the cap the message is dropped, and so is
+/// everything after it, as a full buffer blocks what follows (no gap in the middle of the stream).
+#[derive(Debug)]
+struct Hold {
+    held: Vec<Msg>,
+    bytes: usize,
+    max: usize,
+    overflowed: bool,
+}
+
+impl Hold {
+    fn new(max: usize) -> Hold {
+        Hold {
+            held: Vec::new(),
+            bytes: 0,
+            max,
+            overflowed: false,
+        }
+    }
+
+    /// Holds `m`, or drops it past the cap: [`Outcome::Held`] or [`Outcome::Overflow`], with the
+    /// log detail (`held` says how many bytes, after `held_note`).
+    fn offer(&mut self, m: Msg, held_note: &str) -> (Outcome, String) {
+        let len = m.bytes.len();
+        if self.overflowed || self.bytes + len > self.max {
+            self.overflowed = true;
+            return (Outcome::Overflow, overflow_detail(len, self.max));
+        }
+        self.bytes += len;
+        self.held.push(m);
+        (Outcome::Held, format!("{len} bytes{held_note}"))
+    }
+
+    /// Everything held, in order; the hold is empty after.
+    fn take(&mut self) -> Vec<Msg> {
+        self.bytes = 0;
+        std::mem::take(&mut self.held)
+    }
+}
+
+/// The other direction of a two-way stall (`both = true`), held at the pipeline's entry: the
+/// pipeline hands it every message of [`EntryHold::dir`] while it exists, and asks it when it
+/// ends ([`EntryHold::due`]).
+#[derive(Debug)]
+pub(crate) struct EntryHold {
+    name: String,
+    dir: Direction,
+    until: Option<Duration>,
+    hold: Hold,
+}
+
+impl EntryHold {
+    /// The direction held.
+    pub(crate) fn dir(&self) -> Direction {
+        self.dir
+    }
+
+    /// When the stall ends; `None`: at the connection's close.
+    pub(crate) fn until(&self) -> Option<Duration> {
+        self.until
+    }
+
+    /// The stall is over at `now`.
+    pub(crate) fn due(&self, now: Duration) -> bool {
+        self.until.is_some_and(|u| u <= now)
+    }
+
+    /// A message of the held direction entered the pipeline: held, or dropped past the cap; logged.
+    pub(crate) fn offer(&mut self, m: Msg, now: Duration, conn: u64, log: &mut Vec<FaultRecord>) {
+        let idx = m.idx;
+        let (what, detail) = self.hold.offer(m, " held by a two-way stall");
+        log.push(self.record(now, conn, idx, what, detail));
+    }
+
+    /// The stall ended at `now`: what it held, each logged `release`, none due before `now`.
+    pub(crate) fn release(mut self, now: Duration, conn: u64, log: &mut Vec<FaultRecord>) -> Vec<Msg> {
+        let held = self.hold.take();
+        held.into_iter()
+            .map(|mut m| {
+                log.push(self.record(now, conn, m.idx, Outcome::Release, format!("{} bytes", m.bytes.len())));
+                m.at = m.at.max(now);
+                m
+            })
+            .collect()
+    }
+
+    /// The connection closed: the stall's name, the direction and what it held.
+    pub(crate) fn into_held(mut self) -> (String, Direction, Vec<Msg>) {
+        let held = self.hold.take();
+        (self.name, self.dir, held)
+    }
+
+    fn record(&self, now: Duration, conn: u64, idx: u64, what: Outcome, detail: String) -> FaultRecord {
+        FaultRecord {
+            t_us: now.as_micros() as u64,
+            conn,
+            dir: Some(self.dir),
+            msg: Some(idx),
+            fault: self.name.clone(),
+            what,
+            offsets: Vec::new(),
+            detail,
+        }
     }
 }
 
@@ -66,21 +183,15 @@ enum Phase {
 pub(crate) struct StallState {
     cfg: Stall,
     phase: Phase,
-    held: Vec<Msg>,
-    held_bytes: usize,
-    /// The cap was hit: everything after is dropped too, as a full buffer blocks what follows
-    /// (no gap in the middle of the stream).
-    overflowed: bool,
+    hold: Hold,
 }
 
 impl StallState {
     pub fn new(cfg: Stall) -> Self {
         StallState {
+            hold: Hold::new(cfg.max_held_bytes),
             cfg,
             phase: Phase::Armed,
-            held: Vec::new(),
-            held_bytes: 0,
-            overflowed: false,
         }
     }
 
@@ -93,16 +204,17 @@ impl StallState {
             .map_or("until close".to_string(), |ms| format!("for {ms} ms"));
         cx.record(
             idx,
-            "stall",
+            Outcome::Stall,
             Vec::new(),
             format!("{how_long}{}", if self.cfg.both { ", both ways" } else { "" }),
         );
-        Out::Stall {
-            until,
-            both: self.cfg.both,
+        let hold = self.cfg.both.then(|| EntryHold {
             name: cx.name().to_string(),
-            max_held_bytes: self.cfg.max_held_bytes,
-        }
+            dir: cx.dir.other(),
+            until,
+            hold: Hold::new(self.cfg.max_held_bytes),
+        });
+        Out::Stall { until, hold }
     }
 }
 
@@ -115,19 +227,9 @@ impl Fault for StallState {
             Phase::Armed => out.push(self.begin(cx, Some(m.idx))),
             Phase::Stalled { .. } => {}
         }
-        if self.overflowed || self.held_bytes + m.bytes.len() > self.cfg.max_held_bytes {
-            self.overflowed = true;
-            cx.record(
-                Some(m.idx),
-                "overflow",
-                Vec::new(),
-                overflow_detail(m.bytes.len(), self.cfg.max_held_bytes),
-            );
-            return out;
-        }
-        cx.record(Some(m.idx), "held", Vec::new(), format!("{} bytes", m.bytes.len()));
-        self.held_bytes += m.bytes.len();
-        self.held.push(m);
+        let idx = m.idx;
+        let (what, detail) = self.hold.offer(m, "");
+        cx.record(Some(idx), what, Vec::new(), detail);
         out
     }
 
@@ -143,15 +245,14 @@ impl Fault for StallState {
             return Vec::new();
         };
         self.phase = Phase::Done;
-        self.held_bytes = 0;
+        let held = self.hold.take();
         cx.record(
             None,
-            "stall_end",
+            Outcome::StallEnd,
             Vec::new(),
-            format!("{} messages released", self.held.len()),
+            format!("{} messages released", held.len()),
         );
-        std::mem::take(&mut self.held)
-            .into_iter()
+        held.into_iter()
             .map(|mut m| {
                 m.at = m.at.max(until);
                 Out::Send(m)
@@ -167,12 +268,11 @@ impl Fault for StallState {
     }
 
     fn drain(&mut self) -> Vec<Msg> {
-        self.held_bytes = 0;
-        std::mem::take(&mut self.held)
+        self.hold.take()
     }
 }
 
 /// The log detail of a message dropped because the stall holds `max` bytes already.
-pub(crate) fn overflow_detail(len: usize, max: usize) -> String {
+fn overflow_detail(len: usize, max: usize) -> String {
     format!("{len} bytes dropped: the stall already holds what max_held_bytes = {max} allows")
 }

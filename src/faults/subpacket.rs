@@ -14,9 +14,10 @@ use std::time::Duration;
 use rand::RngExt;
 use serde::{Deserialize, Serialize};
 
+use super::fault::{Cx, Fault, FaultType, Msg, Out};
 use super::frames::{self, Located};
 use super::limits::{MAX_MS, MAX_PACKET_INDEX, check, check_opt};
-use super::pipeline::{Cx, Fault, Msg, Out};
+use super::outcome::Outcome;
 
 /// `drop_packet` parameters.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -58,20 +59,36 @@ fn validate_index(index: Option<u16>) -> Result<(), String> {
     check_opt("index", index, 1..=MAX_PACKET_INDEX).map_err(|e| format!("{e} (1-based, JT808.md §4)"))
 }
 
-impl DropPacket {
-    pub(crate) fn validate(&self) -> Result<(), String> {
+impl FaultType for DropPacket {
+    fn validate(&self) -> Result<(), String> {
         validate_index(self.index)
     }
-}
-impl DuplicatePacket {
-    pub(crate) fn validate(&self) -> Result<(), String> {
-        validate_index(self.index)
+
+    fn build(&self) -> Option<Box<dyn Fault>> {
+        Some(Box::new(PacketState::new(PacketAction::Drop, self.index, 0)))
     }
 }
-impl ReorderPacket {
-    pub(crate) fn validate(&self) -> Result<(), String> {
+impl FaultType for DuplicatePacket {
+    fn validate(&self) -> Result<(), String> {
+        validate_index(self.index)
+    }
+
+    fn build(&self) -> Option<Box<dyn Fault>> {
+        Some(Box::new(PacketState::new(PacketAction::Duplicate, self.index, 0)))
+    }
+}
+impl FaultType for ReorderPacket {
+    fn validate(&self) -> Result<(), String> {
         validate_index(self.index)?;
         check("max_wait_ms", self.max_wait_ms, 0..=MAX_MS)
+    }
+
+    fn build(&self) -> Option<Box<dyn Fault>> {
+        Some(Box::new(PacketState::new(
+            PacketAction::Reorder,
+            self.index,
+            self.max_wait_ms,
+        )))
     }
 }
 
@@ -140,7 +157,7 @@ impl PacketState {
         if target == 0 || target > total {
             cx.record(
                 Some(idx),
-                "no_target",
+                Outcome::NoTarget,
                 vec![fr.start],
                 format!(
                     "{}: no packet {} to {}",
@@ -169,7 +186,7 @@ impl Fault for PacketState {
                 let held_bytes = h.msg.bytes[cx.prefix_len.min(h.msg.bytes.len())..].to_vec();
                 cx.record(
                     Some(h.msg.idx),
-                    "release",
+                    Outcome::Release,
                     vec![fr.end],
                     format!("after {}", fr.describe()),
                 );
@@ -187,17 +204,22 @@ impl Fault for PacketState {
                 let whole = fr.own();
                 match self.action {
                     PacketAction::Drop => {
-                        cx.record(Some(m.idx), "drop_packet", vec![fr.start, fr.end], fr.describe());
+                        cx.record(Some(m.idx), Outcome::DropPacket, vec![fr.start, fr.end], fr.describe());
                         edits.push((whole, Vec::new()));
                     }
                     PacketAction::Duplicate => {
-                        cx.record(Some(m.idx), "duplicate_packet", vec![fr.start, fr.end], fr.describe());
+                        cx.record(
+                            Some(m.idx),
+                            Outcome::DuplicatePacket,
+                            vec![fr.start, fr.end],
+                            fr.describe(),
+                        );
                         edits.push((fr.end..fr.end, m.bytes[fr.start..fr.end].to_vec()));
                     }
                     PacketAction::Reorder => {
                         cx.record(
                             Some(m.idx),
-                            "reorder_packet",
+                            Outcome::ReorderPacket,
                             vec![fr.start, fr.end],
                             format!("{} held", fr.describe()),
                         );
@@ -205,7 +227,12 @@ impl Fault for PacketState {
                         bytes.extend_from_slice(&m.bytes[fr.start..fr.end]);
                         // A packet still held from an earlier group is released first, alone.
                         if let Some(old) = self.held.take() {
-                            cx.record(Some(old.msg.idx), "release", Vec::new(), "another packet is held");
+                            cx.record(
+                                Some(old.msg.idx),
+                                Outcome::Release,
+                                Vec::new(),
+                                "another packet is held",
+                            );
                             extra.push(old.msg);
                         }
                         self.held = Some(Held {
@@ -243,7 +270,7 @@ impl Fault for PacketState {
             Some(h) => {
                 cx.record(
                     Some(h.msg.idx),
-                    "release",
+                    Outcome::Release,
                     Vec::new(),
                     "max_wait_ms reached, sent alone",
                 );

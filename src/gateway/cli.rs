@@ -3,7 +3,8 @@
 //! ```text
 //! jt808-harness serve [--listen ADDR]
 //!     [--capture FILE [--speed F] [--loops N]
-//!      | --terminals N --version 2013|2019|mixed --messages N --interval-ms MS ...]
+//!      | --terminals N --version 2013|2019|mixed --messages N --interval-ms MS ...
+//!      | --feed stress [--clients N] [--frame-interval-ms MS] [--frames N]]
 //!     [--fault SPEC]... [--seed N] [--prefix-len N] [--scenario FILE] [--quiet]
 //! ```
 //!
@@ -12,7 +13,8 @@
 //! record as one JSON line, as it happens. With no source flags it serves a generated fleet with
 //! the default settings, unlimited. `--scenario FILE` serves that scenario's source, faults,
 //! gateway settings and seed; `--seed`, `--prefix-len` given beside it override the scenario's,
-//! and `--fault` adds to its faults.
+//! and `--fault` adds to its faults. `--feed stress` serves the stress feed, so `stress --url`
+//! shards on other machines can share this gateway.
 
 use std::future::Future;
 use std::io::Write;
@@ -25,6 +27,7 @@ use tokio::sync::watch;
 
 use super::fleet::{FleetConfig, FleetVersion, MAX_FRAMES_PER_MESSAGE, MAX_INTERVAL_MS, MAX_TERMINALS};
 use super::source::{CaptureSource, SourceError, SourceSpec};
+use super::stress_feed;
 use super::{Gateway, GatewayConfig, GatewayError};
 use crate::codec::frame::MAX_BODY_LEN;
 use crate::faults::{FaultSpec, FaultSpecError};
@@ -109,6 +112,53 @@ pub struct ServeArgs {
     /// Print only the listening line, not the gateway log.
     #[arg(long)]
     pub quiet: bool,
+    /// Serve a built-in feed instead of a fleet, a capture or a scenario: `stress`, the numbered
+    /// feed `stress --url` counts (session `/c/<id>` is client `id`), for a fleet sharded over
+    /// machines against this one gateway.
+    #[arg(long, value_enum, conflicts_with_all = ["capture", "scenario", "terminals", "version", "messages", "interval_ms", "frames_per_message", "packet_size"])]
+    pub feed: Option<BuiltinFeed>,
+    /// `--feed stress`: clients in the whole fleet (every shard), which sizes the connection
+    /// limit to twice it (1..=1000000). Default 1000, as `stress --clients`.
+    #[arg(long, requires = "feed",
+          value_parser = RangedU64ValueParser::<usize>::new().range(1..=stress_feed::MAX_CLIENTS))]
+    pub clients: Option<usize>,
+    /// `--feed stress`: one numbered frame per session this often, ms (1..=86400000). Default
+    /// 1000, as `stress --frame-interval-ms`; give both the same value.
+    #[arg(long, requires = "feed", value_parser = clap::value_parser!(u64).range(1..=MAX_CLIENT_MS))]
+    pub frame_interval_ms: Option<u64>,
+    /// `--feed stress`: numbered frames per session, then none (1..=4294967295; default: no end).
+    /// Give `stress --frames` the same value: its clients then know what every session offered.
+    #[arg(long, requires = "feed", value_parser = clap::value_parser!(u64).range(1..=u64::from(u32::MAX)))]
+    pub frames: Option<u64>,
+}
+
+/// A feed built into `serve` (`--feed`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BuiltinFeed {
+    /// The stress feed ([`stress_feed::StressFeed`]): numbered 0x0200 frames and a terminal that
+    /// confirms every command, forever.
+    Stress,
+}
+
+/// The per-session feed factory of `serve`.
+type FeedFactory = Box<dyn Fn(&str) -> Box<dyn super::Feed> + Send + Sync>;
+
+impl ServeArgs {
+    /// With `--feed stress`: its factory, and the gateway settings it needs (connections for the
+    /// whole fleet, twice over for stalled ones not yet superseded).
+    fn stress_feed(&self, gateway: &mut GatewayConfig) -> Option<FeedFactory> {
+        self.feed?;
+        let clients = self.clients.unwrap_or(stress_feed::DEFAULT_CLIENTS);
+        gateway.max_connections = gateway.max_connections.max(clients.saturating_mul(2));
+        let settings = stress_feed::FeedSettings {
+            interval: self
+                .frame_interval_ms
+                .map_or(stress_feed::DEFAULT_FRAME_INTERVAL, Duration::from_millis),
+            frames: self.frames,
+        };
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(stress_feed::NO_STOP));
+        Some(Box::new(stress_feed::StressFeed::factory(settings, stop)))
+    }
 }
 
 /// Why `serve` could not run.
@@ -234,18 +284,27 @@ pub async fn serve(
     out: &mut (dyn Write + Send),
     stop: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
-    let plan = args.plan()?;
+    let mut plan = args.plan()?;
     let seed = plan.gateway.seed;
-    let feeds = plan.source.feeds(seed)?;
-    let errors = feeds.errors();
-    let conversations = feeds.conversations();
+    let (factory, errors, conversations) = match args.stress_feed(&mut plan.gateway) {
+        Some(factory) => (factory, None, None),
+        None => {
+            let feeds = plan.source.feeds(seed)?;
+            let (errors, conversations) = (feeds.errors(), feeds.conversations());
+            (
+                Box::new(feeds.into_factory()) as FeedFactory,
+                Some(errors),
+                Some(conversations),
+            )
+        }
+    };
     let listener = Listener::bind(args.listen).await.map_err(|source| ServeError::Bind {
         addr: args.listen,
         source,
     })?;
     let addr = listener.local_addr().unwrap_or(args.listen);
     let (stop_tx, stop_rx) = watch::channel(false);
-    let gw = Gateway::new(plan.gateway, plan.faults, feeds.into_factory(), stop_rx)?;
+    let gw = Gateway::new(plan.gateway, plan.faults, factory, stop_rx)?;
     writeln!(out, "listening on ws://{addr}")?;
     out.flush()?;
     let server = tokio::spawn({
@@ -279,11 +338,11 @@ pub async fn serve(
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     write_log(out)?;
-    for e in errors.list() {
+    for e in errors.iter().flat_map(|e| e.list()) {
         tracing::error!("replay: {}", e.message);
     }
     // What a conversation replay expected and never got is said at the end, as a log line.
-    for (session, report) in conversations.reports() {
+    for (session, report) in conversations.iter().flat_map(|c| c.reports()) {
         let line = serde_json::json!({"type": "conversation", "session": session, "report": report});
         writeln!(out, "{line}")?;
     }

@@ -13,6 +13,10 @@
 //! | `media` | 0x0801 | a JPEG-looking picture of 2-6 KiB with its location block (§5.6), sub-packaged |
 //! | `av_list` | 0x1205 | a resource list of 20-60 items (reply serial 0: unsolicited), sub-packaged |
 //!
+//! With [`FleetConfig::message_ids`] a terminal sends the listed ids in turn instead, any
+//! terminal-originated id typed by the codec (`"every"`: all of them, [`every_terminal_id`]);
+//! the ids beyond the five above are built by [`messages`].
+//!
 //! Sub-packaged messages are split by [`Message::encode_packets`] with [`FleetConfig::packet_size`]
 //! body bytes per packet, "every packet has its own serial number" (JT808.md §4), from the
 //! terminal's own wrapping counter, which its answers to commands share ([`TerminalScript`]).
@@ -37,8 +41,11 @@ use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+pub mod messages;
+
 use super::feed::{Feed, FeedItem};
-use super::terminal::{Terminal, TerminalScript, TerminalSettings, sim_time};
+use super::terminal::held::Held;
+use super::terminal::{SIM_DAY_START_SECS, Terminal, TerminalScript, TerminalSettings, sim_time};
 use crate::codec::body::{
     AvResource, AvResourceList, BatchItem, BatchLocation, Body, EmptyBody, ItemValue, Location, LocationItem,
     LocationItems, MediaUpload,
@@ -113,6 +120,76 @@ impl Default for Mix {
     }
 }
 
+/// Which message ids a fleet terminal sends, in turn, instead of the weighted [`Mix`]. In TOML
+/// `message_ids = "every"` or `message_ids = ["0x0200", "0x0702"]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MessageIds {
+    /// Every terminal-originated id the codec types ([`every_terminal_id`]), in table order.
+    Every,
+    /// These ids, in this order (each a terminal id the codec types).
+    List(Vec<u16>),
+}
+
+/// The `"every"` of [`MessageIds`].
+const EVERY: &str = "every";
+
+impl MessageIds {
+    /// The ids, in the order sent.
+    pub fn ids(&self) -> Vec<u16> {
+        match self {
+            MessageIds::Every => every_terminal_id(),
+            MessageIds::List(ids) => ids.clone(),
+        }
+    }
+}
+
+/// Every terminal-originated id of the codec's table ([`crate::codec::body::MESSAGE_IDS`]), in
+/// table order: what `message_ids = "every"` sends.
+pub fn every_terminal_id() -> Vec<u16> {
+    crate::codec::body::MESSAGE_IDS
+        .iter()
+        .filter(|i| i.from == crate::codec::body::Direction::Terminal)
+        .map(|i| i.id)
+        .collect()
+}
+
+/// Whether a fleet can send `id`: a terminal-originated id the codec types.
+pub fn can_send(id: u16) -> bool {
+    every_terminal_id().contains(&id)
+}
+
+impl Serialize for MessageIds {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            MessageIds::Every => s.serialize_str(EVERY),
+            MessageIds::List(ids) => s.collect_seq(ids.iter().map(|id| format!("0x{id:04X}"))),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for MessageIds {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        struct Id(#[serde(with = "crate::codec::body::hex_id")] u16);
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum In {
+            Word(String),
+            List(Vec<Id>),
+        }
+        let bad = |what: String| {
+            serde::de::Error::custom(format!(
+                "message_ids {what}: expected \"{EVERY}\" or a list of message ids like [\"0x0200\", \"0x0702\"]"
+            ))
+        };
+        match In::deserialize(d).map_err(|_| bad("is neither".into()))? {
+            In::Word(w) if w == EVERY => Ok(MessageIds::Every),
+            In::Word(w) => Err(bad(format!("{w:?}"))),
+            In::List(ids) => Ok(MessageIds::List(ids.into_iter().map(|i| i.0).collect())),
+        }
+    }
+}
+
 /// A generated fleet.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -129,6 +206,10 @@ pub struct FleetConfig {
     pub interval_ms: u64,
     /// Message kinds and weights.
     pub mix: Mix,
+    /// Send these ids in turn instead of the weighted `mix` (terminal `i`'s `k`-th message is
+    /// id `(i + k) mod n` of the list). Default: none, the mix.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message_ids: Option<MessageIds>,
     /// Body bytes per packet of sub-packaged messages, the terminals' answers included (1..=1023).
     /// Default 512.
     pub packet_size: usize,
@@ -153,6 +234,7 @@ impl Default for FleetConfig {
             messages: 10,
             interval_ms: 1000,
             mix: Mix::default(),
+            message_ids: None,
             packet_size: 512,
             frames_per_message: 1,
             first_serial: 0,
@@ -216,6 +298,9 @@ impl FleetConfig {
         {
             return bad("every mix weight is 0: nothing to send".into());
         }
+        if let Some(ids) = &self.message_ids {
+            message_ids_problem(ids).map_or(Ok(()), |(_, m)| bad(format!("message_ids: {m}")))?;
+        }
         let Some(last) = self.first_phone.checked_add(u64::from(self.terminals) - 1) else {
             return bad("first_phone + terminals overflows".into());
         };
@@ -231,6 +316,26 @@ impl FleetConfig {
             .validate()
             .map_err(|m| FleetError::Invalid(format!("terminal: {m}")))
     }
+}
+
+/// The first problem of a [`MessageIds`] list: its index (for the key's file:line) and what is
+/// wrong. An empty list sends nothing; an id must be one a fleet can send ([`can_send`]).
+pub fn message_ids_problem(ids: &MessageIds) -> Option<(usize, String)> {
+    let MessageIds::List(list) = ids else { return None };
+    if list.is_empty() {
+        return Some((0, "an empty list sends nothing".into()));
+    }
+    list.iter().position(|&id| !can_send(id)).map(|i| {
+        let id = list[i];
+        let why = match crate::codec::body::kind_of(id) {
+            Some(name) => format!("0x{id:04X} ({name}) is sent by the platform, not a terminal"),
+            None => format!("0x{id:04X} is not a message id the codec types"),
+        };
+        (
+            i,
+            format!("{why}; a fleet sends the terminal ids of the README's Message ids table"),
+        )
+    })
 }
 
 /// Where a terminal is and how it moves.
@@ -371,6 +476,8 @@ impl Route {
 /// One fleet terminal's generator state (its serials and history live in the script).
 #[derive(Debug)]
 struct Generator {
+    /// 0-based terminal index (where it starts in `message_ids`).
+    index: u32,
     phone: Phone,
     version: Version,
     rng: ChaCha8Rng,
@@ -388,13 +495,15 @@ struct Generator {
 }
 
 /// Report times start at 08:00 of the simulated day: a fleet out on its morning round.
-const DAY_START_SECS: u64 = 8 * 3600;
+const DAY_START_SECS: u64 = SIM_DAY_START_SECS;
 
 /// The generated fleet: a [`Feed`] of its terminals' messages in due order, answering commands
 /// through its [`TerminalScript`].
 #[derive(Debug)]
 pub struct Fleet {
     cfg: FleetConfig,
+    /// The ids of [`FleetConfig::message_ids`], resolved once.
+    ids: Option<Vec<u16>>,
     script: TerminalScript,
     gens: Vec<Generator>,
     /// (due µs, terminal index) of every terminal's next frame.
@@ -429,6 +538,7 @@ impl Fleet {
             let route = Route::new(&mut rng);
             queue.push(Reverse((phase_us, i)));
             gens.push(Generator {
+                index: i,
                 phone,
                 version,
                 rng,
@@ -440,8 +550,10 @@ impl Fleet {
                 media_id: 1,
             });
         }
+        let ids = cfg.message_ids.as_ref().map(MessageIds::ids);
         Ok(Fleet {
             cfg,
+            ids,
             script,
             gens,
             queue,
@@ -459,7 +571,7 @@ impl Fleet {
         let g = &mut self.gens[idx as usize];
         if g.pending.is_empty() {
             let due = g.next_due_us;
-            let frames = Self::generate(&self.cfg, &mut self.script, g, due);
+            let frames = Self::generate(&self.cfg, self.ids.as_deref(), &mut self.script, g, due);
             let gap = self.cfg.packet_gap_ms * 1000;
             g.pending
                 .extend(frames.into_iter().enumerate().map(|(j, f)| (due + j as u64 * gap, f)));
@@ -481,26 +593,63 @@ impl Fleet {
     }
 
     /// One message of terminal `g`, due at `due_us`, as its frames.
-    fn generate(cfg: &FleetConfig, script: &mut TerminalScript, g: &mut Generator, due_us: u64) -> Vec<Vec<u8>> {
+    fn generate(
+        cfg: &FleetConfig,
+        ids: Option<&[u16]>,
+        script: &mut TerminalScript,
+        g: &mut Generator,
+        due_us: u64,
+    ) -> Vec<Vec<u8>> {
         let now_secs = due_us as f64 / 1e6;
         let dt = now_secs - g.route_secs;
-        let secs = |s: f64| DAY_START_SECS + s as u64;
-        let m = &cfg.mix;
-        let weights = [m.location, m.heartbeat, m.batch, m.media, m.av_list];
-        let total: u32 = weights.iter().sum();
-        let mut pick = g.rng.random_range(0..total);
-        let kind = weights
-            .iter()
-            .position(|&w| {
-                if pick < w {
-                    true
-                } else {
-                    pick -= w;
-                    false
+        let secs = DAY_START_SECS + now_secs as u64;
+        let pick = match ids {
+            None => Pick::Mix(pick_kind(&cfg.mix, &mut g.rng)),
+            Some(ids) => {
+                let id = ids[(g.index as usize + g.sent as usize) % ids.len()];
+                match messages::MIX_IDS.iter().position(|&m| m == id) {
+                    Some(kind) => Pick::Mix(kind),
+                    None => Pick::Id(id),
                 }
-            })
-            .unwrap_or(0);
-        let (msg_id, body) = match kind {
+            }
+        };
+        let (msg_id, body) = match pick {
+            Pick::Mix(kind) => Self::mixed(kind, g, now_secs, dt),
+            Pick::Id(id) => {
+                g.route.advance(&mut g.rng, dt);
+                let term = script
+                    .terminal(&g.phone)
+                    .expect("every fleet terminal was added to the script in Fleet::new");
+                let defaults;
+                let held = match term.held() {
+                    Some(h) => h,
+                    None => {
+                        defaults = Held::new(&g.phone);
+                        &defaults
+                    }
+                };
+                let scene = messages::Scene {
+                    term,
+                    held,
+                    fix: g.route.basic(secs),
+                    secs,
+                };
+                let body = messages::body_of(id, &scene, &mut g.rng)
+                    .expect("message_ids are validated against every_terminal_id, which body_of builds (tested)");
+                (id, body)
+            }
+        };
+        g.route_secs = now_secs;
+        let term = script
+            .terminal_mut(&g.phone)
+            .expect("every fleet terminal was added to the script in Fleet::new");
+        term.encode(msg_id, &body, cfg.packet_size)
+    }
+
+    /// A message of the weighted mix: `kind` indexes [`messages::MIX_IDS`].
+    fn mixed(kind: usize, g: &mut Generator, now_secs: f64, dt: f64) -> (u16, Body) {
+        let secs = |s: f64| DAY_START_SECS + s as u64;
+        match kind {
             0 => {
                 g.route.advance(&mut g.rng, dt);
                 (
@@ -523,70 +672,91 @@ impl Fleet {
                     items.push(BatchItem::Location(g.route.report(secs(t), g.version, &mut g.rng)));
                 }
                 let batch_type = u8::from(g.rng.random_bool(0.3));
-                (
-                    BatchLocation::ID,
-                    Body::BatchLocation(BatchLocation {
-                        count: n,
-                        batch_type,
-                        items,
-                        cut: None,
-                    }),
-                )
+                let body = BatchLocation {
+                    count: n,
+                    batch_type,
+                    items,
+                    cut: None,
+                };
+                (BatchLocation::ID, Body::BatchLocation(body))
             }
             3 => {
                 g.route.advance(&mut g.rng, dt);
-                let len = g.rng.random_range(2048..6144usize);
-                let mut data = vec![0u8; len];
-                g.rng.fill(&mut data[..]);
-                // A JPEG's SOI/APP0 marker at the start and EOI at the end.
-                data[..4].copy_from_slice(&[0xFF, 0xD8, 0xFF, 0xE0]);
-                data[len - 2..].copy_from_slice(&[0xFF, 0xD9]);
-                let media_id = g.media_id;
-                g.media_id = g.media_id.wrapping_add(1);
-                (
-                    MediaUpload::ID,
-                    Body::MediaUpload(Box::new(MediaUpload {
-                        media_id,
-                        media_type: 0,
-                        media_format: 0,
-                        event: g.rng.random_range(0..4),
-                        channel: g.rng.random_range(1..5),
-                        location: Some(g.route.basic(secs(now_secs))),
-                        data,
-                    })),
-                )
+                (MediaUpload::ID, Self::media(g, secs(now_secs)))
             }
             _ => {
                 g.route.advance(&mut g.rng, dt);
-                let n = g.rng.random_range(20..=60u32);
-                let base = secs(now_secs).saturating_sub(86_400);
-                let items = (0..n)
-                    .map(|i| {
-                        let start = base + u64::from(i) * 600;
-                        AvResource {
-                            channel: (i % 4) as u8 + 1,
-                            start: sim_time(start),
-                            end: sim_time(start + 600),
-                            alarm: 0,
-                            av_type: 0,
-                            stream_type: 1,
-                            storage_type: 1,
-                            file_size: g.rng.random_range(2_000_000..40_000_000),
-                        }
-                    })
-                    .collect();
-                (
-                    AvResourceList::ID,
-                    Body::AvResourceList(AvResourceList { reply_serial: 0, items }),
-                )
+                (AvResourceList::ID, Self::av_list(g, secs(now_secs)))
             }
-        };
-        g.route_secs = now_secs;
-        let term = script
-            .terminal_mut(&g.phone)
-            .expect("every fleet terminal was added to the script in Fleet::new");
-        term.encode(msg_id, &body, cfg.packet_size)
+        }
     }
+
+    /// 0x0801: a JPEG-looking picture of 2-6 KiB with its location block.
+    fn media(g: &mut Generator, secs: u64) -> Body {
+        let len = g.rng.random_range(2048..6144usize);
+        let mut data = vec![0u8; len];
+        g.rng.fill(&mut data[..]);
+        // A JPEG's SOI/APP0 marker at the start and EOI at the end.
+        data[..4].copy_from_slice(&[0xFF, 0xD8, 0xFF, 0xE0]);
+        data[len - 2..].copy_from_slice(&[0xFF, 0xD9]);
+        let media_id = g.media_id;
+        g.media_id = g.media_id.wrapping_add(1);
+        Body::MediaUpload(Box::new(MediaUpload {
+            media_id,
+            media_type: 0,
+            media_format: 0,
+            event: g.rng.random_range(0..4),
+            channel: g.rng.random_range(1..5),
+            location: Some(g.route.basic(secs)),
+            data,
+        }))
+    }
+
+    /// 0x1205: an unsolicited list of 20-60 ten-minute items of the day before.
+    fn av_list(g: &mut Generator, secs: u64) -> Body {
+        let n = g.rng.random_range(20..=60u32);
+        let base = secs.saturating_sub(86_400);
+        let items = (0..n)
+            .map(|i| {
+                let start = base + u64::from(i) * 600;
+                AvResource {
+                    channel: (i % 4) as u8 + 1,
+                    start: sim_time(start),
+                    end: sim_time(start + 600),
+                    alarm: 0,
+                    av_type: 0,
+                    stream_type: 1,
+                    storage_type: 1,
+                    file_size: g.rng.random_range(2_000_000..40_000_000),
+                }
+            })
+            .collect();
+        Body::AvResourceList(AvResourceList::new(0, items))
+    }
+}
+
+/// What a terminal sends next: a kind of the weighted mix, or an id of `message_ids`.
+enum Pick {
+    Mix(usize),
+    Id(u16),
+}
+
+/// A kind of the mix by its weights (an index into [`messages::MIX_IDS`]).
+fn pick_kind(m: &Mix, rng: &mut ChaCha8Rng) -> usize {
+    let weights = [m.location, m.heartbeat, m.batch, m.media, m.av_list];
+    let total: u32 = weights.iter().sum();
+    let mut pick = rng.random_range(0..total);
+    weights
+        .iter()
+        .position(|&w| {
+            if pick < w {
+                true
+            } else {
+                pick -= w;
+                false
+            }
+        })
+        .unwrap_or(0)
 }
 
 impl Feed for Fleet {
@@ -609,6 +779,20 @@ impl Feed for Fleet {
     }
 
     fn on_client_message(&mut self, msg: &Message, now: Duration) -> Vec<FeedItem> {
+        // Where the vehicle is (its route as of its latest message) is what it answers 0x8201
+        // and 0x8500 with; set only when a command comes, so uncommanded terminals hold nothing.
+        let phone = msg.header.phone;
+        let index = phone
+            .to_string()
+            .parse::<u64>()
+            .ok()
+            .and_then(|n| n.checked_sub(self.cfg.first_phone));
+        if let Some(g) = index.and_then(|i| self.gens.get(usize::try_from(i).ok()?))
+            && g.phone == phone
+            && let Some(term) = self.script.terminal_mut(&phone)
+        {
+            term.set_position(g.route.basic(DAY_START_SECS + g.route_secs as u64));
+        }
         self.script.on_client_message(msg, now)
     }
 }

@@ -8,16 +8,23 @@
 //! fault counters keep counting, so "disconnect at the 5th message" happens once, and nothing is
 //! lost to a reconnect except what a fault destroyed or what was in flight.
 //!
+//! Files: `conn` serves one connection, [`events`] is the log it writes, [`describe`] names the
+//! frames in it, `session` keeps what outlives a connection.
+//!
 //! Tokio lives here (and in `transport`, `client`, the runner); the feed, the faults and the codec
 //! are sans-IO and get `now` passed in.
 
 pub mod cli;
+mod conn;
 pub mod converse;
+pub mod describe;
+pub mod events;
 pub mod feed;
 pub mod fleet;
 pub mod replay;
 mod session;
 pub mod source;
+pub mod stress_feed;
 pub mod terminal;
 
 use std::collections::BTreeMap;
@@ -25,21 +32,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
 use serde::Serialize;
 use tokio::sync::{Notify, Semaphore, mpsc, watch};
 use tokio::time::Instant;
-use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-use tokio_tungstenite::tungstenite::protocol::frame::CloseFrame;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::{Message as WsMessage, http};
 
-use crate::codec::deframer::{Deframer, Item};
-use crate::codec::{DecodeEvent, Decoder, Message};
-use crate::faults::{Action, ConnectDecision, Direction, FaultRecord, FaultSpec, FaultSpecError, Pipeline};
-use crate::transport::{BoxIo, Listener};
+use crate::faults::{ConnectDecision, FaultSpec, FaultSpecError, Pipeline};
+use crate::transport::Listener;
 
+pub use describe::{FrameDesc, FrameId, describe_frames, describe_stream};
+pub use events::{Closed, ConnCommand, GatewayEvent, GatewayRecord};
 pub use feed::{Feed, FeedItem, ListFeed};
 
 use session::{ClaimError, FeedFactory, Session, Sessions};
@@ -120,150 +121,6 @@ pub enum LogLevel {
     Off,
 }
 
-/// Who closed a connection, and how.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "how", rename_all = "snake_case")]
-pub enum Closed {
-    /// The client sent a close frame.
-    ClientClose {
-        /// Close code.
-        code: Option<u16>,
-    },
-    /// The client's stream ended without a close frame, or failed.
-    ClientGone {
-        /// What the stream said.
-        why: String,
-    },
-    /// A fault closed it cleanly.
-    GatewayClose {
-        /// Close code.
-        code: u16,
-    },
-    /// A fault dropped it without a close frame.
-    GatewayAbort,
-    /// The replayed capture's connection ended here ([`replay::ReplayOptions::keep_connections`]):
-    /// closed with the recorded code, or dropped when the recording shows none.
-    Recorded {
-        /// Close code sent.
-        code: Option<u16>,
-    },
-    /// A newer connection of the same session replaced it (a stalled connection the client gave up).
-    Superseded,
-    /// A storm (stress) dropped it.
-    Storm {
-        /// close, abort or stall.
-        mode: String,
-    },
-    /// The gateway shut down.
-    Shutdown,
-}
-
-/// One line of the gateway log.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct GatewayRecord {
-    /// Virtual time since the gateway started, µs.
-    pub t_us: u64,
-    /// Connection id (1, 2, ... in accept order).
-    pub conn: u64,
-    /// Causal order stamp ([`crate::transcript::next_seq`]); not serialised.
-    #[serde(skip)]
-    pub seq: u64,
-    /// What happened.
-    #[serde(flatten)]
-    pub event: GatewayEvent,
-}
-
-/// What the gateway logs.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum GatewayEvent {
-    /// A handshake completed.
-    Accepted {
-        /// Session (request path).
-        session: String,
-    },
-    /// The handshake was refused: by a `refuse` fault (no reason: the fault record says it), or
-    /// by a limit (the reason names it).
-    Refused {
-        /// HTTP status sent.
-        status: u16,
-        /// Why, when no fault decided it.
-        #[serde(skip_serializing_if = "Option::is_none")]
-        reason: Option<String>,
-    },
-    /// A session no connection held for [`GatewayConfig::session_idle_ms`] was forgotten: a
-    /// client connecting on its path again starts a new feed.
-    SessionExpired {
-        /// Session (request path).
-        session: String,
-        /// How long it had been idle, ms.
-        idle_ms: u64,
-    },
-    /// The handshake failed or timed out.
-    HandshakeFailed {
-        /// Why.
-        why: String,
-    },
-    /// A connection ended.
-    Closed(Closed),
-    /// A feed or reply message entered the fault pipeline towards the client.
-    Offered {
-        /// Message index in the session (1-based).
-        index: u64,
-        /// The frames in it: `0x0200 13800000001 #5` (`[i/n]` for a packet).
-        frames: Vec<String>,
-    },
-    /// A fault decision. Serialised without the record's own `t_us` and `conn`: the
-    /// [`GatewayRecord`] around it carries them, and a log line must not repeat a key.
-    #[serde(serialize_with = "fault_fields")]
-    Fault(FaultRecord),
-    /// A message the client sent, as the terminal decoded it.
-    Received {
-        /// The message.
-        message: Message,
-    },
-    /// Bytes from the client that were not a valid frame.
-    ReceivedRejected {
-        /// Why.
-        error: String,
-    },
-    /// Messages scheduled for the client that were still in flight when the connection ended.
-    LostInFlight {
-        /// How many WebSocket messages.
-        messages: usize,
-        /// How many bytes.
-        bytes: usize,
-        /// The frames in them.
-        frames: Vec<String>,
-    },
-}
-
-/// A [`FaultRecord`]'s fields but its time and connection, which its [`GatewayRecord`] holds.
-#[derive(Serialize)]
-struct FaultFields<'a> {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    dir: Option<Direction>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    msg: Option<u64>,
-    fault: &'a str,
-    what: &'a str,
-    #[serde(skip_serializing_if = "<[usize]>::is_empty")]
-    offsets: &'a [usize],
-    detail: &'a str,
-}
-
-fn fault_fields<S: serde::Serializer>(r: &FaultRecord, s: S) -> Result<S::Ok, S::Error> {
-    FaultFields {
-        dir: r.dir,
-        msg: r.msg,
-        fault: &r.fault,
-        what: &r.what,
-        offsets: &r.offsets,
-        detail: &r.detail,
-    }
-    .serialize(s)
-}
-
 /// Why the gateway could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayError {
@@ -272,25 +129,11 @@ pub enum GatewayError {
     Fault(#[from] FaultSpecError),
 }
 
-/// Orders sent to live connections from outside (stress storms).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ConnCommand {
-    /// Close cleanly (1001 going away).
-    Close,
-    /// Drop without a close frame.
-    Abort,
-    /// Go silent, socket open, until the client gives up.
-    Stall,
-}
-
 /// Most feed items one connection takes out of its session before writing them. A feed with
 /// everything due at once (a capture replayed at speed 0) is then served in bursts, each written
 /// (with the socket's backpressure) before the next is taken, instead of being pulled whole into
 /// memory under the session lock. Nothing is dropped: the rest is still due and goes next round.
 const MAX_BURST: usize = 256;
-
-/// The session a handshake picked: its key and state.
-type Chosen = (String, Arc<Mutex<Session>>);
 
 /// A live connection's session key and command channel.
 type LiveConn = (Arc<str>, mpsc::UnboundedSender<ConnCommand>);
@@ -422,39 +265,6 @@ async fn stopped(rx: &mut watch::Receiver<bool>) {
     let _ = rx.wait_for(|s| *s).await;
 }
 
-/// Short descriptions of the frames in a message, for the log: `0x0200 13800000001 #5`, with
-/// `[i/n]` for a packet.
-pub fn describe_frames(bytes: &[u8]) -> Vec<String> {
-    let mut d = Deframer::default();
-    let mut out = describe_stream(&mut d, bytes);
-    d.finish(|it| out.push(describe_item(it)));
-    out
-}
-
-/// Like [`describe_frames`], continuing a stream: a frame split across feed items is described
-/// with the item that completes it, as the client will see it.
-pub fn describe_stream(d: &mut Deframer, bytes: &[u8]) -> Vec<String> {
-    let mut out = Vec::new();
-    d.push(bytes, |it| out.push(describe_item(it)));
-    out
-}
-
-fn describe_item(it: Item<'_>) -> String {
-    match it {
-        Item::Frame(f) => {
-            let h = &f.header;
-            let mut s = format!("0x{:04X} {} #{}", h.msg_id, h.phone, h.serial);
-            if let Some(p) = h.packet {
-                s.push_str(&format!(" [{}/{}]", p.index, p.total));
-            }
-            s
-        }
-        Item::Rejected(e) => format!("bad frame ({})", e.check()),
-        Item::Skipped { len, .. } => format!("{len} bytes outside frames"),
-        Item::UnescapedFlag { at, .. } => format!("unescaped 0x7E at byte {at} taken as data"),
-    }
-}
-
 /// A running gateway. Cheap to clone; dropping it does not stop it (use the shutdown sender).
 #[derive(Clone)]
 pub struct Gateway {
@@ -531,7 +341,7 @@ impl Gateway {
             let conn = self.inner.next_conn.fetch_add(1, Ordering::Relaxed);
             let inner = self.inner.clone();
             tokio::spawn(async move {
-                handle(inner, io, conn).await;
+                conn::run(inner, io, conn).await;
                 drop(permit);
             });
         }
@@ -593,338 +403,4 @@ impl Gateway {
     pub fn now(&self) -> Duration {
         self.inner.now()
     }
-}
-
-/// Everything scheduled on one connection.
-#[derive(Default)]
-struct ConnState {
-    /// Bytes for the client by (time, seq).
-    outs: BTreeMap<(Duration, u64), Vec<u8>>,
-    /// Bytes from the client for the terminal by (time, seq).
-    ins: BTreeMap<(Duration, u64), Vec<u8>>,
-    seq: u64,
-    /// Some(until) while stalled.
-    stalled: Option<Option<Duration>>,
-    /// A close/abort decided by a fault and when, carried out after the sends due before it.
-    ending: Option<(Duration, Closed)>,
-}
-
-impl ConnState {
-    fn apply(&mut self, actions: Vec<Action>) {
-        for a in actions {
-            self.seq += 1;
-            match a {
-                Action::Send {
-                    dir: Direction::ToClient,
-                    at,
-                    bytes,
-                } => {
-                    self.outs.insert((at, self.seq), bytes);
-                }
-                Action::Send {
-                    dir: Direction::ToGateway,
-                    at,
-                    bytes,
-                } => {
-                    self.ins.insert((at, self.seq), bytes);
-                }
-                Action::Close { code, at, .. } => {
-                    self.ending.get_or_insert((at, Closed::GatewayClose { code }));
-                }
-                Action::Abort { at } => {
-                    self.ending.get_or_insert((at, Closed::GatewayAbort));
-                }
-                Action::Stall { until } => self.stalled = Some(until),
-            }
-        }
-    }
-}
-
-/// A refused handshake: the HTTP status, and the reason when a limit (not a fault) refused it.
-type Refusal = (u16, Option<String>);
-
-/// The WebSocket of an accepted connection.
-type Ws = tokio_tungstenite::WebSocketStream<BoxIo>;
-
-/// Runs the handshake of connection `conn`: on success the WebSocket, the session key and the
-/// session it holds. Every failure and refusal is logged here, as it happens.
-async fn handshake(inner: &Arc<Inner>, io: BoxIo, conn: u64) -> Option<(Ws, String, Arc<Mutex<Session>>)> {
-    let ws_cfg = WebSocketConfig::default()
-        .read_buffer_size(inner.cfg.read_buffer)
-        .write_buffer_size(inner.cfg.write_buffer)
-        .max_message_size(Some(inner.cfg.max_message_size))
-        .max_frame_size(Some(inner.cfg.max_frame_size));
-    let chosen: Arc<Mutex<Option<Chosen>>> = Arc::default();
-    let refused: Arc<Mutex<Option<Refusal>>> = Arc::default();
-    let callback = {
-        let inner = inner.clone();
-        let chosen = chosen.clone();
-        let refused = refused.clone();
-        // tungstenite's callback signature fixes the error type; it is built once per refused handshake.
-        #[allow(clippy::result_large_err)]
-        move |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
-            let key = req.uri().path().to_string();
-            let refuse = |status: http::StatusCode, reason: String, logged: Option<String>| {
-                *refused.lock().expect("lock") = Some((status.as_u16(), logged));
-                let mut r = ErrorResponse::new(Some(reason));
-                *r.status_mut() = status;
-                Err(r)
-            };
-            match inner.claim(&key, conn) {
-                Ok((session, ConnectDecision::Accept)) => {
-                    *chosen.lock().expect("lock") = Some((key, session));
-                    Ok(resp)
-                }
-                Ok((_, ConnectDecision::Refuse { status })) => refuse(
-                    http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::SERVICE_UNAVAILABLE),
-                    "refused by fault injection".into(),
-                    None,
-                ),
-                Err(ClaimError::Full { limit }) => {
-                    let why = format!("session limit reached: {limit} sessions exist (max_sessions)");
-                    refuse(http::StatusCode::SERVICE_UNAVAILABLE, why.clone(), Some(why))
-                }
-                Err(ClaimError::Pipeline(e)) => refuse(http::StatusCode::INTERNAL_SERVER_ERROR, e.clone(), Some(e)),
-            }
-        }
-    };
-    let timeout = Duration::from_millis(inner.cfg.handshake_timeout_ms);
-    let hs = tokio::time::timeout(
-        timeout,
-        tokio_tungstenite::accept_hdr_async_with_config(io, callback, Some(ws_cfg)),
-    )
-    .await;
-    let chosen = chosen.lock().expect("lock").take();
-    let why = match hs {
-        Ok(Ok(ws)) => return chosen.map(|(key, session)| (ws, key, session)),
-        Ok(Err(e)) => e.to_string(),
-        Err(_) => format!("no handshake within {timeout:?}"),
-    };
-    // Accepted by the callback, then failed (the 101 could not be written): let the session go.
-    if let Some((_, session)) = chosen {
-        inner.release(&session);
-    }
-    match refused.lock().expect("lock").take() {
-        Some((status, reason)) => inner.log(conn, GatewayEvent::Refused { status, reason }),
-        None => inner.log(conn, GatewayEvent::HandshakeFailed { why }),
-    }
-    None
-}
-
-async fn handle(inner: Arc<Inner>, io: BoxIo, conn: u64) {
-    let Some((mut ws, key, session)) = handshake(&inner, io, conn).await else {
-        return;
-    };
-    let session_key: Arc<str> = Arc::from(key.as_str());
-    inner.log(conn, GatewayEvent::Accepted { session: key });
-    let superseded = Arc::new(Notify::new());
-    if let Some((_, old)) = session
-        .lock()
-        .expect("session lock")
-        .active
-        .replace((conn, superseded.clone()))
-    {
-        old.notify_one();
-    }
-    let (cmd_tx, mut cmd_rx) = mpsc::unbounded_channel();
-    inner
-        .live
-        .lock()
-        .expect("live lock")
-        .insert(conn, (session_key, cmd_tx));
-
-    let mut st = ConnState::default();
-    let mut inbound = Decoder::default();
-    let mut shutdown = inner.shutdown.clone();
-    let end: Closed = 'conn: loop {
-        let now = inner.now();
-        // 1. Everything due now, under the session lock (no awaits).
-        {
-            let mut s = session.lock().expect("session lock");
-            let ticked = s.pipeline.on_tick(conn, now);
-            st.apply(ticked);
-            // Client bytes whose (possibly delayed) delivery time has come: the terminal reads them.
-            while let Some(entry) = st.ins.first_entry() {
-                if entry.key().0 > now {
-                    break;
-                }
-                let bytes = entry.remove();
-                let mut msgs = Vec::new();
-                inbound.push(&bytes, now, |e| match e {
-                    DecodeEvent::Message(m) => msgs.push(m),
-                    DecodeEvent::Rejected(err) => {
-                        inner.log(conn, GatewayEvent::ReceivedRejected { error: err.to_string() })
-                    }
-                    _ => {}
-                });
-                for m in msgs {
-                    s.on_client_message(&*inner.feeds, &m, now);
-                    inner.log(conn, GatewayEvent::Received { message: m });
-                }
-            }
-            if st.stalled.is_none() && st.ending.is_none() {
-                let mut burst = 0;
-                while burst < MAX_BURST
-                    && let Some(item) = s.pop_due(&*inner.feeds, now)
-                {
-                    if let Some(close) = item.close {
-                        st.ending.get_or_insert((now, Closed::Recorded { code: close.code }));
-                        break;
-                    }
-                    burst += 1;
-                    s.offered += 1;
-                    let index = s.offered;
-                    if inner.cfg.log == LogLevel::Full {
-                        inner.log(
-                            conn,
-                            GatewayEvent::Offered {
-                                index,
-                                frames: s.describe(&item.bytes),
-                            },
-                        );
-                    }
-                    let mut msg = inner.envelope(index);
-                    msg.extend_from_slice(&item.bytes);
-                    let actions = s.pipeline.on_message(conn, Direction::ToClient, msg, now);
-                    st.apply(actions);
-                    if st.stalled.is_some() || st.ending.is_some() {
-                        break;
-                    }
-                }
-            }
-            for r in s.pipeline.take_log() {
-                inner.log(conn, GatewayEvent::Fault(r));
-            }
-        }
-        // 2. Write what is due (a stall holds it; the pipeline released it when the stall ends).
-        if st.stalled.is_none() {
-            while let Some(entry) = st.outs.first_entry() {
-                if entry.key().0 > now {
-                    break;
-                }
-                let bytes = entry.remove();
-                if let Err(e) = ws.send(WsMessage::Binary(bytes.into())).await {
-                    break 'conn Closed::ClientGone { why: e.to_string() };
-                }
-            }
-        }
-        // 3. A fault's close or abort, after the sends due before it.
-        if let Some((at, _)) = st.ending
-            && at <= now
-            && let Some((_, end)) = st.ending.take()
-        {
-            let close = match end {
-                Closed::GatewayClose { code } => Some((code, "fault injection")),
-                Closed::Recorded { code: Some(code) } => Some((code, "as recorded")),
-                _ => None,
-            };
-            if let Some((code, reason)) = close {
-                let frame = CloseFrame {
-                    code: CloseCode::from(code),
-                    reason: reason.into(),
-                };
-                let _ = ws.close(Some(frame)).await;
-            }
-            break 'conn end;
-        }
-        // 4. Sleep until the next thing to do, or until the client says something.
-        if let Some(Some(until)) = st.stalled
-            && until <= now
-        {
-            st.stalled = None;
-            continue;
-        }
-        let next = {
-            let mut s = session.lock().expect("session lock");
-            [
-                if st.stalled.is_none() {
-                    s.peek_due(&*inner.feeds)
-                } else {
-                    None
-                },
-                st.outs.keys().next().map(|k| k.0),
-                st.ins.keys().next().map(|k| k.0),
-                s.pipeline.next_deadline(conn),
-                st.stalled.flatten(),
-                st.ending.as_ref().map(|e| e.0),
-            ]
-            .into_iter()
-            .flatten()
-            .min()
-        };
-        let sleep_until = next.map(|d| inner.start + d.max(now));
-        let stalled = st.stalled.is_some();
-        tokio::select! {
-            // While stalled the socket is not read at all: no pongs, no close handling — half-open.
-            msg = ws.next(), if !stalled => match msg {
-                Some(Ok(WsMessage::Binary(b))) => {
-                    let now = inner.now();
-                    let actions = session.lock().expect("session lock").pipeline.on_message(
-                        conn,
-                        Direction::ToGateway,
-                        b.to_vec(),
-                        now,
-                    );
-                    st.apply(actions);
-                }
-                Some(Ok(WsMessage::Text(t))) => {
-                    inner.log(conn, GatewayEvent::ReceivedRejected { error: format!("text message: {}", t.as_str()) });
-                }
-                Some(Ok(WsMessage::Close(frame))) => {
-                    break 'conn Closed::ClientClose { code: frame.map(|f| u16::from(f.code)) };
-                }
-                Some(Ok(_)) => {}
-                Some(Err(e)) => break 'conn Closed::ClientGone { why: e.to_string() },
-                None => break 'conn Closed::ClientGone { why: "stream ended".into() },
-            },
-            _ = async { match sleep_until { Some(t) => tokio::time::sleep_until(t).await, None => std::future::pending().await } } => {}
-            _ = superseded.notified() => break 'conn Closed::Superseded,
-            cmd = cmd_rx.recv() => match cmd {
-                Some(ConnCommand::Close) => {
-                    let frame = CloseFrame { code: CloseCode::Away, reason: "storm".into() };
-                    let _ = ws.close(Some(frame)).await;
-                    break 'conn Closed::Storm { mode: "close".into() };
-                }
-                Some(ConnCommand::Abort) => break 'conn Closed::Storm { mode: "abort".into() },
-                Some(ConnCommand::Stall) => {
-                    st.stalled = Some(None);
-                    inner.log(conn, GatewayEvent::Closed(Closed::Storm { mode: "stall".into() }));
-                }
-                None => {}
-            },
-            _ = stopped(&mut shutdown) => break 'conn Closed::Shutdown,
-        }
-    };
-    let now = inner.now();
-    {
-        let mut s = session.lock().expect("session lock");
-        let held = s.pipeline.on_close(conn, now);
-        st.apply(held);
-        for r in s.pipeline.take_log() {
-            inner.log(conn, GatewayEvent::Fault(r));
-        }
-        if s.active.as_ref().is_some_and(|(c, _)| *c == conn) {
-            s.active = None;
-        }
-    }
-    inner.release(&session);
-    let lost: usize = st.outs.values().map(Vec::len).sum();
-    if !st.outs.is_empty() {
-        let prefix = inner.cfg.prefix_len;
-        let frames = st
-            .outs
-            .values()
-            .flat_map(|b| describe_frames(b.get(prefix..).unwrap_or_default()))
-            .collect();
-        inner.log(
-            conn,
-            GatewayEvent::LostInFlight {
-                messages: st.outs.len(),
-                bytes: lost,
-                frames,
-            },
-        );
-    }
-    inner.log(conn, GatewayEvent::Closed(end));
-    inner.live.lock().expect("live lock").remove(&conn);
 }

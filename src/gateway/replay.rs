@@ -388,7 +388,7 @@ pub struct ReplayFigures {
 }
 
 /// Replays the capture at `path` once at speed 0 (all due at once: as fast as the reader goes),
-/// counting what it serves and sampling this process's memory ([`crate::stress::sys::sample`]).
+/// counting what it serves and sampling this process's memory ([`crate::procstat::sample`]).
 pub fn measure_replay(path: &Path) -> io::Result<ReplayFigures> {
     let file_bytes = std::fs::metadata(path)?.len();
     let opts = ReplayOptions {
@@ -396,7 +396,7 @@ pub fn measure_replay(path: &Path) -> io::Result<ReplayFigures> {
         ..ReplayOptions::default()
     };
     let mut replay = Replay::open(path, opts).map_err(io::Error::other)?;
-    let rss_start = crate::stress::sys::sample()?.rss_bytes;
+    let rss_start = crate::procstat::sample()?.rss_bytes;
     let mut rss_peak = rss_start;
     let (mut messages, mut payload_bytes) = (0u64, 0u64);
     let start = std::time::Instant::now();
@@ -404,11 +404,11 @@ pub fn measure_replay(path: &Path) -> io::Result<ReplayFigures> {
         messages += 1;
         payload_bytes += item.bytes.len() as u64;
         if messages.is_multiple_of(8192) {
-            rss_peak = rss_peak.max(crate::stress::sys::sample()?.rss_bytes);
+            rss_peak = rss_peak.max(crate::procstat::sample()?.rss_bytes);
         }
     }
     let seconds = start.elapsed().as_secs_f64();
-    let end = crate::stress::sys::sample()?;
+    let end = crate::procstat::sample()?;
     Ok(ReplayFigures {
         file_bytes,
         messages,

@@ -94,7 +94,7 @@ impl Session {
     }
 
     /// The frames in an item about to be offered, continuing the feed's byte stream.
-    pub(super) fn describe(&mut self, bytes: &[u8]) -> Vec<String> {
+    pub(super) fn describe(&mut self, bytes: &[u8]) -> Vec<super::FrameDesc> {
         super::describe_stream(self.describer.get_or_insert_with(Deframer::default), bytes)
     }
 }

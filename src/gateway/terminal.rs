@@ -3,19 +3,36 @@
 //! due times; no tokio, no I/O. Both the generated fleet ([`super::fleet`]) and the capture replay
 //! ([`super::replay`]) answer through it.
 //!
+//! Every answer that names a serial names the command's (JT/T 808-2019 §8: "应答流水号"). What a
+//! terminal holds between commands (parameters, position, door lock, areas, stored media) is in
+//! [`held`], starting from its documented defaults; the bodies are built in [`answers`].
+//!
 //! | platform sends | terminal answers |
 //! |---|---|
-//! | 0x8001 platform general response, 0x8100 register response | nothing (they are answers themselves) |
+//! | 0x8001 platform general response, 0x8004 server time, 0x8100 register response | nothing (they are answers themselves; 0x8004 answers the terminal's 0x0004) |
+//! | 0x8103 set parameters | the held parameters take the values, then 0x0001 result 0 (result 1 above [`held::MAX_PARAMS`]) |
+//! | 0x8104 query all parameters | 0x0104 with every held parameter, in id order |
+//! | 0x8106 query parameters | 0x0104 with the held ones among the asked ids, in the asked order (ids it does not hold are left out) |
+//! | 0x8107 query attributes | 0x0107 in the terminal's version's layout (maker, model, terminal id and ICCID from the phone) |
+//! | 0x8201 query location | 0x0201 with the current position (the latest report's fix, or a parked fix in Shenzhen at the current virtual time) |
+//! | 0x8500 vehicle control | the doors lock or unlock (status bit 12), then 0x0500 with the current position |
+//! | 0x8600 / 0x8602 / 0x8604 / 0x8606 set areas | held (setting type 0 replaces, 1 and 2 add or replace by id), then 0x0001 result 0 (result 1 above [`held::MAX_AREAS`]) |
+//! | 0x8601 / 0x8603 / 0x8605 / 0x8607 delete areas | the named (or, with no ids, all) areas of the type go, then 0x0001 result 0 |
+//! | 0x8608 query areas | 0x0608 with the held areas of the type (all, or the asked ids); result 1 for an unknown type |
+//! | 0x8801 camera shot | 0x0805 naming the media ids, then one 0x0801 photo per shot at the current position, sub-packaged (save flag 1: kept, not uploaded); at most [`answers::MAX_SHOTS`] |
+//! | 0x8802 stored media search | 0x0802 with the stored media (the shots so far) of that type, channel (0 any), event and time range |
+//! | 0x9003 query audio/video attributes | 0x1003 |
 //! | 0x9205 query resource list | 0x1205 resource list naming the query's serial, sub-packaged when longer than [`TerminalSettings::packet_size`] (JT808.md §7.1) |
 //! | 0x9206 file upload order | 0x0001 result 0 at once, then 0x1206 result 0 after [`TerminalSettings::upload_delay_ms`], both naming the 0x9206's serial (JT808.md §7.4: "0x9206, then the terminal answers 0x0001, uploads by FTP, and finally sends 0x1206") |
-//! | 0x9207 upload control, 0x9101 / 0x9102 live AV | 0x0001 result 0 |
 //! | 0x8003 retransmit request | the named packets of the message whose first packet had `orig_serial`, re-sent "each again with its own header" (JT808.md §4): same total and index, a new serial |
-//! | 0x8800 multimedia upload response with indices | those packets of the 0x0801 with that media id, re-sent the same way |
-//! | any other 0x8xxx / 0x9xxx | 0x0001 result 3 (unsupported) |
-//! | a supported command whose body does not parse | 0x0001 result 2 (message error) |
+//! | 0x8800 multimedia upload response with indices | those packets of the 0x0801 with that media id, re-sent the same way (none without indices) |
+//! | any other typed command (0x8105, 0x8202, 0x8300, 0x9101, 0x9207, ...) | 0x0001 result 0 |
+//! | an untyped or vendor 0x8xxx / 0x9xxx | 0x0001 result 3 (unsupported) |
+//! | a command whose body does not parse | 0x0001 result 2 (message error) |
 //!
-//! 0x9205, 0x8003 and 0x8800 get no 0x0001: each has its own answer (the list, the re-sent
-//! packets), which is also what the client waits for (`client::outbox::needs_confirmation`).
+//! 0x8104, 0x8106, 0x8107, 0x8201, 0x8500, 0x8608, 0x8801, 0x8802, 0x9003, 0x9205, 0x8003 and
+//! 0x8800 get no 0x0001: each has its own answer, which is also what the client confirms them by
+//! (`client::replies::answer_of`).
 //!
 //! The answering terminal is the command's phone. A terminal the script was given
 //! ([`TerminalScript::add`], the fleet's) answers with its own version and serial counter, so its
@@ -33,11 +50,17 @@ use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+pub mod answers;
+pub mod held;
+
 use super::feed::FeedItem;
-use crate::codec::body::{AvResource, AvResourceList, Body, FileUploadComplete, GeneralResponse, RetransmitRequest};
+use crate::codec::body::{
+    AvResource, AvResourceList, AvResourceQuery, Body, FileUploadComplete, GeneralResponse, Location, RetransmitRequest,
+};
 use crate::codec::frame::{MAX_BODY_LEN, frame_into};
 use crate::codec::wire::BcdTime;
 use crate::codec::{Header, Message, PacketInfo, Phone, Version};
+use held::{Held, OverLimit};
 
 /// Default [`TerminalSettings::upload_delay_ms`]: 3 s between the 0x0001 to a 0x9206 and its 0x1206.
 pub const DEFAULT_UPLOAD_DELAY_MS: u64 = 3000;
@@ -95,6 +118,10 @@ impl TerminalSettings {
 /// and resource lists are this plus virtual seconds, never the wall clock, so a seed gives the
 /// same bytes on every run.
 pub const SIM_EPOCH: &str = "2024-01-01 00:00:00";
+
+/// Virtual second of the simulated day at which the session starts: 08:00, a fleet out on its
+/// morning round. Report times and answers count from it.
+pub const SIM_DAY_START_SECS: u64 = 8 * 3600;
 
 /// Days from 1970-01-01 to [`SIM_EPOCH`].
 const SIM_EPOCH_DAYS: i64 = 19_723;
@@ -154,11 +181,14 @@ pub struct Terminal {
     history: VecDeque<Sent>,
     history_limit: usize,
     evicted: u64,
+    /// Made on the first command that needs it: a fleet of 100,000 terminals that are never
+    /// commanded pays nothing for parameters and areas (a session is bounded in memory).
+    held: Option<Box<Held>>,
 }
 
 impl Terminal {
-    /// A terminal whose first message gets serial `first_serial` and that remembers its last
-    /// `history` multi-packet messages.
+    /// A terminal whose first message gets serial `first_serial`, that remembers its last
+    /// `history` multi-packet messages and holds the default state of [`held`].
     pub fn new(phone: Phone, version: Version, first_serial: u16, history: usize) -> Terminal {
         Terminal {
             phone,
@@ -167,7 +197,26 @@ impl Terminal {
             history: VecDeque::new(),
             history_limit: history,
             evicted: 0,
+            held: None,
         }
+    }
+
+    /// What the terminal holds between commands (parameters, position, areas, media); `None`
+    /// until a command needed it (it is then [`Held::new`]'s defaults).
+    pub fn held(&self) -> Option<&Held> {
+        self.held.as_deref()
+    }
+
+    /// What the terminal holds, made from the defaults on first use.
+    pub fn held_mut(&mut self) -> &mut Held {
+        let phone = self.phone;
+        self.held.get_or_insert_with(|| Box::new(Held::new(&phone)))
+    }
+
+    /// Records the terminal's latest fix, which 0x8201 and 0x8500 answer with (the fleet calls
+    /// this before a command reaches the terminal).
+    pub fn set_position(&mut self, loc: Location) {
+        self.held_mut().set_position(loc);
     }
 
     /// The phone.
@@ -281,6 +330,11 @@ pub struct ScriptStats {
     pub unsupported: u64,
     /// Commands whose body did not parse, answered 0x0001 result 2.
     pub malformed: u64,
+    /// Commands refused because they would pass a limit of what a terminal holds
+    /// ([`held::MAX_PARAMS`], [`held::MAX_AREAS`]); answered 0x0001 result 1.
+    pub over_limit: u64,
+    /// 0x8801 asking for more than [`answers::MAX_SHOTS`] photos (that many were taken).
+    pub shots_capped: u64,
 }
 
 /// The terminals of one gateway session and how they answer commands. See the module doc.
@@ -338,11 +392,11 @@ impl TerminalScript {
     /// (a terminal writes each packet as it goes), due at `now` except the delayed 0x1206.
     pub fn on_client_message(&mut self, msg: &Message, now: Duration) -> Vec<FeedItem> {
         let id = msg.header.msg_id;
-        // Only platform messages (0x8xxx, 0x9xxx) are commands to a terminal.
-        if !self.settings.answer || !(0x8000..=0x9FFF).contains(&id) || matches!(id, 0x8001 | 0x8100) {
+        // Only platform messages (0x8xxx, 0x9xxx) are commands to a terminal, and not the
+        // platform's own answers.
+        if !self.settings.answer || !(0x8000..=0x9FFF).contains(&id) || PLATFORM_ANSWERS.contains(&id) {
             return Vec::new();
         }
-        let packet_size = self.settings.packet_size;
         let phone = msg.header.phone;
         let history = self.settings.history;
         // 2011 and 2013 share the header; a new terminal answers in the command's layout.
@@ -354,109 +408,224 @@ impl TerminalScript {
             .terminals
             .entry(phone)
             .or_insert_with(|| Terminal::new(phone, version, 0, history));
-        let serial = msg.header.serial;
-        let general = |term: &mut Terminal, result: u8| {
-            let body = Body::TerminalGeneralResponse(GeneralResponse {
-                reply_serial: serial,
-                reply_id: id,
-                result,
-            });
-            term.encode(GeneralResponse::TERMINAL_ID, &body, packet_size)
+        let mut ctx = Ctx {
+            settings: &self.settings,
+            rng: &mut self.rng,
+            stats: &mut self.stats,
+            now,
         };
-        let at = |frames: Vec<Vec<u8>>, due: Duration| {
-            frames.into_iter().map(move |bytes| FeedItem {
-                due,
+        let outs = answer(&mut ctx, term, msg);
+        let packet_size = self.settings.packet_size;
+        let mut items = Vec::new();
+        for out in outs {
+            let (frames, delay) = match out {
+                Out::Msg { id, body, delay } => (term.encode(id, &body, packet_size), delay),
+                Out::Frames(frames) => (frames, Duration::ZERO),
+            };
+            items.extend(frames.into_iter().map(|bytes| FeedItem {
+                due: now + delay,
                 bytes,
                 close: None,
-            })
-        };
-
-        if matches!(msg.body, Body::Invalid(_)) {
-            self.stats.malformed += 1;
-            tracing::warn!(%phone, msg_id = format_args!("0x{id:04X}"), serial, "command body does not parse; answered 0x0001 result 2");
-            return at(general(term, RESULT_MESSAGE_ERROR), now).collect();
+            }));
         }
-        match (&msg.body, id) {
-            (Body::AvResourceQuery(q), 0x9205) => {
-                let items = (0..self.settings.resources)
-                    .map(|i| {
-                        let start = 3600 * 8 + u64::from(i) * 300;
-                        AvResource {
-                            channel: if q.channel == 0 { (i % 4) as u8 + 1 } else { q.channel },
-                            start: sim_time(start),
-                            end: sim_time(start + 300),
-                            alarm: if self.rng.random_bool(0.1) { 1 << 10 } else { 0 },
-                            av_type: if q.av_type <= 2 { q.av_type } else { 0 },
-                            stream_type: if matches!(q.stream_type, 1 | 2) {
-                                q.stream_type
-                            } else {
-                                1
-                            },
-                            storage_type: if matches!(q.storage_type, 1 | 2) {
-                                q.storage_type
-                            } else {
-                                1
-                            },
-                            file_size: self.rng.random_range(2_000_000..40_000_000),
-                        }
-                    })
-                    .collect();
-                let body = Body::AvResourceList(AvResourceList {
-                    reply_serial: serial,
-                    items,
-                });
-                at(term.encode(AvResourceList::ID, &body, packet_size), now).collect()
-            }
-            (Body::FileUploadCommand(_), 0x9206) => {
-                let mut out: Vec<FeedItem> = at(general(term, GeneralResponse::OK), now).collect();
-                let done = Body::FileUploadComplete(FileUploadComplete {
-                    reply_serial: serial,
-                    result: 0,
-                });
-                let due = now + Duration::from_millis(self.settings.upload_delay_ms);
-                out.extend(at(term.encode(FileUploadComplete::ID, &done, packet_size), due));
-                out
-            }
-            (Body::FileUploadControl(_), 0x9207)
-            | (Body::LiveAvRequest(_), 0x9101)
-            | (Body::LiveAvControl(_), 0x9102) => at(general(term, GeneralResponse::OK), now).collect(),
-            (Body::PlatformRetransmitRequest(RetransmitRequest { orig_serial, indices }), 0x8003) => {
-                match term.resend(*orig_serial, indices) {
-                    Some(frames) => at(frames, now).collect(),
-                    None => {
-                        self.stats.retransmit_misses += 1;
-                        tracing::warn!(
-                            %phone,
-                            orig_serial,
-                            history,
-                            "0x8003 names a message not in the terminal's history (limit: history); answered 0x0001 result 1"
-                        );
-                        at(general(term, RESULT_FAILURE), now).collect()
-                    }
+        items
+    }
+}
+
+/// Platform messages that answer the terminal and so are not answered: 0x8001 general
+/// response, 0x8004 server time (the answer to the terminal's 0x0004, JT/T 808-2019 §8.6),
+/// 0x8100 register response.
+const PLATFORM_ANSWERS: [u16; 3] = [0x8001, 0x8004, 0x8100];
+
+/// What answering one command needs besides its terminal.
+struct Ctx<'a> {
+    settings: &'a TerminalSettings,
+    rng: &'a mut ChaCha8Rng,
+    stats: &'a mut ScriptStats,
+    now: Duration,
+}
+
+/// One answer: a message to encode with the terminal's next serials, due `delay` after the
+/// command, or frames already made (re-sent packets, which take their serials as they are made).
+enum Out {
+    Msg { id: u16, body: Body, delay: Duration },
+    Frames(Vec<Vec<u8>>),
+}
+
+/// An answer due at once.
+fn now((id, body): (u16, Body)) -> Out {
+    Out::Msg {
+        id,
+        body,
+        delay: Duration::ZERO,
+    }
+}
+
+/// The answers to `msg` (see the module doc's table).
+fn answer(ctx: &mut Ctx<'_>, term: &mut Terminal, msg: &Message) -> Vec<Out> {
+    let (id, serial) = (msg.header.msg_id, msg.header.serial);
+    let general = |result| vec![now(answers::general(serial, id, result))];
+    match &msg.body {
+        Body::Invalid(_) => {
+            ctx.stats.malformed += 1;
+            let phone = term.phone();
+            tracing::warn!(%phone, msg_id = format_args!("0x{id:04X}"), serial, "command body does not parse; answered 0x0001 result 2");
+            general(RESULT_MESSAGE_ERROR)
+        }
+        Body::AvResourceQuery(q) => vec![now(resource_list(ctx, serial, q))],
+        Body::FileUploadCommand(_) => {
+            let done = Body::FileUploadComplete(FileUploadComplete {
+                reply_serial: serial,
+                result: 0,
+            });
+            let delay = Duration::from_millis(ctx.settings.upload_delay_ms);
+            let mut out = general(GeneralResponse::OK);
+            out.push(Out::Msg {
+                id: FileUploadComplete::ID,
+                body: done,
+                delay,
+            });
+            out
+        }
+        Body::PlatformRetransmitRequest(r) => resend(ctx, term, serial, r),
+        Body::MediaUploadResponse(r) => match &r.indices {
+            None => Vec::new(),
+            Some(indices) => match term.resend_media(r.media_id, indices) {
+                Some(frames) => vec![Out::Frames(frames)],
+                None => {
+                    ctx.stats.retransmit_misses += 1;
+                    let (phone, media_id, history) = (term.phone(), r.media_id, ctx.settings.history);
+                    tracing::warn!(%phone, media_id, history, "0x8800 names media not in the terminal's history (limit: history); answered 0x0001 result 1");
+                    general(RESULT_FAILURE)
                 }
-            }
-            (Body::MediaUploadResponse(r), 0x8800) => match &r.indices {
-                None => Vec::new(),
-                Some(indices) => match term.resend_media(r.media_id, indices) {
-                    Some(frames) => at(frames, now).collect(),
-                    None => {
-                        self.stats.retransmit_misses += 1;
-                        tracing::warn!(
-                            %phone,
-                            media_id = r.media_id,
-                            history,
-                            "0x8800 names media not in the terminal's history (limit: history); answered 0x0001 result 1"
-                        );
-                        at(general(term, RESULT_FAILURE), now).collect()
-                    }
-                },
             },
-            _ => {
-                self.stats.unsupported += 1;
-                at(general(term, GeneralResponse::UNSUPPORTED), now).collect()
+        },
+        body => match held_answer(ctx, term, serial, id, body) {
+            Some(out) => out,
+            None if body.msg_id().is_some() => general(GeneralResponse::OK),
+            None => {
+                ctx.stats.unsupported += 1;
+                general(GeneralResponse::UNSUPPORTED)
             }
+        },
+    }
+}
+
+/// 0x9205 -> 0x1205: [`TerminalSettings::resources`] five-minute items from 08:00 of the
+/// simulated day, of the asked channel (or channels 1-4 in turn) and types.
+fn resource_list(ctx: &mut Ctx<'_>, serial: u16, q: &AvResourceQuery) -> (u16, Body) {
+    let items: Vec<AvResource> = (0..ctx.settings.resources)
+        .map(|i| {
+            let start = 3600 * 8 + u64::from(i) * 300;
+            AvResource {
+                channel: if q.channel == 0 { (i % 4) as u8 + 1 } else { q.channel },
+                start: sim_time(start),
+                end: sim_time(start + 300),
+                alarm: if ctx.rng.random_bool(0.1) { 1 << 10 } else { 0 },
+                av_type: if q.av_type <= 2 { q.av_type } else { 0 },
+                stream_type: if matches!(q.stream_type, 1 | 2) {
+                    q.stream_type
+                } else {
+                    1
+                },
+                storage_type: if matches!(q.storage_type, 1 | 2) {
+                    q.storage_type
+                } else {
+                    1
+                },
+                file_size: ctx.rng.random_range(2_000_000..40_000_000),
+            }
+        })
+        .collect();
+    (
+        AvResourceList::ID,
+        Body::AvResourceList(AvResourceList::new(serial, items)),
+    )
+}
+
+/// 0x8003: the named packets again, or 0x0001 result 1 for a message no longer remembered.
+fn resend(ctx: &mut Ctx<'_>, term: &mut Terminal, serial: u16, r: &RetransmitRequest) -> Vec<Out> {
+    match term.resend(r.orig_serial, &r.indices) {
+        Some(frames) => vec![Out::Frames(frames)],
+        None => {
+            ctx.stats.retransmit_misses += 1;
+            let (phone, orig_serial, history) = (term.phone(), r.orig_serial, ctx.settings.history);
+            tracing::warn!(%phone, orig_serial, history, "0x8003 names a message not in the terminal's history (limit: history); answered 0x0001 result 1");
+            vec![now(answers::general(serial, 0x8003, RESULT_FAILURE))]
         }
     }
+}
+
+/// The answers that read or change what the terminal holds; `None` for any other command.
+fn held_answer(ctx: &mut Ctx<'_>, term: &mut Terminal, serial: u16, id: u16, body: &Body) -> Option<Vec<Out>> {
+    let general = |result| vec![now(answers::general(serial, id, result))];
+    let secs = SIM_DAY_START_SECS + ctx.now.as_secs();
+    let position = move |term: &mut Terminal| term.held_mut().position(|| answers::fallback_position(secs));
+    Some(match body {
+        Body::SetParams(p) => match term.held_mut().set_params(&p.params) {
+            Ok(()) => general(GeneralResponse::OK),
+            Err(over) => refused(ctx, term, serial, id, over),
+        },
+        Body::QueryAllParams(_) => vec![now(answers::param_answer(serial, term.held_mut().params()))],
+        Body::QueryParams(q) => vec![now(answers::param_answer(serial, term.held_mut().params_of(&q.ids)))],
+        Body::QueryAttributes(_) => vec![now(answers::attributes(term))],
+        Body::QueryLocation(_) => vec![now(answers::location_answer(
+            answers::LOCATION_ANSWER,
+            serial,
+            position(term),
+        ))],
+        Body::VehicleControl(c) => {
+            if let Some(locked) = answers::doors_of(c) {
+                term.held_mut().set_doors_locked(locked);
+            }
+            let at = position(term);
+            vec![now(answers::location_answer(
+                answers::VEHICLE_CONTROL_ANSWER,
+                serial,
+                at,
+            ))]
+        }
+        Body::QueryAreas(q) => match answers::area_answer(term.held_mut(), q) {
+            Some(a) => vec![now(a)],
+            None => general(RESULT_FAILURE),
+        },
+        Body::CameraShot(c) => {
+            let at = position(term);
+            let mut capped = false;
+            let out = answers::camera_shot(term.held_mut(), ctx.rng, serial, c, at, &mut capped);
+            if capped {
+                ctx.stats.shots_capped += 1;
+                let phone = term.phone();
+                tracing::warn!(%phone, asked = c.command, max = answers::MAX_SHOTS, "0x8801 asks for more photos than MAX_SHOTS; took MAX_SHOTS");
+            }
+            out.into_iter().map(now).collect()
+        }
+        Body::MediaSearch(q) => vec![now(answers::media_search_answer(term.held_mut(), serial, q))],
+        Body::QueryAvAttributes(_) => vec![now(answers::av_attributes())],
+        other => {
+            if let Some((setting, areas)) = answers::areas_set(other) {
+                let version = term.version();
+                let areas = areas.into_iter().map(|a| a.fit(version)).collect();
+                match term.held_mut().set_areas(setting, areas) {
+                    Ok(()) => general(GeneralResponse::OK),
+                    Err(over) => refused(ctx, term, serial, id, over),
+                }
+            } else if let Some((area_type, ids)) = answers::areas_deleted(id, other) {
+                term.held_mut().delete_areas(area_type, &ids);
+                general(GeneralResponse::OK)
+            } else {
+                return None;
+            }
+        }
+    })
+}
+
+/// A change that would pass a limit of [`held`]: counted, logged, answered 0x0001 result 1.
+fn refused(ctx: &mut Ctx<'_>, term: &Terminal, serial: u16, id: u16, over: OverLimit) -> Vec<Out> {
+    ctx.stats.over_limit += 1;
+    let phone = term.phone();
+    tracing::warn!(%phone, msg_id = format_args!("0x{id:04X}"), limit = over.limit, max = over.max, "command would pass a terminal limit; answered 0x0001 result 1");
+    vec![now(answers::general(serial, id, RESULT_FAILURE))]
 }
 
 #[cfg(test)]

@@ -8,63 +8,142 @@
 //! message keyed by its first packet; a fault on any of its packets excuses the whole message.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt;
 
 use serde_json::{Map, Value, json};
 
+use super::harness::{HarnessEvent, HarnessRecord};
 use super::{ClientSection, Expectations};
-use crate::transcript::{Check, Side, Transcript};
+use crate::client::{Event, EventKind};
+use crate::codec::Phone;
+use crate::codec::reassembly::Expired;
+use crate::faults::Direction;
+use crate::gateway::converse::ConversationReport;
+use crate::gateway::{FrameDesc, FrameId, GatewayEvent, GatewayRecord};
+use crate::transcript::Check;
 
-/// Fault log `what` values that destroy the message they act on (see the catalogue in
-/// [`crate::faults`]).
-const DESTRUCTIVE: &[&str] = &[
-    "drop",
-    "drop_packet",
-    "corrupt_checksum",
-    "break_escape",
-    "flip_byte",
-    "truncate",
-    "stray_flag",
-    "wrong_length",
-    "close",
-    "abort",
-    "mid_frame",
-    "undelivered",
-    "garbage",
-    "overflow",
-];
-/// Fault log `what` values after which a message may legitimately be decoded twice.
-const DUPLICATING: &[&str] = &["duplicate"];
-
-/// (msg id, phone, serial of the frame or of packet 1).
-type Key = (String, String, u64);
-
-/// One frame as the gateway log describes it: `0x0200 13800000001 #5 [1/3]`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct FrameDesc {
-    msg_id: String,
-    phone: String,
-    serial: u64,
-    packet: Option<(u64, u64)>,
+/// A message: id, terminal, and the serial of the frame or of packet 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+struct Key {
+    msg_id: u16,
+    phone: Phone,
+    serial: u16,
 }
 
-fn parse_frame(s: &str) -> Option<FrameDesc> {
-    let mut it = s.split_whitespace();
-    let msg_id = it.next()?.to_string();
-    if !msg_id.starts_with("0x") {
-        return None;
+impl fmt::Display for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "0x{:04X} {} #{}", self.msg_id, self.phone, self.serial)
     }
-    let phone = it.next()?.to_string();
-    let serial = it.next()?.strip_prefix('#')?.parse().ok()?;
-    let packet = it.next().and_then(|p| {
-        let (i, n) = p.strip_prefix('[')?.strip_suffix(']')?.split_once('/')?;
-        Some((i.parse().ok()?, n.parse().ok()?))
-    });
-    Some(FrameDesc {
-        msg_id,
-        phone,
-        serial,
-        packet,
-    })
+}
+
+/// One piece of evidence a run produced, from whichever side.
+#[derive(Debug, Clone, Copy)]
+pub enum Evidence<'a> {
+    /// A gateway log line.
+    Gateway(&'a GatewayRecord),
+    /// A client event.
+    Client(&'a Event),
+    /// What the harness did.
+    Harness(&'a HarnessRecord),
+}
+
+impl Evidence<'_> {
+    /// (virtual time in µs, causal stamp): the order transcripts show.
+    pub fn order(&self) -> (u64, u64) {
+        match self {
+            Evidence::Gateway(r) => (r.t_us, r.seq),
+            Evidence::Client(e) => (e.t_ms * 1000, e.seq),
+            Evidence::Harness(h) => (h.t.as_micros() as u64, h.seq),
+        }
+    }
+}
+
+/// Every piece of evidence in transcript order: by time, then by when it happened; at equal
+/// stamps gateway before client before harness (a stable sort of them in that order, as the
+/// transcript's own).
+pub fn in_order<'a>(
+    gateway: &'a [GatewayRecord],
+    client: &'a [Event],
+    harness: &'a [HarnessRecord],
+) -> Vec<Evidence<'a>> {
+    let mut all: Vec<Evidence<'a>> = gateway.iter().map(Evidence::Gateway).collect();
+    all.extend(client.iter().map(Evidence::Client));
+    all.extend(harness.iter().map(Evidence::Harness));
+    all.sort_by_key(Evidence::order);
+    all
+}
+
+/// The packet groups a client holds open: some packet seen, neither completed nor given up.
+/// Fed the client's events in order; the live runner asks it whether to wait, the checks what
+/// was left open at the end.
+#[derive(Debug, Default)]
+pub struct OpenGroups(BTreeSet<(u16, Phone, u16)>);
+
+impl OpenGroups {
+    /// The groups left open by `events`.
+    pub fn of<'a>(events: impl IntoIterator<Item = &'a Event>) -> OpenGroups {
+        let mut g = OpenGroups::default();
+        for e in events {
+            g.observe(&e.kind);
+        }
+        g
+    }
+
+    /// Follows one client event.
+    pub fn observe(&mut self, e: &EventKind) {
+        match e {
+            EventKind::Packet {
+                msg_id, phone, total, ..
+            } => {
+                self.0.insert((*msg_id, *phone, *total));
+            }
+            EventKind::Message(m) => {
+                if let Some(a) = m.assembled {
+                    self.0.remove(&(m.header.msg_id, m.header.phone, a.packets));
+                }
+            }
+            EventKind::GroupExpired(x) => {
+                self.0.remove(&(x.msg_id, x.phone, x.total));
+            }
+            _ => {}
+        }
+    }
+
+    /// True when no group is open.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The open groups as `0x0801 13800000001 total 17`.
+    fn describe(&self) -> Vec<String> {
+        self.0
+            .iter()
+            .map(|(id, p, t)| format!("0x{id:04X} {p} total {t}"))
+            .collect()
+    }
+}
+
+/// Which message each frame the gateway offers belongs to: itself, or for a packet the group its
+/// packet 1 opened (the last packet 1 of that id, phone and total).
+#[derive(Debug, Default)]
+struct Grouping(HashMap<(u16, Phone, u16), Key>);
+
+impl Grouping {
+    fn key(&mut self, d: &FrameId) -> Key {
+        let own = Key {
+            msg_id: d.msg_id,
+            phone: d.phone,
+            serial: d.serial,
+        };
+        match d.packet {
+            None => own,
+            Some((1, total)) => {
+                self.0.insert((d.msg_id, d.phone, total), own);
+                own
+            }
+            Some((_, total)) => self.0.get(&(d.msg_id, d.phone, total)).copied().unwrap_or(own),
+        }
+    }
 }
 
 /// What the transcript shows, counted once for the summary and the checks.
@@ -80,135 +159,115 @@ pub struct Facts {
     connected: u64,
     rejected: u64,
     skipped_bytes: u64,
-    groups_expired: Vec<Value>,
-    open_groups: BTreeMap<(String, String, u64), u64>,
-    sent_awaiting: BTreeMap<(String, u64), u32>,
-    confirmed: BTreeMap<(String, u64), u32>,
-    resent: BTreeMap<(String, u64), u32>,
+    groups_expired: Vec<Expired>,
+    open_groups: OpenGroups,
+    sent_awaiting: BTreeMap<(Phone, u16), u32>,
+    confirmed: BTreeMap<(Phone, u16), u32>,
+    resent: BTreeMap<(Phone, u16), u32>,
     delivery_failed: u64,
     disconnects: u64,
     requests: u64,
     answered: u64,
     request_failures: Vec<String>,
     /// The conversation reports of a conversation replay (harness `conversation` events).
-    conversations: Vec<Value>,
+    conversations: Vec<ConversationReport>,
     commands: u64,
-}
-
-fn s(v: &Value, k: &str) -> String {
-    match v.get(k) {
-        Some(Value::String(s)) => s.clone(),
-        Some(other) => other.to_string(),
-        None => String::new(),
-    }
-}
-
-fn n(v: &Value, k: &str) -> u64 {
-    v.get(k).and_then(Value::as_u64).unwrap_or(0)
+    /// Per connection: the frames of the k-th offered message (the fault log's `msg` index).
+    offered_by_conn: HashMap<(u64, u64), Vec<Key>>,
+    offered_count: HashMap<u64, u64>,
+    grouping: Grouping,
 }
 
 impl Facts {
-    /// Reads the facts off a transcript's events.
-    pub fn gather(t: &Transcript) -> Facts {
+    /// Reads the facts off a run's evidence, in transcript order ([`in_order`]).
+    pub fn gather<'a>(evidence: impl IntoIterator<Item = Evidence<'a>>) -> Facts {
         let mut f = Facts::default();
-        // Per connection: the frames of the k-th offered message (the fault log's `msg` index).
-        let mut offered_by_conn: HashMap<(u64, u64), Vec<Key>> = HashMap::new();
-        let mut offered_count: HashMap<u64, u64> = HashMap::new();
-        // The group a packet with index > 1 belongs to: the last packet 1 of (id, phone, total).
-        let mut current_group: HashMap<(String, String, u64), Key> = HashMap::new();
-        let mut to_key = |d: &FrameDesc| -> Key {
-            match d.packet {
-                None => (d.msg_id.clone(), d.phone.clone(), d.serial),
-                Some((1, total)) => {
-                    let k = (d.msg_id.clone(), d.phone.clone(), d.serial);
-                    current_group.insert((d.msg_id.clone(), d.phone.clone(), total), k.clone());
-                    k
-                }
-                Some((_, total)) => current_group
-                    .get(&(d.msg_id.clone(), d.phone.clone(), total))
-                    .cloned()
-                    .unwrap_or_else(|| (d.msg_id.clone(), d.phone.clone(), d.serial)),
-            }
-        };
-        for e in &t.events {
-            let v = &e.event;
-            let ty = s(v, "type");
-            match (e.side, ty.as_str()) {
-                (Side::Gateway, "offered") => {
-                    let conn = n(v, "conn");
-                    let k = offered_count.entry(conn).or_insert(0);
-                    *k += 1;
-                    let mut keys = Vec::new();
-                    for fr in v.get("frames").and_then(Value::as_array).into_iter().flatten() {
-                        if let Some(d) = fr.as_str().and_then(parse_frame) {
-                            f.frames_offered += 1;
-                            let key = to_key(&d);
-                            if matches!(d.packet, None | Some((1, _))) {
-                                f.expected.push(key.clone());
-                            }
-                            keys.push(key);
-                        }
-                    }
-                    offered_by_conn.insert((conn, *k), keys);
-                }
-                (Side::Gateway, "fault") => {
-                    f.faults += 1;
-                    let what = s(v, "what");
-                    let to_client = s(v, "dir") == "to_client";
-                    if let (true, Some(msg)) = (to_client, v.get("msg").and_then(Value::as_u64)) {
-                        let keys = offered_by_conn.get(&(n(v, "conn"), msg)).cloned().unwrap_or_default();
-                        if DESTRUCTIVE.contains(&what.as_str()) {
-                            f.destroyed.extend(keys);
-                        } else if DUPLICATING.contains(&what.as_str()) {
-                            f.duplicated.extend(keys);
-                        }
-                    }
-                }
-                (Side::Gateway, "lost_in_flight") => {
-                    for fr in v.get("frames").and_then(Value::as_array).into_iter().flatten() {
-                        if let Some(d) = fr.as_str().and_then(parse_frame) {
-                            let key = to_key(&d);
-                            f.destroyed.insert(key);
-                        }
-                    }
-                }
-                (Side::Client, "message") => {
-                    f.decoded.push((s(v, "msg_id"), s(v, "phone"), n(v, "serial")));
-                    if let Some(p) = v.get("packets").and_then(Value::as_u64) {
-                        f.open_groups.remove(&(s(v, "msg_id"), s(v, "phone"), p));
-                    }
-                }
-                (Side::Client, "packet") => {
-                    f.open_groups
-                        .insert((s(v, "msg_id"), s(v, "phone"), n(v, "total")), e.t_us);
-                }
-                (Side::Client, "group_expired") => {
-                    f.open_groups.remove(&(s(v, "msg_id"), s(v, "phone"), n(v, "total")));
-                    f.groups_expired.push(v.clone());
-                }
-                (Side::Client, "connected") => f.connected += 1,
-                (Side::Client, "disconnected") => f.disconnects += 1,
-                (Side::Client, "frame_rejected") => f.rejected += 1,
-                (Side::Client, "skipped") => f.skipped_bytes += n(v, "len"),
-                (Side::Client, "sent") if v.get("awaits_confirmation") == Some(&Value::Bool(true)) => {
-                    *f.sent_awaiting.entry((s(v, "phone"), n(v, "serial"))).or_insert(0) += 1;
-                }
-                (Side::Client, "confirmed") => {
-                    *f.confirmed.entry((s(v, "phone"), n(v, "serial"))).or_insert(0) += 1;
-                }
-                (Side::Client, "resent") => {
-                    *f.resent.entry((s(v, "phone"), n(v, "serial"))).or_insert(0) += 1;
-                }
-                (Side::Client, "delivery_failed") => f.delivery_failed += 1,
-                (Side::Harness, "request") => f.requests += 1,
-                (Side::Harness, "answered") => f.answered += 1,
-                (Side::Harness, "request_failed") => f.request_failures.push(s(v, "error")),
-                (Side::Harness, "command") => f.commands += 1,
-                (Side::Harness, "conversation") => f.conversations.push(v.clone()),
-                _ => {}
+        for e in evidence {
+            match e {
+                Evidence::Gateway(r) => f.gateway(r),
+                Evidence::Client(e) => f.client(&e.kind),
+                Evidence::Harness(h) => f.harness(&h.event),
             }
         }
         f
+    }
+
+    fn gateway(&mut self, r: &GatewayRecord) {
+        match &r.event {
+            GatewayEvent::Offered { frames, .. } => {
+                let k = self.offered_count.entry(r.conn).or_insert(0);
+                *k += 1;
+                let at = (r.conn, *k);
+                let mut keys = Vec::new();
+                for d in frames.iter().filter_map(FrameDesc::frame) {
+                    self.frames_offered += 1;
+                    let key = self.grouping.key(d);
+                    if matches!(d.packet, None | Some((1, _))) {
+                        self.expected.push(key);
+                    }
+                    keys.push(key);
+                }
+                self.offered_by_conn.insert(at, keys);
+            }
+            GatewayEvent::Fault(x) => {
+                self.faults += 1;
+                if let (Some(Direction::ToClient), Some(msg)) = (x.dir, x.msg) {
+                    let keys = self.offered_by_conn.get(&(r.conn, msg)).cloned().unwrap_or_default();
+                    if x.what.destroys() {
+                        self.destroyed.extend(keys);
+                    } else if x.what.duplicates() {
+                        self.duplicated.extend(keys);
+                    }
+                }
+            }
+            GatewayEvent::LostInFlight { frames, .. } => {
+                for d in frames.iter().filter_map(FrameDesc::frame) {
+                    let key = self.grouping.key(d);
+                    self.destroyed.insert(key);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn client(&mut self, e: &EventKind) {
+        self.open_groups.observe(e);
+        let count = |m: &mut BTreeMap<(Phone, u16), u32>, phone: Phone, serial: u16| {
+            *m.entry((phone, serial)).or_insert(0) += 1;
+        };
+        match e {
+            EventKind::Message(m) => self.decoded.push(Key {
+                msg_id: m.header.msg_id,
+                phone: m.header.phone,
+                serial: m.header.serial,
+            }),
+            EventKind::GroupExpired(x) => self.groups_expired.push(x.clone()),
+            EventKind::Connected { .. } => self.connected += 1,
+            EventKind::Disconnected { .. } => self.disconnects += 1,
+            EventKind::FrameRejected { .. } => self.rejected += 1,
+            EventKind::Skipped { len, .. } => self.skipped_bytes += len,
+            EventKind::Sent {
+                phone,
+                serial,
+                awaits_confirmation: true,
+                ..
+            } => count(&mut self.sent_awaiting, *phone, *serial),
+            EventKind::Confirmed { phone, serial, .. } => count(&mut self.confirmed, *phone, *serial),
+            EventKind::Resent { phone, serial, .. } => count(&mut self.resent, *phone, *serial),
+            EventKind::DeliveryFailed { .. } => self.delivery_failed += 1,
+            _ => {}
+        }
+    }
+
+    fn harness(&mut self, e: &HarnessEvent) {
+        match e {
+            HarnessEvent::Request { .. } => self.requests += 1,
+            HarnessEvent::Answered { .. } => self.answered += 1,
+            HarnessEvent::RequestFailed { error, .. } => self.request_failures.push(error.clone()),
+            HarnessEvent::Command { .. } => self.commands += 1,
+            HarnessEvent::Conversation { report, .. } => self.conversations.push(report.clone()),
+            HarnessEvent::CommandRefused { .. } | HarnessEvent::CaptureError { .. } => {}
+        }
     }
 
     /// Counters for the transcript's summary (and `run`'s table).
@@ -230,190 +289,193 @@ impl Facts {
 
 /// Evaluates the scenario's expectations.
 pub fn check(x: &Expectations, f: &Facts, client: &ClientSection) -> Vec<Check> {
+    let on = |e: Option<bool>| e == Some(true);
     let mut out = Vec::new();
-    let mut add = |name: &str, ok: bool, detail: String| {
+    let mut add = |name: &str, (ok, detail): (bool, String)| {
         out.push(Check {
             name: name.into(),
             ok,
             detail,
         })
     };
-    if x.every_frame_once == Some(true) {
-        let mut counts: BTreeMap<&Key, u64> = BTreeMap::new();
-        for k in &f.decoded {
-            *counts.entry(k).or_insert(0) += 1;
-        }
-        // A key can be offered more than once (a replayed capture may repeat a frame): each
-        // offer is expected to be decoded once.
-        let mut offered: BTreeMap<&Key, u64> = BTreeMap::new();
-        for k in &f.expected {
-            *offered.entry(k).or_insert(0) += 1;
-        }
-        let mut problems = Vec::new();
-        let mut checked = 0;
-        for (k, times) in &offered {
-            if f.destroyed.contains(*k) {
-                continue;
-            }
-            checked += times;
-            let c = counts.get(k).copied().unwrap_or(0);
-            let ok = if f.duplicated.contains(*k) {
-                c >= *times
-            } else {
-                c == *times
-            };
-            if !ok {
-                problems.push(format!(
-                    "{} {} #{} offered {times} times, decoded {c} times",
-                    k.0, k.1, k.2
-                ));
-            }
-        }
-        for k in counts.keys() {
-            if !offered.contains_key(k) {
-                problems.push(format!("{} {} #{} decoded but never offered", k.0, k.1, k.2));
-            }
-        }
-        let detail = if problems.is_empty() {
-            // A message a fault acted on may still arrive: the terminal sent it again (0x8003,
-            // 0x8800), or the fault spared its frame (a stray 0x7E next to a delimiter).
-            let recovered = f.destroyed.iter().filter(|k| counts.contains_key(k)).count();
-            let recovered = match recovered {
-                0 => String::new(),
-                n => format!(" ({n} of them decoded after all: sent again, or spared by the fault)"),
-            };
-            format!(
-                "{checked} offered messages decoded once each; {} destroyed by faults{recovered}",
-                f.destroyed.len()
-            )
-        } else {
-            problems.truncate(10);
-            problems.join("; ")
-        };
-        add("every_frame_once", problems.is_empty(), detail);
+    if on(x.every_frame_once) {
+        add("every_frame_once", every_frame_once(f));
     }
-    if x.groups_accounted == Some(true) {
-        let empty_missing = f
-            .groups_expired
-            .iter()
-            .filter(|g| g.get("missing").and_then(Value::as_array).is_none_or(|a| a.is_empty()))
-            .count();
-        let ok = f.open_groups.is_empty() && empty_missing == 0;
-        let detail = if ok {
-            format!(
-                "every packet group completed or expired with its missing packets ({} expired)",
-                f.groups_expired.len()
-            )
-        } else {
-            let open: Vec<String> = f
-                .open_groups
-                .keys()
-                .map(|(id, p, t)| format!("{id} {p} total {t}"))
-                .collect();
-            format!(
-                "still open at the end: [{}]; expired without missing list: {empty_missing}",
-                open.join(", ")
-            )
-        };
-        add("groups_accounted", ok, detail);
+    if on(x.groups_accounted) {
+        add("groups_accounted", groups_accounted(f));
     }
     if let Some([lo, hi]) = x.reconnects {
         let r = f.connected.saturating_sub(1);
-        add(
-            "reconnects",
-            (lo as u64..=hi as u64).contains(&r),
-            format!("{r} reconnects, expected {lo}..={hi}"),
-        );
+        let ok = (lo as u64..=hi as u64).contains(&r);
+        add("reconnects", (ok, format!("{r} reconnects, expected {lo}..={hi}")));
     }
-    if x.commands_confirmed == Some(true) {
-        let mut problems = Vec::new();
-        for (k, sent) in &f.sent_awaiting {
-            let c = f.confirmed.get(k).copied().unwrap_or(0);
-            if c != 1 {
-                problems.push(format!("{} serial {} confirmed {c} times (sent {sent})", k.0, k.1));
-            }
-            // At-least-once: a re-send is allowed after each disconnect and each confirmation
-            // timeout (at most max_resends of those).
-            let resent = f.resent.get(k).copied().unwrap_or(0) as u64;
-            let allowed = f.disconnects + client.max_resends.unwrap_or(5) as u64;
-            if resent > allowed {
-                problems.push(format!(
-                    "{} serial {} re-sent {resent} times (allowed {allowed})",
-                    k.0, k.1
-                ));
-            }
-        }
-        if f.delivery_failed > 0 {
-            problems.push(format!("{} commands given up", f.delivery_failed));
-        }
-        let ok = problems.is_empty() && !f.sent_awaiting.is_empty();
-        let detail = if problems.is_empty() {
-            format!(
-                "{} commands confirmed once each, {} re-sends",
-                f.sent_awaiting.len(),
-                f.resent.values().sum::<u32>()
-            )
-        } else {
-            problems.join("; ")
-        };
-        add("commands_confirmed", ok, detail);
+    if on(x.commands_confirmed) {
+        add("commands_confirmed", commands_confirmed(f, client));
     }
-    if x.order_per_terminal == Some(true) {
-        let position: HashMap<&Key, usize> = f.expected.iter().enumerate().map(|(i, k)| (k, i)).collect();
-        let mut last: HashMap<&str, usize> = HashMap::new();
-        let mut problems = Vec::new();
-        for k in &f.decoded {
-            let Some(&p) = position.get(k) else { continue };
-            if let Some(&prev) = last.get(k.1.as_str())
-                && p < prev
-            {
-                problems.push(format!(
-                    "{} {} #{} decoded after a later message of that terminal",
-                    k.0, k.1, k.2
-                ));
-            }
-            last.insert(k.1.as_str(), p);
-        }
-        let detail = if problems.is_empty() {
-            format!("{} terminals in order", last.len())
-        } else {
-            problems.join("; ")
-        };
-        add("order_per_terminal", problems.is_empty(), detail);
+    if on(x.order_per_terminal) {
+        add("order_per_terminal", order_per_terminal(f));
     }
     if let Some(want) = x.frames_rejected {
-        add(
-            "frames_rejected",
-            f.rejected == want,
-            format!("{} rejected, expected {want}", f.rejected),
-        );
+        let detail = format!("{} rejected, expected {want}", f.rejected);
+        add("frames_rejected", (f.rejected == want, detail));
     }
     if let Some(min) = x.min_messages {
         let got = f.decoded.len() as u64;
-        add(
-            "min_messages",
-            got >= min,
-            format!("{got} messages decoded, expected at least {min}"),
-        );
+        let detail = format!("{got} messages decoded, expected at least {min}");
+        add("min_messages", (got >= min, detail));
     }
-    if x.requests_answered == Some(true) {
-        let ok = f.request_failures.is_empty() && f.answered == f.requests && f.requests > 0;
-        let detail = if f.request_failures.is_empty() {
-            format!("{} of {} requests answered", f.answered, f.requests)
-        } else {
-            f.request_failures.join("; ")
-        };
-        add("requests_answered", ok, detail);
+    if on(x.requests_answered) {
+        add("requests_answered", requests_answered(f));
     }
-    if x.conversation_complete == Some(true) {
-        let (ok, detail) = conversation_check(&f.conversations);
-        add("conversation_complete", ok, detail);
+    if on(x.conversation_complete) {
+        add("conversation_complete", conversation_check(&f.conversations));
     }
     out
 }
 
+/// Every offered message not destroyed by a fault decoded exactly once (at least once when a
+/// fault duplicated it), and nothing decoded that was never offered.
+fn every_frame_once(f: &Facts) -> (bool, String) {
+    let mut counts: BTreeMap<&Key, u64> = BTreeMap::new();
+    for k in &f.decoded {
+        *counts.entry(k).or_insert(0) += 1;
+    }
+    // A key can be offered more than once (a replayed capture may repeat a frame): each
+    // offer is expected to be decoded once.
+    let mut offered: BTreeMap<&Key, u64> = BTreeMap::new();
+    for k in &f.expected {
+        *offered.entry(k).or_insert(0) += 1;
+    }
+    let mut problems = Vec::new();
+    let mut checked = 0;
+    for (k, times) in &offered {
+        if f.destroyed.contains(*k) {
+            continue;
+        }
+        checked += times;
+        let c = counts.get(k).copied().unwrap_or(0);
+        let ok = if f.duplicated.contains(*k) {
+            c >= *times
+        } else {
+            c == *times
+        };
+        if !ok {
+            problems.push(format!("{k} offered {times} times, decoded {c} times"));
+        }
+    }
+    for k in counts.keys() {
+        if !offered.contains_key(k) {
+            problems.push(format!("{k} decoded but never offered"));
+        }
+    }
+    let detail = if problems.is_empty() {
+        // A message a fault acted on may still arrive: the terminal sent it again (0x8003,
+        // 0x8800), or the fault spared its frame (a stray 0x7E next to a delimiter).
+        let recovered = f.destroyed.iter().filter(|k| counts.contains_key(k)).count();
+        let recovered = match recovered {
+            0 => String::new(),
+            n => format!(" ({n} of them decoded after all: sent again, or spared by the fault)"),
+        };
+        format!(
+            "{checked} offered messages decoded once each; {} destroyed by faults{recovered}",
+            f.destroyed.len()
+        )
+    } else {
+        problems.truncate(10);
+        problems.join("; ")
+    };
+    (problems.is_empty(), detail)
+}
+
+/// Every packet group completed, or expired naming its missing packets.
+fn groups_accounted(f: &Facts) -> (bool, String) {
+    let empty_missing = f.groups_expired.iter().filter(|g| g.missing.is_empty()).count();
+    let ok = f.open_groups.is_empty() && empty_missing == 0;
+    let detail = if ok {
+        format!(
+            "every packet group completed or expired with its missing packets ({} expired)",
+            f.groups_expired.len()
+        )
+    } else {
+        let open = f.open_groups.describe();
+        format!(
+            "still open at the end: [{}]; expired without missing list: {empty_missing}",
+            open.join(", ")
+        )
+    };
+    (ok, detail)
+}
+
+/// Every command awaiting confirmation confirmed once, re-sent no more than allowed.
+fn commands_confirmed(f: &Facts, client: &ClientSection) -> (bool, String) {
+    let mut problems = Vec::new();
+    for (k, sent) in &f.sent_awaiting {
+        let c = f.confirmed.get(k).copied().unwrap_or(0);
+        if c != 1 {
+            problems.push(format!("{} serial {} confirmed {c} times (sent {sent})", k.0, k.1));
+        }
+        // At-least-once: a re-send is allowed after each disconnect and each confirmation
+        // timeout (at most max_resends of those).
+        let resent = f.resent.get(k).copied().unwrap_or(0) as u64;
+        let allowed = f.disconnects + client.max_resends.unwrap_or(5) as u64;
+        if resent > allowed {
+            problems.push(format!(
+                "{} serial {} re-sent {resent} times (allowed {allowed})",
+                k.0, k.1
+            ));
+        }
+    }
+    if f.delivery_failed > 0 {
+        problems.push(format!("{} commands given up", f.delivery_failed));
+    }
+    let ok = problems.is_empty() && !f.sent_awaiting.is_empty();
+    let detail = if problems.is_empty() {
+        format!(
+            "{} commands confirmed once each, {} re-sends",
+            f.sent_awaiting.len(),
+            f.resent.values().sum::<u32>()
+        )
+    } else {
+        problems.join("; ")
+    };
+    (ok, detail)
+}
+
+/// Each terminal's messages decoded in the order they were offered.
+fn order_per_terminal(f: &Facts) -> (bool, String) {
+    let position: HashMap<&Key, usize> = f.expected.iter().enumerate().map(|(i, k)| (k, i)).collect();
+    let mut last: HashMap<Phone, usize> = HashMap::new();
+    let mut problems = Vec::new();
+    for k in &f.decoded {
+        let Some(&p) = position.get(k) else { continue };
+        if let Some(&prev) = last.get(&k.phone)
+            && p < prev
+        {
+            problems.push(format!("{k} decoded after a later message of that terminal"));
+        }
+        last.insert(k.phone, p);
+    }
+    let detail = if problems.is_empty() {
+        format!("{} terminals in order", last.len())
+    } else {
+        problems.join("; ")
+    };
+    (problems.is_empty(), detail)
+}
+
+/// Every request answered, none failed.
+fn requests_answered(f: &Facts) -> (bool, String) {
+    let ok = f.request_failures.is_empty() && f.answered == f.requests && f.requests > 0;
+    let detail = if f.request_failures.is_empty() {
+        format!("{} of {} requests answered", f.answered, f.requests)
+    } else {
+        f.request_failures.join("; ")
+    };
+    (ok, detail)
+}
+
 /// Every recorded exchange answered, none missing, in every session's conversation.
-fn conversation_check(reports: &[Value]) -> (bool, String) {
+fn conversation_check(reports: &[ConversationReport]) -> (bool, String) {
     if reports.is_empty() {
         return (false, "no conversation replay ran ([source] converse = true)".into());
     }
@@ -421,26 +483,12 @@ fn conversation_check(reports: &[Value]) -> (bool, String) {
     let mut parts = Vec::new();
     for r in reports {
         let missing: Vec<String> = r
-            .get("missing")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .map(|m| {
-                format!(
-                    "{} {} #{} (line {})",
-                    s(m, "msg_id"),
-                    s(m, "phone"),
-                    n(m, "serial"),
-                    n(m, "line")
-                )
-            })
+            .missing
+            .iter()
+            .map(|m| format!("{} {} #{} (line {})", m.msg_id, m.phone, m.serial, m.line))
             .collect();
-        ok &= missing.is_empty() && n(r, "exchanges") > 0;
-        let mut part = format!(
-            "{} of {} recorded exchanges answered",
-            n(r, "answered"),
-            n(r, "exchanges")
-        );
+        ok &= missing.is_empty() && r.exchanges > 0;
+        let mut part = format!("{} of {} recorded exchanges answered", r.answered, r.exchanges);
         if !missing.is_empty() {
             part.push_str(&format!("; never asked for: {}", missing.join(", ")));
         }
@@ -452,19 +500,123 @@ fn conversation_check(reports: &[Value]) -> (bool, String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::codec::body::{Body, RawBody};
+    use crate::codec::message::Assembled;
+    use crate::codec::{Message, Version};
+    use crate::faults::{FaultRecord, Outcome};
 
-    #[test]
-    fn frame_descriptions_parse() {
-        assert_eq!(
-            parse_frame("0x1205 13800000001 #7 [2/3]"),
-            Some(FrameDesc {
-                msg_id: "0x1205".into(),
-                phone: "13800000001".into(),
-                serial: 7,
-                packet: Some((2, 3))
+    fn phone() -> Phone {
+        Phone::parse("13800000001").expect("phone")
+    }
+
+    fn offered(seq: u64, index: u64, serials: &[u16]) -> GatewayRecord {
+        let frames = serials
+            .iter()
+            .map(|&serial| {
+                FrameDesc::Frame(FrameId {
+                    msg_id: 0x0200,
+                    phone: phone(),
+                    serial,
+                    packet: None,
+                })
             })
+            .collect();
+        GatewayRecord {
+            t_us: 0,
+            conn: 1,
+            seq,
+            event: GatewayEvent::Offered { index, frames },
+        }
+    }
+
+    fn fault(seq: u64, msg: u64, what: Outcome) -> GatewayRecord {
+        GatewayRecord {
+            t_us: 0,
+            conn: 1,
+            seq,
+            event: GatewayEvent::Fault(FaultRecord {
+                t_us: 0,
+                conn: 1,
+                dir: Some(Direction::ToClient),
+                msg: Some(msg),
+                fault: what.to_string(),
+                what,
+                offsets: Vec::new(),
+                detail: String::new(),
+            }),
+        }
+    }
+
+    fn message(msg_id: u16, serial: u16, assembled: Option<Assembled>) -> Event {
+        let mut m = Message::new(
+            msg_id,
+            Version::V2013,
+            phone(),
+            serial,
+            Body::Raw(RawBody { raw: Vec::new() }),
         );
-        assert_eq!(parse_frame("bad frame (bad_checksum)"), None);
-        assert_eq!(parse_frame("4 bytes outside frames"), None);
+        m.assembled = assembled;
+        Event {
+            kind: EventKind::Message(Box::new(m)),
+            t_ms: 1,
+            seq: 100 + u64::from(serial),
+        }
+    }
+
+    fn every_frame_once(gateway: &[GatewayRecord], client: &[Event]) -> Check {
+        let x = Expectations {
+            every_frame_once: Some(true),
+            ..Expectations::default()
+        };
+        let facts = Facts::gather(in_order(gateway, client, &[]));
+        check(&x, &facts, &ClientSection::default()).remove(0)
+    }
+
+    /// A message a destroying fault acted on is excused; the same message without the fault is
+    /// reported missing, and a duplicating fault allows it twice.
+    #[test]
+    fn typed_fault_outcomes_decide_which_messages_count() {
+        let client = [message(0x0200, 1, None)];
+        let gw = [offered(1, 1, &[1]), offered(2, 2, &[2]), fault(3, 2, Outcome::Drop)];
+        let c = every_frame_once(&gw, &client);
+        assert!(c.ok, "{}", c.detail);
+        assert_eq!(c.detail, "1 offered messages decoded once each; 1 destroyed by faults");
+
+        let gw = [offered(1, 1, &[1]), offered(2, 2, &[2]), fault(3, 2, Outcome::Delay)];
+        let c = every_frame_once(&gw, &client);
+        assert!(!c.ok);
+        assert_eq!(c.detail, "0x0200 13800000001 #2 offered 1 times, decoded 0 times");
+
+        let twice = [message(0x0200, 1, None), message(0x0200, 1, None)];
+        let gw = [offered(1, 1, &[1]), fault(2, 1, Outcome::Duplicate)];
+        assert!(every_frame_once(&gw, &twice).ok);
+        assert!(!every_frame_once(&gw[..1], &twice).ok);
+    }
+
+    /// Groups are open from a packet until their message or their expiry.
+    #[test]
+    fn open_groups_follow_packets_and_their_message() {
+        let packet = |index| Event {
+            kind: EventKind::Packet {
+                msg_id: 0x0801,
+                phone: phone(),
+                serial: index,
+                index,
+                total: 2,
+            },
+            t_ms: 0,
+            seq: 0,
+        };
+        let done = message(
+            0x0801,
+            1,
+            Some(Assembled {
+                packets: 2,
+                first_serial: 1,
+            }),
+        );
+        let open = OpenGroups::of(&[packet(1)]);
+        assert_eq!(open.describe(), ["0x0801 13800000001 total 2"]);
+        assert!(OpenGroups::of(&[packet(1), packet(2), done]).is_empty());
     }
 }

@@ -4,7 +4,8 @@
 //!
 //! Unknown keys are rejected; every error names the file, line and column, and the key.
 
-mod checks;
+pub mod checks;
+pub mod harness;
 pub mod runner;
 pub mod validate;
 

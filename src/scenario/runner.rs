@@ -7,6 +7,7 @@
 //!   early once everything settled, and only the invariants are checked.
 
 use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -14,9 +15,10 @@ use serde_json::{Map, Value, json};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::checks;
+use super::checks::{self, Evidence, OpenGroups};
+use super::harness::{HarnessEvent, HarnessRecord};
 use super::{ClientSection, CommandSpec, Scenario};
-use crate::client::{Client, ClientConfig, Event};
+use crate::client::{Client, ClientConfig, Event, Events};
 use crate::codec::body::{Body, RawBody};
 use crate::codec::{Message, Phone};
 use crate::gateway::{Gateway, GatewayRecord};
@@ -146,10 +148,6 @@ pub fn command_message(c: &CommandSpec) -> Result<Message, String> {
     Ok(Message::new(c.msg_id, c.version, phone, 0, body))
 }
 
-/// What the harness itself did (commands issued, request outcomes), for the transcript.
-#[derive(Debug, Default)]
-struct HarnessLog(Vec<(Duration, u64, Value)>);
-
 async fn run_async(sc: &Scenario, mode: Mode) -> Result<Transcript, RunError> {
     let setup = |message: String| RunError::Setup {
         path: sc.path.display().to_string(),
@@ -174,7 +172,58 @@ async fn run_async(sc: &Scenario, mode: Mode) -> Result<Transcript, RunError> {
     let gw = Gateway::new(sc.gateway.config(sc.seed), sc.faults.clone(), feeds, stop_rx)
         .map_err(|e| setup(e.to_string()))?;
     let cfg = client_config(&sc.client, sc.seed);
-    let (client, mut events) = match mode {
+    let (client, events) = connect_client(mode, &gw, cfg).await.map_err(|e| match e {
+        ConnectError::Io(e) => RunError::Io(e),
+        ConnectError::Client(m) => setup(m),
+    })?;
+    let run = Collected::new(events);
+    for (spec, msg) in commands {
+        run.spawn_command(start, &client, spec, msg);
+    }
+    let end = start + Duration::from_millis(sc.duration_ms);
+    match mode {
+        Mode::Snapshot => tokio::time::sleep_until(end).await,
+        Mode::Live => run.settle(end, &gw, &client).await,
+    }
+    let _ = client.shutdown().await;
+    let _ = stop_tx.send(true);
+    // Let the gateway's connection tasks log their close before the log is read.
+    tokio::task::yield_now().await;
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    let (client_events, mut harness) = run.take();
+    let gateway_log = gw.take_log();
+    // A capture that could not be read to its end is never silent: it shows in the transcript.
+    for e in replay_errors.list() {
+        harness.push(HarnessRecord {
+            t: Duration::ZERO,
+            seq: 0,
+            event: HarnessEvent::CaptureError {
+                error: e.message,
+                ended: e.ended,
+            },
+        });
+    }
+    // What a conversation replay expected and never got, at the end of the run.
+    let end = start.elapsed();
+    for (session, report) in conversations.reports() {
+        harness.push(HarnessRecord {
+            t: end,
+            seq: u64::MAX,
+            event: HarnessEvent::Conversation { session, report },
+        });
+    }
+    Ok(build_transcript(sc, mode, client_events, gateway_log, harness))
+}
+
+/// Why the client could not be started.
+enum ConnectError {
+    Io(std::io::Error),
+    Client(String),
+}
+
+/// Starts the gateway on `mode`'s transport and a client connecting to it.
+async fn connect_client(mode: Mode, gw: &Gateway, cfg: ClientConfig) -> Result<(Client, Events), ConnectError> {
+    match mode {
         Mode::Snapshot => {
             let (net, listener) = MemoryNetwork::new(PIPE_CAPACITY);
             tokio::spawn({
@@ -185,119 +234,102 @@ async fn run_async(sc: &Scenario, mode: Mode) -> Result<Transcript, RunError> {
                 let r = net.connect();
                 async move { r }
             };
-            Client::with_connector(connector, "ws://gateway/", cfg)
+            Ok(Client::with_connector(connector, "ws://gateway/", cfg))
         }
         Mode::Live => {
-            let listener = Listener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))).await?;
+            let listener = Listener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
+                .await
+                .map_err(ConnectError::Io)?;
             let addr = listener.local_addr().expect("TCP listener has an address");
             tokio::spawn({
                 let gw = gw.clone();
                 async move { gw.serve(listener).await }
             });
-            Client::connect(&format!("ws://{addr}/"), cfg).map_err(|e| setup(e.to_string()))?
+            Client::connect(&format!("ws://{addr}/"), cfg).map_err(|e| ConnectError::Client(e.to_string()))
         }
-    };
+    }
+}
 
-    let client_events: Arc<Mutex<Vec<Event>>> = Arc::default();
-    let collector = tokio::spawn({
-        let client_events = client_events.clone();
-        async move {
-            while let Some(e) = events.recv().await {
-                client_events.lock().expect("events lock").push(e);
+/// What a run collects while it runs: the client's events, what the harness did, and how many
+/// commands are still under way.
+struct Collected {
+    client_events: Arc<Mutex<Vec<Event>>>,
+    collector: tokio::task::JoinHandle<()>,
+    harness: Arc<Mutex<Vec<HarnessRecord>>>,
+    pending: Arc<AtomicUsize>,
+}
+
+impl Collected {
+    /// Starts collecting `events`.
+    fn new(mut events: Events) -> Collected {
+        let client_events: Arc<Mutex<Vec<Event>>> = Arc::default();
+        let collector = tokio::spawn({
+            let client_events = client_events.clone();
+            async move {
+                while let Some(e) = events.recv().await {
+                    client_events.lock().expect("events lock").push(e);
+                }
             }
+        });
+        Collected {
+            client_events,
+            collector,
+            harness: Arc::default(),
+            pending: Arc::default(),
         }
-    });
+    }
 
-    let harness: Arc<Mutex<HarnessLog>> = Arc::default();
-    let pending_requests = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    for (spec, msg) in commands {
+    /// Issues `spec` at its time on `client`, logging what came of it.
+    fn spawn_command(&self, start: Instant, client: &Client, spec: CommandSpec, msg: Message) {
         let client = client.clone();
-        let harness = harness.clone();
-        let pending = pending_requests.clone();
-        pending.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let harness = self.harness.clone();
+        let pending = self.pending.clone();
+        pending.fetch_add(1, Ordering::SeqCst);
         tokio::spawn(async move {
             tokio::time::sleep_until(start + Duration::from_millis(spec.at_ms)).await;
-            let id = format!("0x{:04X}", spec.msg_id);
-            let log = |v: Value| {
-                harness
-                    .lock()
-                    .expect("harness lock")
-                    .0
-                    .push((start.elapsed(), crate::transcript::next_seq(), v))
+            let log = |event: HarnessEvent| {
+                harness.lock().expect("harness lock").push(HarnessRecord {
+                    t: start.elapsed(),
+                    seq: crate::transcript::next_seq(),
+                    event,
+                })
             };
-            if spec.request {
-                log(json!({"type": "request", "msg_id": id, "phone": spec.phone}));
-                match client.request(msg, REQUEST_TIMEOUT).await {
-                    Ok(answer) => log(json!({
-                        "type": "answered", "msg_id": id,
-                        "answer": format!("0x{:04X}", answer.header.msg_id),
-                        "serial": answer.header.serial,
-                    })),
-                    Err(e) => log(json!({"type": "request_failed", "msg_id": id, "error": e.to_string()})),
-                }
-            } else {
-                match client.send(msg) {
-                    Ok(serial) => log(json!({"type": "command", "msg_id": id, "phone": spec.phone, "serial": serial})),
-                    Err(e) => log(json!({"type": "command_refused", "msg_id": id, "error": e.to_string()})),
-                }
-            }
-            pending.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+            issue(&client, spec, msg, log).await;
+            pending.fetch_sub(1, Ordering::SeqCst);
         });
     }
 
-    let end = start + Duration::from_millis(sc.duration_ms);
-    match mode {
-        Mode::Snapshot => tokio::time::sleep_until(end).await,
-        Mode::Live => {
-            // End early once nothing more can happen: the feed is exhausted, every command was
-            // issued and answered, nothing is held, and nothing new was seen for a while.
-            let mut last_len = usize::MAX;
-            let mut quiet_since = Instant::now();
-            while Instant::now() < end {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                let len = client_events.lock().expect("events lock").len() + gw.log().len();
-                if len != last_len {
-                    last_len = len;
-                    quiet_since = Instant::now();
-                    continue;
-                }
-                let settled = gw.idle()
-                    && client.held() == 0
-                    && pending_requests.load(std::sync::atomic::Ordering::SeqCst) == 0
-                    && !open_groups(&client_events.lock().expect("events lock"));
-                if settled && quiet_since.elapsed() >= LIVE_SETTLE {
-                    break;
-                }
+    /// Live mode: waits until `end`, or less once nothing more can happen: the feed is
+    /// exhausted, every command was issued and answered, nothing is held, no packet group is
+    /// open, and nothing new was seen for [`LIVE_SETTLE`].
+    async fn settle(&self, end: Instant, gw: &Gateway, client: &Client) {
+        let mut last_len = usize::MAX;
+        let mut quiet_since = Instant::now();
+        while Instant::now() < end {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let len = self.client_events.lock().expect("events lock").len() + gw.log().len();
+            if len != last_len {
+                last_len = len;
+                quiet_since = Instant::now();
+                continue;
+            }
+            let settled = gw.idle()
+                && client.held() == 0
+                && self.pending.load(Ordering::SeqCst) == 0
+                && OpenGroups::of(self.client_events.lock().expect("events lock").iter()).is_empty();
+            if settled && quiet_since.elapsed() >= LIVE_SETTLE {
+                break;
             }
         }
     }
-    let _ = client.shutdown().await;
-    let _ = stop_tx.send(true);
-    // Let the gateway's connection tasks log their close before the log is read.
-    tokio::task::yield_now().await;
-    tokio::time::sleep(Duration::from_millis(1)).await;
-    collector.abort();
-    let client_events = std::mem::take(&mut *client_events.lock().expect("events lock"));
-    let gateway_log = gw.take_log();
-    let mut harness = std::mem::take(&mut harness.lock().expect("harness lock").0);
-    // A capture that could not be read to its end is never silent: it shows in the transcript.
-    for e in replay_errors.list() {
-        harness.push((
-            Duration::ZERO,
-            0,
-            json!({"type": "capture_error", "error": e.message, "ended": e.ended}),
-        ));
+
+    /// Stops collecting; the client's events and the harness log so far.
+    fn take(self) -> (Vec<Event>, Vec<HarnessRecord>) {
+        self.collector.abort();
+        let client_events = std::mem::take(&mut *self.client_events.lock().expect("events lock"));
+        let harness = std::mem::take(&mut *self.harness.lock().expect("harness lock"));
+        (client_events, harness)
     }
-    // What a conversation replay expected and never got, at the end of the run.
-    let end = start.elapsed();
-    for (session, report) in conversations.reports() {
-        let mut v = json!({"type": "conversation", "session": session});
-        if let (Value::Object(m), Ok(Value::Object(r))) = (&mut v, serde_json::to_value(&report)) {
-            m.extend(r);
-        }
-        harness.push((end, u64::MAX, v));
-    }
-    Ok(build_transcript(sc, mode, client_events, gateway_log, harness))
 }
 
 fn build_transcript(
@@ -305,70 +337,61 @@ fn build_transcript(
     mode: Mode,
     client_events: Vec<Event>,
     gateway_log: Vec<GatewayRecord>,
-    harness: Vec<(Duration, u64, Value)>,
+    harness: Vec<HarnessRecord>,
 ) -> Transcript {
-    let mut events = Vec::new();
-    for r in &gateway_log {
-        let mut v = serde_json::to_value(&r.event).expect("gateway events serialise");
-        if let Value::Object(o) = &mut v {
-            // conn first after type, for readability.
-            let mut m = Map::new();
-            if let Some(t) = o.shift_remove("type") {
-                m.insert("type".into(), t);
-            }
-            m.insert("conn".into(), json!(r.conn));
-            // A fault record repeats the time and connection the entry already carries.
-            o.shift_remove("t_us");
-            o.shift_remove("conn");
-            m.extend(std::mem::take(o));
-            v = Value::Object(m);
-        }
-        events.push(Entry {
-            t_us: r.t_us,
-            side: Side::Gateway,
-            seq: r.seq,
-            event: v,
-        });
-    }
-    for e in &client_events {
-        let mut v = serde_json::to_value(e).expect("client events serialise");
-        if let Value::Object(o) = &mut v {
-            o.shift_remove("t_ms");
-        }
-        events.push(Entry {
-            t_us: e.t_ms * 1000,
-            side: Side::Client,
-            seq: e.seq,
-            event: v,
-        });
-    }
-    for (t, seq, v) in harness {
-        events.push(Entry {
-            t_us: t.as_micros() as u64,
-            side: Side::Harness,
-            seq,
-            event: v,
-        });
-    }
-    for e in &mut events {
-        elide_long_hex(&mut e.event);
-    }
+    let evidence = checks::in_order(&gateway_log, &client_events, &harness);
+    let facts = checks::Facts::gather(evidence.iter().copied());
     let mut t = Transcript {
         scenario: sc.name.clone(),
         seed: sc.seed,
-        summary: Map::new(),
-        checks: Vec::new(),
-        events,
+        summary: facts.summary(),
+        checks: checks::check(&sc.expect, &facts, &sc.client),
+        events: Vec::new(),
     };
-    t.order_events();
-    let facts = checks::Facts::gather(&t);
-    t.summary = facts.summary();
-    t.checks = checks::check(&sc.expect, &facts, &sc.client);
-    if mode == Mode::Live {
-        // Live transcripts are not snapshotted; keep them small.
-        t.events.clear();
+    // Live transcripts are not snapshotted; keep them small.
+    if mode == Mode::Snapshot {
+        t.events = evidence.iter().map(entry).collect();
     }
     t
+}
+
+/// One piece of evidence as a transcript line: its JSON object, long hex elided.
+fn entry(e: &Evidence<'_>) -> Entry {
+    let (t_us, seq) = e.order();
+    let (side, mut event) = match e {
+        Evidence::Gateway(r) => (Side::Gateway, gateway_json(r)),
+        Evidence::Client(c) => {
+            let mut v = serde_json::to_value(c).expect("client events serialise");
+            if let Value::Object(o) = &mut v {
+                o.shift_remove("t_ms");
+            }
+            (Side::Client, v)
+        }
+        Evidence::Harness(h) => (
+            Side::Harness,
+            serde_json::to_value(&h.event).expect("harness events serialise"),
+        ),
+    };
+    elide_long_hex(&mut event);
+    Entry { t_us, side, seq, event }
+}
+
+/// A gateway record's JSON: `type`, then `conn`, then the event's own keys.
+fn gateway_json(r: &GatewayRecord) -> Value {
+    let mut v = serde_json::to_value(&r.event).expect("gateway events serialise");
+    if let Value::Object(o) = &mut v {
+        let mut m = Map::new();
+        if let Some(t) = o.shift_remove("type") {
+            m.insert("type".into(), t);
+        }
+        m.insert("conn".into(), json!(r.conn));
+        // A fault record repeats the time and connection the entry already carries.
+        o.shift_remove("t_us");
+        o.shift_remove("conn");
+        m.extend(std::mem::take(o));
+        v = Value::Object(m);
+    }
+    v
 }
 
 /// Hex strings longer than this are shown as their length and a hash in transcripts.
@@ -388,28 +411,37 @@ fn elide_long_hex(v: &mut Value) {
     }
 }
 
-/// Whether the client holds a packet group it has neither completed nor given up (live mode waits
-/// for its expiry before ending).
-fn open_groups(events: &[Event]) -> bool {
-    use crate::client::EventKind;
-    let mut open = std::collections::BTreeSet::new();
-    for e in events {
-        match &e.kind {
-            EventKind::Packet {
-                msg_id, phone, total, ..
-            } => {
-                open.insert((*msg_id, *phone, *total));
-            }
-            EventKind::Message(m) => {
-                if let Some(a) = m.assembled {
-                    open.remove(&(m.header.msg_id, m.header.phone, a.packets));
-                }
-            }
-            EventKind::GroupExpired(x) => {
-                open.remove(&(x.msg_id, x.phone, x.total));
-            }
-            _ => {}
+/// Issues one scenario command on `client` and logs what came of it: a request waits for its
+/// answer (or its failure), a plain command is only queued.
+async fn issue(client: &Client, spec: CommandSpec, msg: Message, log: impl Fn(HarnessEvent)) {
+    let msg_id = spec.msg_id;
+    if spec.request {
+        log(HarnessEvent::Request {
+            msg_id,
+            phone: spec.phone,
+        });
+        match client.request(msg, REQUEST_TIMEOUT).await {
+            Ok(answer) => log(HarnessEvent::Answered {
+                msg_id,
+                answer: answer.header.msg_id,
+                serial: answer.header.serial,
+            }),
+            Err(e) => log(HarnessEvent::RequestFailed {
+                msg_id,
+                error: e.to_string(),
+            }),
+        }
+    } else {
+        match client.send(msg) {
+            Ok(serial) => log(HarnessEvent::Command {
+                msg_id,
+                phone: spec.phone,
+                serial,
+            }),
+            Err(e) => log(HarnessEvent::CommandRefused {
+                msg_id,
+                error: e.to_string(),
+            }),
         }
     }
-    !open.is_empty()
 }

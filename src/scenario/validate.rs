@@ -125,6 +125,7 @@ fn check_source(c: &mut Checker, source: &SourceSpec) {
             );
             let t = |key| [Key("source"), Key("terminal"), Key(key)];
             c.range(&t("upload_delay_ms"), f.terminal.upload_delay_ms, 0..=MAX_CLIENT_MS);
+            check_message_ids(c, f);
         }
         SourceSpec::Capture(cap) => {
             if !(cap.speed.is_finite() && cap.speed >= 0.0) {
@@ -138,6 +139,26 @@ fn check_source(c: &mut Checker, source: &SourceSpec) {
             let t = |key| [Key("source"), Key("terminal"), Key(key)];
             c.range(&t("upload_delay_ms"), cap.terminal.upload_delay_ms, 0..=MAX_CLIENT_MS);
         }
+    }
+}
+
+/// `source.message_ids`: terminal ids the fleet can send (placed at the bad item), and not
+/// beside a `mix` it would ignore.
+fn check_message_ids(c: &mut Checker, f: &crate::gateway::fleet::FleetConfig) {
+    use crate::gateway::fleet::{MessageIds, Mix, message_ids_problem};
+    let Some(ids) = &f.message_ids else { return };
+    if let Some((i, m)) = message_ids_problem(ids) {
+        match ids {
+            MessageIds::List(l) if !l.is_empty() => c.fail(&[Key("source"), Key("message_ids"), Index(i)], m),
+            _ => c.fail(&[Key("source"), Key("message_ids")], m),
+        }
+    }
+    if f.mix != Mix::default() {
+        c.fail(
+            &[Key("source"), Key("mix")],
+            "mix and message_ids both given: message_ids sends its ids in turn and ignores the mix weights; give one"
+                .into(),
+        );
     }
 }
 

@@ -1,26 +1,29 @@
 //! `jt808-harness stress`: the command line of a stress run. Parses the options into
 //! [`StressOpts`], runs once (or twice for `--jitter both`), prints the figures table, writes the
-//! JSON and the HTML report, and says whether the gates passed.
+//! JSON and the HTML report, and says whether the gates passed. `stress merge` ([`run_merge`])
+//! does the same for the outputs of a sharded fleet's runs, read back and merged
+//! ([`super::merge`]). `--shards N` takes the shard index from `JOB_COMPLETION_INDEX`.
 //!
 //! Every numeric option has a range (a clap error naming the option and the range): no value can
 //! make a run allocate without bound (`--clients`, `--ws-buffer` size per-client state), spin (a
 //! zero interval, a storm every nanosecond) or last beyond a week.
 
-use std::io::Write as _;
 use std::ops::RangeInclusive;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::builder::RangedU64ValueParser;
 
-use super::metrics::{Gate, RunFigures, fmt_bytes};
-use super::report;
-use super::run::{GatewayPlacement, Outcome, Shard, StormSpec, StressError, StressOpts, parse_duration, run};
+use super::feed::FeedSettings;
+use super::metrics::{Gate, RunFigures};
+use super::options::{GatewayPlacement, JOB_INDEX_VAR, ParseError, Shard, StormSpec, StressOpts, parse_duration};
+use super::outcome::{Outcome, StressError};
+use super::run::run;
+use super::{merge, output};
 use crate::client::{ClientError, Jitter};
 use crate::scenario::validate::{MAX_CLIENT_MS, MAX_DURATION_MS};
 
-/// Most clients of one fleet (every shard together).
-pub const MAX_CLIENTS: u64 = 1_000_000;
+pub use super::feed::MAX_CLIENTS;
 /// Most clients started per second.
 pub const MAX_CONNECT_RATE: u32 = 1_000_000;
 /// Smallest and largest WebSocket read buffer per connection, bytes.
@@ -57,7 +60,7 @@ fn parse_drain_timeout(s: &str) -> Result<Duration, String> {
 
 /// `--storm`: as [`StormSpec`] parses it, with `every` and `start` within 1 ms..=7 days.
 fn parse_storm(s: &str) -> Result<StormSpec, String> {
-    let spec: StormSpec = s.parse().map_err(|e: super::run::ParseError| e.to_string())?;
+    let spec: StormSpec = s.parse().map_err(|e: ParseError| e.to_string())?;
     let range = MIN_PERIOD..=Duration::from_millis(MAX_DURATION_MS);
     for (key, d) in [("every", Some(spec.every)), ("start", spec.start)] {
         if let Some(d) = d
@@ -119,6 +122,11 @@ pub struct StressArgs {
     /// Run only clients i, i+n, i+2n, ... of the fleet (session paths keep their global ids).
     #[arg(long, value_name = "i/n")]
     pub shard: Option<Shard>,
+    /// Run one of N shards, its index i from $JOB_COMPLETION_INDEX (a Kubernetes Indexed Job sets
+    /// it): the same as `--shard i/N` (1..=1000000).
+    #[arg(long, value_name = "N", conflicts_with = "shard",
+          value_parser = RangedU64ValueParser::<usize>::new().range(1..=MAX_CLIENTS))]
+    pub shards: Option<usize>,
     /// Run the gateway in a child process (this binary), so each process needs one open file per
     /// client instead of two, and each side's memory is measured apart.
     #[arg(long, conflicts_with = "url")]
@@ -126,6 +134,10 @@ pub struct StressArgs {
     /// One numbered frame per client this often, milliseconds (1..=86400000).
     #[arg(long, default_value_t = 1000, value_parser = ms_option(1))]
     pub frame_interval_ms: u64,
+    /// Numbered frames per client, then none (1..=4294967295; default: until the drain). Against
+    /// `serve --feed stress --frames N` give the same N: the clients then wait for every frame.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=u64::from(u32::MAX)))]
+    pub frames: Option<u64>,
     /// One command per client this often during the storm phase, milliseconds (0: none;
     /// 0..=86400000).
     #[arg(long, default_value_t = 5000, value_parser = ms_option(0))]
@@ -161,6 +173,51 @@ pub struct StressArgs {
     /// Internal: be the gateway child process of a `--gateway-process` run.
     #[arg(long, hide = true)]
     pub serve_gateway: bool,
+    /// `stress merge`: combine shard outputs instead of running.
+    #[command(subcommand)]
+    pub command: Option<StressCommand>,
+}
+
+/// Subcommands of `stress`.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum StressCommand {
+    /// Combine the outputs of a sharded fleet's runs into one fleet's figures, report and verdict.
+    Merge(MergeArgs),
+}
+
+/// Arguments of `jt808-harness stress merge`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct MergeArgs {
+    /// Shard outputs: `--report` directories (their outcome.json) or `--json` files.
+    #[arg(required = true, value_name = "DIR|FILE")]
+    pub paths: Vec<PathBuf>,
+    /// Write report.html, figures.json and outcome.json of the fleet into this directory.
+    #[arg(long, value_name = "DIR")]
+    pub report: Option<PathBuf>,
+    /// Write the fleet's figures as JSON to this file (`-` for stdout, after the table).
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+    /// Fail when the fleet's reconnect p99 exceeds this many milliseconds (0..=86400000).
+    #[arg(long, value_name = "MS", value_parser = ms_option(0))]
+    pub max_p99: Option<u64>,
+    /// Fail when the fleet's memory per idle connection exceeds this many bytes (1..=1073741824).
+    #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(1..=MAX_RSS_PER_CONN))]
+    pub max_rss_per_conn: Option<u64>,
+}
+
+impl MergeArgs {
+    /// The gate of the fleet, as `stress` sets it for one run.
+    pub fn gate(&self) -> Gate {
+        gate(self.max_p99, self.max_rss_per_conn)
+    }
+}
+
+fn gate(max_p99: Option<u64>, max_rss_per_conn: Option<u64>) -> Gate {
+    Gate {
+        max_p99: max_p99.map(Duration::from_millis),
+        max_rss_per_conn,
+        nothing_lost: true,
+    }
 }
 
 impl StressArgs {
@@ -190,8 +247,9 @@ impl StressArgs {
             seed: self.seed,
             jitter,
             gateway,
-            shard: self.shard,
+            shard: self.shard_from(std::env::var(JOB_INDEX_VAR).ok().as_deref())?,
             frame_interval: ms(self.frame_interval_ms.max(1)),
+            frames: self.frames,
             command_interval: ms(self.command_interval_ms),
             connect_rate: self.connect_rate.max(1),
             backoff_min: ms(self.backoff_min_ms),
@@ -211,24 +269,33 @@ impl StressArgs {
 
     /// The gate these arguments set: nothing lost always, thresholds when given.
     pub fn gate(&self) -> Gate {
-        Gate {
-            max_p99: self.max_p99.map(Duration::from_millis),
-            max_rss_per_conn: self.max_rss_per_conn,
-            nothing_lost: true,
+        gate(self.max_p99, self.max_rss_per_conn)
+    }
+
+    /// The shard to run: `--shard`, or with `--shards N` the index from `job_index` (the value of
+    /// [`JOB_INDEX_VAR`]).
+    pub fn shard_from(&self, job_index: Option<&str>) -> Result<Option<Shard>, StressError> {
+        match (self.shard, self.shards) {
+            (Some(s), _) => Ok(Some(s)),
+            (None, Some(n)) => Shard::from_job_index(n, job_index)
+                .map(Some)
+                .map_err(|e| StressError::Options(e.to_string())),
+            (None, None) => Ok(None),
         }
     }
 }
 
 /// Runs `jt808-harness stress`; `Ok(true)` when every run passed its gates.
 pub async fn run_cli(args: StressArgs) -> Result<bool, StressError> {
+    if let Some(StressCommand::Merge(m)) = &args.command {
+        return run_merge(m);
+    }
     if args.serve_gateway {
-        super::run::serve_gateway(
-            args.clients,
-            args.seed,
-            Duration::from_millis(args.frame_interval_ms.max(1)),
-            args.ws_buffer,
-        )
-        .await?;
+        let feed = FeedSettings {
+            interval: Duration::from_millis(args.frame_interval_ms.max(1)),
+            frames: args.frames,
+        };
+        super::side::serve_gateway(args.clients, args.seed, feed, args.ws_buffer).await?;
         return Ok(true);
     }
     let jitters: &[Jitter] = match args.jitter {
@@ -243,61 +310,52 @@ pub async fn run_cli(args: StressArgs) -> Result<bool, StressError> {
         opts.source_offset = i;
         outcomes.push(run(opts).await?);
     }
-    let mut passed = true;
+    let mut out = std::io::stdout().lock();
+    let passed = output::print_outcomes(&mut out, &outcomes, &gate)?;
+    output::print_verdict(&mut out, passed)?;
+    if let Some(path) = &args.json {
+        output::write_json(&mut out, path, &outcomes)?;
+    }
+    if let Some(dir) = &args.report {
+        let runs: Vec<RunFigures> = outcomes.iter().map(|o| o.run.clone()).collect();
+        output::write_report_dir(&mut out, dir, &runs, &outcomes)?;
+    }
+    Ok(passed)
+}
+
+/// Runs `jt808-harness stress merge`: reads every shard output, prints the fleet's figures (then
+/// each shard's), judges the fleet by the gate and writes its JSON and report; `Ok(true)` when it
+/// passed.
+pub fn run_merge(args: &MergeArgs) -> Result<bool, StressError> {
+    let shards = args
+        .paths
+        .iter()
+        .map(|p| merge::read_shard(p))
+        .collect::<Result<Vec<_>, _>>()?;
+    let merged = merge::merge(&shards)?;
+    let fleet: Vec<Outcome> = merged.iter().map(|m| m.merged.clone()).collect();
     let mut out = std::io::stdout().lock();
     let io = |source| StressError::Io {
         what: "writing the figures".into(),
         source,
     };
-    for o in &outcomes {
-        writeln!(out, "== {} ==", o.run.label).map_err(io)?;
-        write!(out, "{}", o.run.figures).map_err(io)?;
-        if let Some(s) = o.sides {
-            writeln!(
-                out,
-                "per idle connection, client side {} / gateway side {}",
-                fmt_bytes(s.client_bytes),
-                fmt_bytes(s.gateway_bytes)
-            )
-            .map_err(io)?;
+    let passed = output::print_outcomes(&mut out, &fleet, &args.gate())?;
+    let mut runs: Vec<RunFigures> = Vec::new();
+    for m in &merged {
+        runs.push(m.merged.run.clone());
+        for (shard, o) in shards.iter().zip(&m.shards) {
+            let mut o = o.clone();
+            o.run.label = format!("{}: {}", shard.path.display(), o.run.label);
+            output::print_run(&mut out, &o, None).map_err(io)?;
+            runs.push(o.run);
         }
-        let violations = gate.check(&o.run.figures);
-        for v in &violations {
-            writeln!(out, "FAIL: {v}").map_err(io)?;
-        }
-        for p in &o.problems {
-            writeln!(out, "FAIL: {p}").map_err(io)?;
-        }
-        passed &= violations.is_empty() && o.problems.is_empty();
     }
-    if let [a, b] = outcomes.as_slice() {
-        let (x, y) = (&a.run.figures.attempts, &b.run.figures.attempts);
-        writeln!(
-            out,
-            "attempts peak: {} {} / 1 s, {} / 100 ms; {} {} / 1 s, {} / 100 ms",
-            a.run.label, x.peak_per_second, x.peak_per_100ms, b.run.label, y.peak_per_second, y.peak_per_100ms
-        )
-        .map_err(io)?;
-    }
-    writeln!(out, "{}", if passed { "PASS" } else { "FAIL" }).map_err(io)?;
-    let runs: Vec<RunFigures> = outcomes.iter().map(|o| o.run.clone()).collect();
+    output::print_verdict(&mut out, passed)?;
     if let Some(path) = &args.json {
-        let json = serde_json::to_string_pretty(&outcomes).map_err(|e| io(std::io::Error::other(e)))?;
-        if path.as_os_str() == "-" {
-            writeln!(out, "{json}").map_err(io)?;
-        } else {
-            std::fs::write(path, json + "\n").map_err(|source| StressError::Io {
-                what: format!("writing {}", path.display()),
-                source,
-            })?;
-        }
+        output::write_json(&mut out, path, &fleet)?;
     }
     if let Some(dir) = &args.report {
-        let path = report::write_report(dir, &runs).map_err(|source| StressError::Io {
-            what: "writing the report".into(),
-            source,
-        })?;
-        writeln!(out, "report: {}", path.display()).map_err(io)?;
+        output::write_report_dir(&mut out, dir, &runs, &fleet)?;
     }
     Ok(passed)
 }

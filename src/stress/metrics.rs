@@ -33,14 +33,15 @@
 //! - **CPU seconds**: user + system time between the first and the last resource sample.
 
 use std::collections::{BTreeMap, HashMap};
-use std::fmt;
 use std::time::Duration;
 
-use hdrhistogram::Histogram;
-use serde::{Deserialize, Serialize, Serializer};
-
+pub use super::figures::{
+    Attempts, Commands, Connections, EncodedHistogram, Figures, Frames, Histograms, Latency, Resources, RunFigures,
+    Series, StormFigures, fmt_bytes, fmt_duration, fmt_offset, histogram_of,
+};
+pub use super::gate::{Gate, Violation};
+pub use super::options::StormMode;
 use super::sys::ResourceSample;
-use crate::gateway::ConnCommand;
 
 /// A client's index, `0..clients`.
 pub type ClientId = usize;
@@ -52,38 +53,6 @@ pub const BUCKET: Duration = Duration::from_millis(100);
 /// observations still count in every total and statistic but not in the series;
 /// [`Figures::past_series_limit`] says how many there were.
 pub const DEFAULT_SERIES_LIMIT: Duration = Duration::from_secs(3600);
-
-/// How a storm dropped connections (the gateway's [`ConnCommand`]s).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum StormMode {
-    /// WebSocket close frame (1001 going away), then TCP FIN.
-    Close,
-    /// TCP dropped without a close frame.
-    Abort,
-    /// Socket kept open, nothing forwarded: the client must notice on its own.
-    Stall,
-}
-
-impl From<ConnCommand> for StormMode {
-    fn from(c: ConnCommand) -> Self {
-        match c {
-            ConnCommand::Close => StormMode::Close,
-            ConnCommand::Abort => StormMode::Abort,
-            ConnCommand::Stall => StormMode::Stall,
-        }
-    }
-}
-
-impl fmt::Display for StormMode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            StormMode::Close => "close",
-            StormMode::Abort => "abort",
-            StormMode::Stall => "stall",
-        })
-    }
-}
 
 #[derive(Debug, Clone, Copy)]
 enum Kind {
@@ -335,120 +304,88 @@ impl Metrics {
 
     /// The figures of the run, which ended at `end`.
     pub fn figures(&self, end: Duration) -> Figures {
-        self.analyse(end).0
+        self.run("", end).figures
     }
 
-    /// The figures and the time series of the run, which ended at `end`, under `label` (e.g.
-    /// `"jitter full"`), for [`super::report::write_report`].
+    /// The figures, the time series and the histograms of the run, which ended at `end`, under
+    /// `label` (e.g. `"jitter full"`), for [`super::report::write_report`].
     pub fn run(&self, label: impl Into<String>, end: Duration) -> RunFigures {
-        let (figures, series) = self.analyse(end);
+        let conns = self.replay_connections(end);
+        let mut attempts = self.attempts.clone();
+        attempts.resize(conns.series.len().max(attempts.len()), 0);
+        let (commands, confirm_us) = self.command_figures();
+        let figures = Figures {
+            clients: self.clients,
+            duration: end,
+            reconnect: Latency::of_sorted(&conns.reconnect_us),
+            storms: self.storm_figures(&conns),
+            attempts: attempt_figures(&attempts, self.attempts_total),
+            connections: conns.connections,
+            frames: self.frame_figures(),
+            commands,
+            resources: self.resource_figures(),
+            past_series_limit: conns.past_limit,
+        };
+        let histograms = Histograms {
+            reconnect_us: EncodedHistogram(histogram_of(&conns.reconnect_us)),
+            confirm_us: EncodedHistogram(histogram_of(&confirm_us)),
+        };
         RunFigures {
             label: label.into(),
             figures,
-            series,
+            series: Series {
+                bucket: BUCKET,
+                connected: conns.series,
+                attempts,
+                reconnect_us: conns.reconnect_us,
+            },
+            histograms,
         }
     }
 
-    fn analyse(&self, end: Duration) -> (Figures, Series) {
+    /// Replays the connection events in time order: outages, storm returns, the connected series.
+    fn replay_connections(&self, end: Duration) -> ConnectionReplay {
         let mut events = self.events.clone();
         events.sort_by_key(|e| e.at);
-
-        let n = self.clients;
-        let mut connected = vec![false; n];
-        let mut outage: Vec<Option<Duration>> = vec![None; n];
-        // Storms each client still has to come back from.
-        let mut pending: Vec<Vec<u32>> = vec![Vec::new(); n];
-        let mut remaining = vec![0usize; self.storms.len()];
-        let mut dropped = vec![0usize; self.storms.len()];
-        let mut back = vec![0usize; self.storms.len()];
-        let mut all_back: Vec<Option<Duration>> = vec![None; self.storms.len()];
-        let mut reconnect_us = Vec::new();
-        let (mut count, mut peak, mut connects, mut disconnects, mut repeated) = (0u32, 0u32, 0u64, 0u64, 0u64);
-
         let series_end = end.min(self.series_limit);
-        let samples = bucket_index(series_end) + 1;
-        let mut connected_series = Vec::with_capacity(samples);
-        let mut past_limit = self.past_series_limit;
-
+        let mut r = ConnectionReplay::new(self.clients, self.storms.len(), bucket_index(series_end) + 1);
+        r.past_limit = self.past_series_limit;
         for e in &events {
             if e.at >= self.series_limit {
-                past_limit += 1;
+                r.past_limit += 1;
             }
-            while connected_series.len() < samples && bucket_time(connected_series.len()) < e.at {
-                connected_series.push(count);
-            }
-            let c = e.client;
+            r.sample_until(e.at);
             match e.kind {
-                Kind::Connected => {
-                    connects += 1;
-                    if connected[c] {
-                        repeated += 1;
-                    } else {
-                        connected[c] = true;
-                        count += 1;
-                        peak = peak.max(count);
-                    }
-                    if let Some(start) = outage[c].take() {
-                        reconnect_us.push(micros(e.at.saturating_sub(start)));
-                    }
-                    for s in pending[c].drain(..) {
-                        let s = s as usize;
-                        back[s] += 1;
-                        remaining[s] -= 1;
-                        if remaining[s] == 0 {
-                            all_back[s] = Some(e.at.saturating_sub(self.storms[s].at));
-                        }
-                    }
-                }
-                Kind::Disconnected => {
-                    disconnects += 1;
-                    if connected[c] {
-                        connected[c] = false;
-                        count -= 1;
-                    } else {
-                        repeated += 1;
-                    }
-                    outage[c].get_or_insert(e.at);
-                }
-                Kind::Dropped(s) => {
-                    if !pending[c].contains(&s) {
-                        pending[c].push(s);
-                        remaining[s as usize] += 1;
-                        dropped[s as usize] += 1;
-                    }
-                    outage[c].get_or_insert(e.at);
-                }
+                Kind::Connected => r.connected(e.client, e.at, &self.storms),
+                Kind::Disconnected => r.disconnected(e.client, e.at),
+                Kind::Dropped(s) => r.dropped(e.client, e.at, s),
             }
         }
-        while connected_series.len() < samples {
-            connected_series.push(count);
-        }
-        reconnect_us.sort_unstable();
+        r.sample_until(Duration::MAX);
+        r.reconnect_us.sort_unstable();
+        r
+    }
 
-        let storms = self
-            .storms
+    fn storm_figures(&self, r: &ConnectionReplay) -> Vec<StormFigures> {
+        self.storms
             .iter()
             .enumerate()
             .map(|(i, s)| StormFigures {
                 at: s.at,
                 mode: s.mode,
                 fraction: s.fraction,
-                dropped: dropped[i],
-                back: back[i],
-                all_back_after: if dropped[i] == 0 {
+                dropped: r.dropped[i],
+                back: r.back[i],
+                all_back_after: if r.dropped[i] == 0 {
                     Some(Duration::ZERO)
                 } else {
-                    all_back[i]
+                    r.all_back[i]
                 },
             })
-            .collect();
+            .collect()
+    }
 
-        let mut attempts = self.attempts.clone();
-        attempts.resize(samples.max(attempts.len()), 0);
-        let (peak_100ms, peak_100ms_at) = peak_bucket(attempts.iter().copied(), BUCKET);
-        let per_second = attempts.chunks(10).map(|c| c.iter().sum::<u32>());
-        let (peak_1s, peak_1s_at) = peak_bucket(per_second, Duration::from_secs(1));
-
+    fn frame_figures(&self) -> Frames {
         let mut frames = Frames::default();
         for set in &self.frames {
             let (lost, beyond) = set.lost();
@@ -459,7 +396,11 @@ impl Metrics {
             frames.clients_with_loss += usize::from(lost > 0);
             frames.clients_with_duplicates += usize::from(set.duplicated > 0);
         }
+        frames
+    }
 
+    /// The command figures and every confirm latency (µs, sorted).
+    fn command_figures(&self) -> (Commands, Vec<u64>) {
         let mut commands = Commands::default();
         let mut confirm_us = Vec::new();
         for c in self.commands.values() {
@@ -474,38 +415,7 @@ impl Metrics {
         }
         confirm_us.sort_unstable();
         commands.confirm_latency = Latency::of_sorted(&confirm_us);
-
-        let figures = Figures {
-            clients: n,
-            duration: end,
-            reconnect: Latency::of_sorted(&reconnect_us),
-            storms,
-            attempts: Attempts {
-                total: self.attempts_total,
-                peak_per_second: peak_1s,
-                peak_per_second_at: peak_1s_at,
-                peak_per_100ms: peak_100ms,
-                peak_per_100ms_at: peak_100ms_at,
-            },
-            connections: Connections {
-                connects,
-                disconnects,
-                peak_connected: peak,
-                connected_at_end: count,
-                repeated_events: repeated,
-            },
-            frames,
-            commands,
-            resources: self.resource_figures(),
-            past_series_limit: past_limit,
-        };
-        let series = Series {
-            bucket: BUCKET,
-            connected: connected_series,
-            attempts,
-            reconnect_us,
-        };
-        (figures, series)
+        (commands, confirm_us)
     }
 
     fn resource_figures(&self) -> Resources {
@@ -533,6 +443,111 @@ impl Metrics {
     }
 }
 
+/// The state of [`Metrics::replay_connections`] as it walks the events.
+struct ConnectionReplay {
+    up: Vec<bool>,
+    outage: Vec<Option<Duration>>,
+    /// Storms each client still has to come back from.
+    pending: Vec<Vec<u32>>,
+    remaining: Vec<usize>,
+    dropped: Vec<usize>,
+    back: Vec<usize>,
+    all_back: Vec<Option<Duration>>,
+    reconnect_us: Vec<u64>,
+    count: u32,
+    connections: Connections,
+    series: Vec<u32>,
+    samples: usize,
+    past_limit: u64,
+}
+
+impl ConnectionReplay {
+    fn new(clients: usize, storms: usize, samples: usize) -> ConnectionReplay {
+        ConnectionReplay {
+            up: vec![false; clients],
+            outage: vec![None; clients],
+            pending: vec![Vec::new(); clients],
+            remaining: vec![0; storms],
+            dropped: vec![0; storms],
+            back: vec![0; storms],
+            all_back: vec![None; storms],
+            reconnect_us: Vec::new(),
+            count: 0,
+            connections: Connections::default(),
+            series: Vec::with_capacity(samples),
+            samples,
+            past_limit: 0,
+        }
+    }
+
+    /// Samples the connected count at every bucket time before `at`.
+    fn sample_until(&mut self, at: Duration) {
+        while self.series.len() < self.samples && bucket_time(self.series.len()) < at {
+            self.series.push(self.count);
+        }
+    }
+
+    fn connected(&mut self, c: ClientId, at: Duration, storms: &[Storm]) {
+        let k = &mut self.connections;
+        k.connects += 1;
+        if self.up[c] {
+            k.repeated_events += 1;
+        } else {
+            self.up[c] = true;
+            self.count += 1;
+            k.peak_connected = k.peak_connected.max(self.count);
+        }
+        k.connected_at_end = self.count;
+        if let Some(start) = self.outage[c].take() {
+            self.reconnect_us.push(micros(at.saturating_sub(start)));
+        }
+        for s in self.pending[c].drain(..) {
+            let s = s as usize;
+            self.back[s] += 1;
+            self.remaining[s] -= 1;
+            if self.remaining[s] == 0 {
+                self.all_back[s] = Some(at.saturating_sub(storms[s].at));
+            }
+        }
+    }
+
+    fn disconnected(&mut self, c: ClientId, at: Duration) {
+        let k = &mut self.connections;
+        k.disconnects += 1;
+        if self.up[c] {
+            self.up[c] = false;
+            self.count -= 1;
+        } else {
+            k.repeated_events += 1;
+        }
+        k.connected_at_end = self.count;
+        self.outage[c].get_or_insert(at);
+    }
+
+    fn dropped(&mut self, c: ClientId, at: Duration, s: u32) {
+        if !self.pending[c].contains(&s) {
+            self.pending[c].push(s);
+            self.remaining[s as usize] += 1;
+            self.dropped[s as usize] += 1;
+        }
+        self.outage[c].get_or_insert(at);
+    }
+}
+
+/// The attempt figures of 100 ms buckets `attempts`, `total` attempts in all.
+pub(crate) fn attempt_figures(attempts: &[u32], total: u64) -> Attempts {
+    let (peak_100ms, peak_100ms_at) = peak_bucket(attempts.iter().copied(), BUCKET);
+    let per_second = attempts.chunks(10).map(|c| c.iter().sum::<u32>());
+    let (peak_1s, peak_1s_at) = peak_bucket(per_second, Duration::from_secs(1));
+    Attempts {
+        total,
+        peak_per_second: peak_1s,
+        peak_per_second_at: peak_1s_at,
+        peak_per_100ms: peak_100ms,
+        peak_per_100ms_at: peak_100ms_at,
+    }
+}
+
 fn bucket_index(at: Duration) -> usize {
     (at.as_nanos() / BUCKET.as_nanos()) as usize
 }
@@ -557,490 +572,13 @@ fn peak_bucket(buckets: impl Iterator<Item = u32>, width: Duration) -> (u32, Dur
 }
 
 /// Nearest-rank quantile of sorted samples: the value at rank ceil(permille/1000 × n), at least 1.
-fn nearest_rank(sorted: &[u64], permille: usize) -> Option<u64> {
+pub(crate) fn nearest_rank(sorted: &[u64], permille: usize) -> Option<u64> {
     let n = sorted.len();
     if n == 0 {
         return None;
     }
     let rank = (permille * n).div_ceil(1000).max(1);
     Some(sorted[rank - 1])
-}
-
-fn serialize_ms<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_f64(d.as_micros() as f64 / 1000.0)
-}
-
-fn serialize_opt_ms<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
-    match d {
-        Some(d) => serialize_ms(d, s),
-        None => s.serialize_none(),
-    }
-}
-
-/// p50 / p99 / max of a set of durations (see the module doc for the definition); `None` when there
-/// were no samples. Serialized in milliseconds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
-pub struct Latency {
-    /// How many samples.
-    pub count: usize,
-    /// Median.
-    #[serde(rename = "p50_ms", serialize_with = "serialize_opt_ms")]
-    pub p50: Option<Duration>,
-    /// 99th percentile.
-    #[serde(rename = "p99_ms", serialize_with = "serialize_opt_ms")]
-    pub p99: Option<Duration>,
-    /// Largest.
-    #[serde(rename = "max_ms", serialize_with = "serialize_opt_ms")]
-    pub max: Option<Duration>,
-}
-
-impl Latency {
-    fn of_sorted(us: &[u64]) -> Latency {
-        let d = |p| nearest_rank(us, p).map(Duration::from_micros);
-        Latency {
-            count: us.len(),
-            p50: d(500),
-            p99: d(990),
-            max: us.last().map(|&v| Duration::from_micros(v)),
-        }
-    }
-}
-
-/// One storm and how the clients it dropped came back.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct StormFigures {
-    /// When it started.
-    #[serde(rename = "at_ms", serialize_with = "serialize_ms")]
-    pub at: Duration,
-    /// How it dropped connections.
-    pub mode: StormMode,
-    /// Fraction of the clients it was asked to drop.
-    pub fraction: f64,
-    /// Distinct clients it dropped.
-    pub dropped: usize,
-    /// How many of them came back before the run ended.
-    pub back: usize,
-    /// Storm start to the last of them connected again; `None` if one never came back.
-    #[serde(rename = "all_back_after_ms", serialize_with = "serialize_opt_ms")]
-    pub all_back_after: Option<Duration>,
-}
-
-/// Connection attempts: the load a reconnecting crowd puts on the gateway.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
-pub struct Attempts {
-    /// All attempts, successful or not.
-    pub total: u64,
-    /// Most attempts in one aligned 1 s bucket.
-    pub peak_per_second: u32,
-    /// Start of that bucket.
-    #[serde(rename = "peak_per_second_at_ms", serialize_with = "serialize_ms")]
-    pub peak_per_second_at: Duration,
-    /// Most attempts in one aligned 100 ms bucket (×10 for a rate per second).
-    pub peak_per_100ms: u32,
-    /// Start of that bucket.
-    #[serde(rename = "peak_per_100ms_at_ms", serialize_with = "serialize_ms")]
-    pub peak_per_100ms_at: Duration,
-}
-
-/// Connection counts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
-pub struct Connections {
-    /// `connected` observations.
-    pub connects: u64,
-    /// `disconnected` observations.
-    pub disconnects: u64,
-    /// Most clients connected at once.
-    pub peak_connected: u32,
-    /// Clients connected when the run ended.
-    pub connected_at_end: u32,
-    /// `connected` for a client already connected or `disconnected` for one already down: the
-    /// orchestration reported a transition twice, which would make the other counts suspect.
-    pub repeated_events: u64,
-}
-
-/// Frames delivered to the clients, against the numbers the gateway gave them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
-pub struct Frames {
-    /// Deliveries, duplicates included.
-    pub delivered: u64,
-    /// Frames offered and never delivered.
-    pub lost: u64,
-    /// Deliveries of a frame already delivered to that client.
-    pub duplicated: u64,
-    /// Distinct frames delivered with a number at or past the count the gateway said it sent.
-    pub beyond_sent: u64,
-    /// Clients that lost at least one frame.
-    pub clients_with_loss: usize,
-    /// Clients that got at least one duplicate.
-    pub clients_with_duplicates: usize,
-}
-
-/// Commands the clients sent and the confirmations they got.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
-pub struct Commands {
-    /// Distinct commands sent.
-    pub sent: u64,
-    /// Re-sends (after reconnects).
-    pub resent: u64,
-    /// Distinct commands confirmed.
-    pub confirmed: u64,
-    /// Commands never confirmed.
-    pub unconfirmed: u64,
-    /// Commands confirmed more than once: the platform acted on a re-sent copy too.
-    pub confirmed_more_than_once: u64,
-    /// First send to first confirmation.
-    pub confirm_latency: Latency,
-}
-
-/// Memory and CPU of the process (gateway and clients together).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
-pub struct Resources {
-    /// Highest RSS (or VmHWM) in any sample, bytes.
-    pub peak_rss_bytes: Option<u64>,
-    /// RSS with the gateway up and no client, bytes.
-    pub idle_baseline_rss_bytes: Option<u64>,
-    /// RSS with [`Resources::idle_connections`] clients connected and idle, bytes.
-    pub idle_connected_rss_bytes: Option<u64>,
-    /// Clients connected at that reading.
-    pub idle_connections: Option<usize>,
-    /// (idle connected RSS − baseline RSS) / idle connections, bytes, 0 if RSS went down.
-    pub rss_per_idle_connection_bytes: Option<u64>,
-    /// User + system CPU between the first and last sample; serialized as seconds.
-    #[serde(rename = "cpu_seconds", serialize_with = "serialize_opt_secs")]
-    pub cpu: Option<Duration>,
-}
-
-fn serialize_opt_secs<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
-    match d {
-        Some(d) => s.serialize_f64(d.as_secs_f64()),
-        None => s.serialize_none(),
-    }
-}
-
-/// Everything a stress run measured: JSON for CI (durations in `_ms` fields, CPU in seconds), an
-/// aligned text table by `Display`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Figures {
-    /// Clients in the run.
-    pub clients: usize,
-    /// Length of the run.
-    #[serde(rename = "duration_ms", serialize_with = "serialize_ms")]
-    pub duration: Duration,
-    /// Time to reconnect per outage.
-    pub reconnect: Latency,
-    /// Each storm.
-    pub storms: Vec<StormFigures>,
-    /// Connection attempts.
-    pub attempts: Attempts,
-    /// Connection counts.
-    pub connections: Connections,
-    /// Frame delivery.
-    pub frames: Frames,
-    /// Command confirmation.
-    pub commands: Commands,
-    /// Memory and CPU.
-    pub resources: Resources,
-    /// Observations past the series limit (see [`Metrics::with_series_limit`]): counted in the
-    /// figures, missing from the plots.
-    pub past_series_limit: u64,
-}
-
-impl Figures {
-    /// The storms whose clients did not all come back.
-    pub fn storms_not_back(&self) -> impl Iterator<Item = (usize, &StormFigures)> {
-        self.storms
-            .iter()
-            .enumerate()
-            .filter(|(_, s)| s.all_back_after.is_none())
-    }
-
-    /// Rows of the text table: (figure, value).
-    pub fn rows(&self) -> Vec<(String, String)> {
-        let mut rows: Vec<(String, String)> = Vec::new();
-        let mut row = |k: &str, v: String| rows.push((k.to_string(), v));
-        let opt = |d: Option<Duration>| d.map_or("-".to_string(), fmt_duration);
-        row("clients", self.clients.to_string());
-        row("duration", fmt_duration(self.duration));
-        row("reconnects measured", self.reconnect.count.to_string());
-        row("reconnect p50", opt(self.reconnect.p50));
-        row("reconnect p99", opt(self.reconnect.p99));
-        row("reconnect max", opt(self.reconnect.max));
-        for (i, s) in self.storms.iter().enumerate() {
-            row(
-                &format!("storm {} at {}", i + 1, fmt_offset(s.at)),
-                format!(
-                    "{} {:.0}%: {} dropped, {} back, all back {}",
-                    s.mode,
-                    s.fraction * 100.0,
-                    s.dropped,
-                    s.back,
-                    s.all_back_after
-                        .map_or("never".to_string(), |d| format!("after {}", fmt_duration(d)))
-                ),
-            );
-        }
-        let a = &self.attempts;
-        row("connection attempts", a.total.to_string());
-        row(
-            "peak attempts / 1 s",
-            format!("{} at {}", a.peak_per_second, fmt_offset(a.peak_per_second_at)),
-        );
-        row(
-            "peak attempts / 100 ms",
-            format!(
-                "{} at {} ({}/s)",
-                a.peak_per_100ms,
-                fmt_offset(a.peak_per_100ms_at),
-                a.peak_per_100ms * 10
-            ),
-        );
-        let c = &self.connections;
-        row("connects / disconnects", format!("{} / {}", c.connects, c.disconnects));
-        row("peak connected", c.peak_connected.to_string());
-        row("connected at end", c.connected_at_end.to_string());
-        if c.repeated_events > 0 {
-            row("repeated connection events", c.repeated_events.to_string());
-        }
-        let f = &self.frames;
-        row("frames delivered", f.delivered.to_string());
-        row("frames lost", format!("{} ({} clients)", f.lost, f.clients_with_loss));
-        row(
-            "frames duplicated",
-            format!("{} ({} clients)", f.duplicated, f.clients_with_duplicates),
-        );
-        if f.beyond_sent > 0 {
-            row("frames beyond sent", f.beyond_sent.to_string());
-        }
-        let m = &self.commands;
-        row("commands sent / re-sent", format!("{} / {}", m.sent, m.resent));
-        row(
-            "commands confirmed",
-            format!("{} ({} unconfirmed)", m.confirmed, m.unconfirmed),
-        );
-        row("commands confirmed twice", m.confirmed_more_than_once.to_string());
-        row("command confirm p99", opt(m.confirm_latency.p99));
-        let r = &self.resources;
-        row("peak RSS", r.peak_rss_bytes.map_or("-".into(), fmt_bytes));
-        row(
-            "RSS per idle connection",
-            match (r.rss_per_idle_connection_bytes, r.idle_connections) {
-                (Some(b), Some(n)) => format!("{} (over {n})", fmt_bytes(b)),
-                _ => "-".into(),
-            },
-        );
-        row(
-            "CPU user+sys",
-            r.cpu.map_or("-".into(), |d| format!("{:.2} s", d.as_secs_f64())),
-        );
-        if self.past_series_limit > 0 {
-            row("past series limit", self.past_series_limit.to_string());
-        }
-        rows
-    }
-}
-
-impl fmt::Display for Figures {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let rows = self.rows();
-        let width = rows.iter().map(|(k, _)| k.chars().count()).max().unwrap_or(0);
-        for (k, v) in rows {
-            writeln!(f, "{k:<width$}  {v}")?;
-        }
-        Ok(())
-    }
-}
-
-/// A duration for people: µs, ms or s with three significant-ish digits.
-pub fn fmt_duration(d: Duration) -> String {
-    let us = d.as_micros();
-    if us == 0 {
-        "0 s".to_string()
-    } else if us < 1_000 {
-        format!("{us} µs")
-    } else if us < 1_000_000 {
-        format!("{:.1} ms", us as f64 / 1e3)
-    } else {
-        format!("{:.2} s", us as f64 / 1e6)
-    }
-}
-
-/// A moment of the run (offset from its start) for people: seconds with two decimals.
-pub fn fmt_offset(d: Duration) -> String {
-    format!("{:.2} s", d.as_secs_f64())
-}
-
-/// Bytes for people (binary units).
-pub fn fmt_bytes(b: u64) -> String {
-    if b < 1024 {
-        format!("{b} B")
-    } else if b < 1024 * 1024 {
-        format!("{:.1} KiB", b as f64 / 1024.0)
-    } else {
-        format!("{:.1} MiB", b as f64 / (1024.0 * 1024.0))
-    }
-}
-
-/// The time series behind the plots.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Series {
-    /// Width of one step of `connected` and `attempts` ([`BUCKET`]).
-    #[serde(rename = "bucket_ms", serialize_with = "serialize_ms")]
-    pub bucket: Duration,
-    /// Clients connected at `i × bucket`.
-    pub connected: Vec<u32>,
-    /// Attempts in `[i × bucket, (i+1) × bucket)`.
-    pub attempts: Vec<u32>,
-    /// Every time to reconnect, microseconds, ascending.
-    pub reconnect_us: Vec<u64>,
-}
-
-impl Series {
-    /// The reconnect times in an hdrhistogram (microseconds, 3 significant digits), for tools that
-    /// speak its formats.
-    pub fn reconnect_histogram(&self) -> Histogram<u64> {
-        // Sized for the largest sample, so no value is clamped; a high of at least 2 and 3 significant
-        // figures are valid bounds, so creation cannot fail.
-        let high = self.reconnect_us.last().copied().unwrap_or(0).max(2);
-        let mut h = Histogram::<u64>::new_with_max(high, 3).expect("high >= 2 and sigfig 3 are valid");
-        for &v in &self.reconnect_us {
-            h.saturating_record(v);
-        }
-        h
-    }
-}
-
-/// One run's figures and series under a label, as [`super::report::write_report`] takes them.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct RunFigures {
-    /// What distinguishes the run (e.g. `"jitter none"`).
-    pub label: String,
-    /// The figures.
-    pub figures: Figures,
-    /// The series.
-    pub series: Series,
-}
-
-/// Thresholds a CI run must meet; [`Gate::check`] lists what it broke, and the orchestration exits
-/// non-zero when the list is not empty.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Gate {
-    /// Highest acceptable p99 time to reconnect.
-    pub max_p99: Option<Duration>,
-    /// Highest acceptable RSS per idle connection, bytes.
-    pub max_rss_per_conn: Option<u64>,
-    /// No frame lost or duplicated, no command unconfirmed or confirmed twice, every dropped client
-    /// back: DESIGN.md's "nothing lost and nothing sent twice".
-    pub nothing_lost: bool,
-}
-
-/// One broken threshold.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum Violation {
-    /// Reconnects were slower than allowed.
-    #[error("reconnect p99 {} is above the limit {}", fmt_duration(*p99), fmt_duration(*max))]
-    ReconnectP99 {
-        /// Measured.
-        p99: Duration,
-        /// Allowed.
-        max: Duration,
-    },
-    /// Each idle connection costs more memory than allowed.
-    #[error("RSS per idle connection {} is above the limit {}", fmt_bytes(*bytes), fmt_bytes(*max))]
-    RssPerConnection {
-        /// Measured.
-        bytes: u64,
-        /// Allowed.
-        max: u64,
-    },
-    /// A threshold was set but the run did not measure its figure.
-    #[error("{0} has a limit but was not measured")]
-    NotMeasured(&'static str),
-    /// Frames offered were never delivered.
-    #[error("{frames} frames lost by {clients} clients")]
-    FramesLost {
-        /// Frames.
-        frames: u64,
-        /// Clients.
-        clients: usize,
-    },
-    /// Frames were delivered twice.
-    #[error("{frames} frames duplicated to {clients} clients")]
-    FramesDuplicated {
-        /// Frames.
-        frames: u64,
-        /// Clients.
-        clients: usize,
-    },
-    /// Commands were never confirmed.
-    #[error("{0} commands never confirmed")]
-    CommandsUnconfirmed(u64),
-    /// Commands were confirmed more than once.
-    #[error("{0} commands confirmed more than once")]
-    CommandsConfirmedTwice(u64),
-    /// Not every client a storm dropped came back.
-    #[error("storm {} at {}: only {back} of {dropped} clients came back", storm + 1, fmt_offset(*at))]
-    ClientsNotBack {
-        /// Storm number, 0-based.
-        storm: usize,
-        /// When it started.
-        at: Duration,
-        /// Clients dropped.
-        dropped: usize,
-        /// Clients back.
-        back: usize,
-    },
-}
-
-impl Gate {
-    /// Every threshold `figures` breaks, in a fixed order; empty means the run passes.
-    pub fn check(&self, figures: &Figures) -> Vec<Violation> {
-        let mut out = Vec::new();
-        if let Some(max) = self.max_p99 {
-            match figures.reconnect.p99 {
-                Some(p99) if p99 > max => out.push(Violation::ReconnectP99 { p99, max }),
-                Some(_) => {}
-                None => out.push(Violation::NotMeasured("reconnect p99")),
-            }
-        }
-        if let Some(max) = self.max_rss_per_conn {
-            match figures.resources.rss_per_idle_connection_bytes {
-                Some(bytes) if bytes > max => out.push(Violation::RssPerConnection { bytes, max }),
-                Some(_) => {}
-                None => out.push(Violation::NotMeasured("RSS per idle connection")),
-            }
-        }
-        if self.nothing_lost {
-            let f = &figures.frames;
-            if f.lost > 0 {
-                out.push(Violation::FramesLost {
-                    frames: f.lost,
-                    clients: f.clients_with_loss,
-                });
-            }
-            if f.duplicated > 0 {
-                out.push(Violation::FramesDuplicated {
-                    frames: f.duplicated,
-                    clients: f.clients_with_duplicates,
-                });
-            }
-            let c = &figures.commands;
-            if c.unconfirmed > 0 {
-                out.push(Violation::CommandsUnconfirmed(c.unconfirmed));
-            }
-            if c.confirmed_more_than_once > 0 {
-                out.push(Violation::CommandsConfirmedTwice(c.confirmed_more_than_once));
-            }
-            for (storm, s) in figures.storms_not_back() {
-                out.push(Violation::ClientsNotBack {
-                    storm,
-                    at: s.at,
-                    dropped: s.dropped,
-                    back: s.back,
-                });
-            }
-        }
-        out
-    }
 }
 
 #[cfg(test)]

@@ -1,21 +1,42 @@
 //! Reconnection at scale: many real clients against the simulated gateway over loopback TCP, through
-//! disconnect storms. This part holds the pieces that do not run anything themselves:
-//! - [`metrics`]: the collector the orchestration feeds with observations (times passed in, no clock),
-//!   the [`metrics::Figures`] it computes and the CI [`metrics::Gate`];
-//! - [`sys`]: what Linux says about this process (RSS, CPU time, open-file limit) and loopback source
-//!   addresses so one process can hold more connections than one address has ephemeral ports;
-//! - [`report`]: a self-contained HTML report with hand-written SVG plots, and the JSON figures.
-//!
-//! And the pieces that run: [`run`] (the gateway, the fleet of real clients, the storms, the stress
-//! feed with numbered frames) and [`cli`] (`jt808-harness stress`).
+//! disconnect storms. A map, one concept per file:
+//! - [`options`]: what a run is asked to do ([`StressOpts`], storms, shards, where the gateway runs);
+//! - [`feed`]: the numbered stress feed, which lives with the gateway's sources
+//!   (`serve --feed stress` serves it too) and is re-exported here;
+//! - [`clients`]: the fleet's real clients and their command loop;
+//! - [`book`]: the bookkeeping of client events while a run goes;
+//! - [`side`]: the gateway side (in this process, a child process, or external) and
+//!   [`protocol`], the line protocol with the child;
+//! - [`run`](mod@run): the orchestration, phase by phase, giving an [`Outcome`] ([`outcome`]);
+//! - [`metrics`]: the collector (times passed in, no clock) and the [`Figures`] it computes, with
+//!   [`figures`] their types and table, [`gate`] the CI [`Gate`];
+//! - [`merge`]: shard outputs combined into one fleet's figures (`stress merge`);
+//! - [`sys`]: what Linux says about open files and loopback source addresses;
+//! - [`report`]: a self-contained HTML report with hand-written SVG plots, and the JSON figures;
+//! - [`cli`]: `jt808-harness stress` and `stress merge`.
 
+pub mod book;
 pub mod cli;
+pub mod clients;
+pub mod figures;
+pub mod gate;
+pub mod merge;
 pub mod metrics;
+pub mod options;
+pub mod outcome;
+pub mod output;
+pub mod protocol;
 pub mod report;
 pub mod run;
+pub mod side;
 pub mod sys;
 
-pub use cli::{StressArgs, run_cli};
-pub use run::{Outcome, StormSpec, StressError, StressOpts, run};
+/// The stress feed, from the gateway's sources (one place to change when its module moves).
+pub use crate::gateway::stress_feed as feed;
 
-pub use metrics::{Figures, Gate, Metrics, RunFigures, StormMode, Violation};
+pub use cli::{StressArgs, run_cli};
+pub use options::{GatewayPlacement, Shard, StormMode, StormSpec, StressOpts};
+pub use outcome::{Outcome, SideMemory, StressError};
+pub use run::run;
+
+pub use metrics::{Figures, Gate, Metrics, RunFigures, Violation};

@@ -23,6 +23,10 @@ pub const REPORT_FILE: &str = "report.html";
 /// File name of the JSON figures inside the report directory: an array of `{label, figures}`.
 pub const FIGURES_FILE: &str = "figures.json";
 
+/// File name of the outcomes inside the report directory (what `--json` writes): the input of
+/// `stress merge`.
+pub const OUTCOME_FILE: &str = "outcome.json";
+
 /// Most points one line is drawn with; longer series are reduced to the minimum and maximum of each
 /// group of samples, so spikes (the thundering herd) and dips stay visible.
 pub const MAX_LINE_POINTS: usize = 2400;

@@ -28,92 +28,109 @@ pub(super) fn read_packets(
     };
     let mut input = BufReader::with_capacity(1 << 16, File::open(path).map_err(io_err)?);
     let magic: Vec<u8> = input.fill_buf().map_err(io_err)?.iter().take(4).copied().collect();
-    let read_err = |packet: u64, source: pcap_file::PcapError| PcapError::Read {
+    let read_err = |(packet, source): (u64, pcap_file::PcapError)| PcapError::Read {
         path: name.clone(),
         packet,
         source,
     };
-    // A capture cut mid-packet (tcpdump killed) ends with an unexpected EOF: keep what came before.
-    let is_cut = |e: &pcap_file::PcapError| {
-        matches!(e, pcap_file::PcapError::IoError(io) if io.kind() == io::ErrorKind::UnexpectedEof)
-            || matches!(e, pcap_file::PcapError::IncompleteBuffer)
-    };
     match magic.as_slice() {
-        [0x0A, 0x0D, 0x0D, 0x0A] => {
-            let mut reader = PcapNgReader::new(input).map_err(|e| read_err(0, e))?;
-            // (link type, if_tsresol) per interface of the current section.
-            let mut interfaces: Vec<(DataLink, u8)> = reader
-                .interfaces()
-                .iter()
-                .map(|i| (i.linktype, tsresol(&i.options)))
-                .collect();
-            let mut block_no = 0u64;
-            let mut last_ts = Duration::ZERO;
-            while let Some(block) = reader.next_block() {
-                block_no += 1;
-                let block = match block {
-                    Ok(b) => b,
-                    Err(e) if is_cut(&e) => {
-                        report.truncated = true;
-                        break;
-                    }
-                    Err(e) => return Err(read_err(block_no, e)),
-                };
-                match block {
-                    Block::SectionHeader(_) => interfaces.clear(),
-                    Block::InterfaceDescription(i) => interfaces.push((i.linktype, tsresol(&i.options))),
-                    Block::EnhancedPacket(p) => {
-                        report.packets += 1;
-                        let (link, res) = interfaces
-                            .get(p.interface_id as usize)
-                            .copied()
-                            .unwrap_or((DataLink::ETHERNET, 6));
-                        // pcap-file stores the raw timestamp count as if it were nanoseconds;
-                        // the interface's if_tsresol says what the unit really is.
-                        last_ts = scale_timestamp(p.timestamp.as_nanos(), res);
-                        f(last_ts, link, &p.data);
-                    }
-                    Block::SimplePacket(p) => {
-                        // No timestamp in a simple packet block: it takes the previous one's.
-                        report.packets += 1;
-                        let link = interfaces.first().map(|i| i.0).unwrap_or(DataLink::ETHERNET);
-                        f(last_ts, link, &p.data);
-                    }
-                    Block::Packet(p) => {
-                        report.packets += 1;
-                        let (link, res) = interfaces
-                            .get(p.interface_id as usize)
-                            .copied()
-                            .unwrap_or((DataLink::ETHERNET, 6));
-                        last_ts = scale_timestamp(p.timestamp as u128, res);
-                        f(last_ts, link, &p.data);
-                    }
-                    _ => {}
-                }
-            }
-        }
+        [0x0A, 0x0D, 0x0D, 0x0A] => read_pcapng(input, report, &mut f).map_err(read_err),
         [0xA1, 0xB2, 0xC3, 0xD4] | [0xD4, 0xC3, 0xB2, 0xA1] | [0xA1, 0xB2, 0x3C, 0x4D] | [0x4D, 0x3C, 0xB2, 0xA1] => {
-            let mut reader = PcapReader::new(input).map_err(|e| read_err(0, e))?;
-            let link = reader.header().datalink;
-            while let Some(packet) = reader.next_packet() {
-                let packet = match packet {
-                    Ok(p) => p,
-                    Err(e) if is_cut(&e) => {
-                        report.truncated = true;
-                        break;
-                    }
-                    Err(e) => return Err(read_err(report.packets + 1, e)),
-                };
-                report.packets += 1;
-                f(packet.timestamp, link, &packet.data);
+            read_pcap(input, report, &mut f).map_err(read_err)
+        }
+        other => Err(PcapError::NotPcap {
+            path: name.clone(),
+            magic: hex::encode(other),
+        }),
+    }
+}
+
+/// A read error with the number of the packet (or pcapng block) it was met at; 0: the file header.
+type ReadError = (u64, pcap_file::PcapError);
+
+/// A capture cut mid-packet (tcpdump killed) ends with an unexpected EOF: what came before is kept.
+fn is_cut(e: &pcap_file::PcapError) -> bool {
+    matches!(e, pcap_file::PcapError::IoError(io) if io.kind() == io::ErrorKind::UnexpectedEof)
+        || matches!(e, pcap_file::PcapError::IncompleteBuffer)
+}
+
+/// The packets of a pcapng file: each interface's link type and timestamp resolution apply to
+/// its packets, a new section starts a new interface list.
+fn read_pcapng(
+    input: BufReader<File>,
+    report: &mut ImportReport,
+    f: &mut impl FnMut(Duration, DataLink, &[u8]),
+) -> Result<(), ReadError> {
+    let mut reader = PcapNgReader::new(input).map_err(|e| (0, e))?;
+    // (link type, if_tsresol) per interface of the current section.
+    let mut interfaces: Vec<(DataLink, u8)> = reader
+        .interfaces()
+        .iter()
+        .map(|i| (i.linktype, tsresol(&i.options)))
+        .collect();
+    let interface = |interfaces: &[(DataLink, u8)], id: u32| {
+        interfaces.get(id as usize).copied().unwrap_or((DataLink::ETHERNET, 6))
+    };
+    let mut block_no = 0u64;
+    let mut last_ts = Duration::ZERO;
+    while let Some(block) = reader.next_block() {
+        block_no += 1;
+        let block = match block {
+            Ok(b) => b,
+            Err(e) if is_cut(&e) => {
+                report.truncated = true;
+                break;
             }
+            Err(e) => return Err((block_no, e)),
+        };
+        match block {
+            Block::SectionHeader(_) => interfaces.clear(),
+            Block::InterfaceDescription(i) => interfaces.push((i.linktype, tsresol(&i.options))),
+            Block::EnhancedPacket(p) => {
+                report.packets += 1;
+                let (link, res) = interface(&interfaces, p.interface_id);
+                // pcap-file stores the raw timestamp count as if it were nanoseconds;
+                // the interface's if_tsresol says what the unit really is.
+                last_ts = scale_timestamp(p.timestamp.as_nanos(), res);
+                f(last_ts, link, &p.data);
+            }
+            Block::SimplePacket(p) => {
+                // No timestamp in a simple packet block: it takes the previous one's.
+                report.packets += 1;
+                let link = interfaces.first().map(|i| i.0).unwrap_or(DataLink::ETHERNET);
+                f(last_ts, link, &p.data);
+            }
+            Block::Packet(p) => {
+                report.packets += 1;
+                let (link, res) = interface(&interfaces, u32::from(p.interface_id));
+                last_ts = scale_timestamp(p.timestamp as u128, res);
+                f(last_ts, link, &p.data);
+            }
+            _ => {}
         }
-        other => {
-            return Err(PcapError::NotPcap {
-                path: name.clone(),
-                magic: hex::encode(other),
-            });
-        }
+    }
+    Ok(())
+}
+
+/// The packets of a classic pcap file (either byte order, micro- or nanosecond timestamps).
+fn read_pcap(
+    input: BufReader<File>,
+    report: &mut ImportReport,
+    f: &mut impl FnMut(Duration, DataLink, &[u8]),
+) -> Result<(), ReadError> {
+    let mut reader = PcapReader::new(input).map_err(|e| (0, e))?;
+    let link = reader.header().datalink;
+    while let Some(packet) = reader.next_packet() {
+        let packet = match packet {
+            Ok(p) => p,
+            Err(e) if is_cut(&e) => {
+                report.truncated = true;
+                break;
+            }
+            Err(e) => return Err((report.packets + 1, e)),
+        };
+        report.packets += 1;
+        f(packet.timestamp, link, &packet.data);
     }
     Ok(())
 }

@@ -69,8 +69,25 @@ impl AvResourceQuery {
 pub struct AvResourceList {
     /// Serial of the 0x9205 answered.
     pub reply_serial: u16,
-    /// The resources (the count on the wire is their number).
+    /// The item count the body declares (beside the `items` read: a disagreement is in `issues`).
+    pub count: u32,
+    /// The resources read: whole 28-byte items, at most `count`.
     pub items: Vec<AvResource>,
+    /// Bytes after the items read (a cut last item, or bytes beyond the declared count), hex.
+    #[serde(skip_serializing_if = "Vec::is_empty", with = "crate::codec::wire::hex_upper")]
+    pub rest: Vec<u8>,
+    /// What was not as the standard says, with its body offset.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub issues: Vec<AvListIssue>,
+}
+
+/// Something in a 0x1205 that is not as the standard says.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AvListIssue {
+    /// Body offset of the field.
+    pub offset: usize,
+    /// What is wrong.
+    pub issue: String,
 }
 
 /// One resource of 0x1205 (28 bytes).
@@ -107,48 +124,67 @@ impl AvResourceList {
     /// Message id.
     pub const ID: u16 = 0x1205;
 
-    /// Decodes a (reassembled) body: exactly 6 + 28 x count bytes (JT808.md §8).
+    /// A well-formed list: the count is the number of items.
+    pub fn new(reply_serial: u16, items: Vec<AvResource>) -> AvResourceList {
+        AvResourceList {
+            reply_serial,
+            count: items.len() as u32,
+            items,
+            rest: Vec::new(),
+            issues: Vec::new(),
+        }
+    }
+
+    /// Decodes a (reassembled) body: 6 + 28 x count bytes (JT808.md §8). Only the reply serial
+    /// and count are required: a count that disagrees with the bytes that follow is named in
+    /// `issues` (at the count's offset, or at the first byte beyond the items read) and the
+    /// whole items there are read, the rest kept, so the list re-encodes byte-exact.
     pub fn decode(b: &[u8]) -> Result<AvResourceList, WireError> {
         let mut r = Reader::new(b);
         let reply_serial = r.u16("reply_serial")?;
         let count = r.u32("count")?;
-        if r.remaining() as u64 != count as u64 * ITEM_LEN as u64 {
-            return Err(r.invalid(
-                "count",
-                format!(
-                    "declares {count} items of {ITEM_LEN} bytes but {} bytes follow",
-                    r.remaining()
+        let whole = (r.remaining() / ITEM_LEN) as u64;
+        let n = whole.min(u64::from(count)) as usize;
+        let body = r.rest();
+        // Each item is read from a fixed 28-byte array: no per-field bounds checks or error
+        // paths (a resource list is hundreds of items).
+        let items = body[..n * ITEM_LEN].chunks_exact(ITEM_LEN).map(item).collect();
+        let rest = body[n * ITEM_LEN..].to_vec();
+        let mut issues = Vec::new();
+        if (n as u64) < u64::from(count) {
+            issues.push(AvListIssue {
+                offset: 2,
+                issue: format!(
+                    "declares {count} items of {ITEM_LEN} bytes, {n} read ({} bytes follow the count)",
+                    body.len()
                 ),
-            ));
+            });
         }
-        // The length is checked above, so each item is read from a fixed 28-byte array: no per-field
-        // bounds checks or error paths (a resource list is hundreds of items).
-        let items = r
-            .rest()
-            .chunks_exact(ITEM_LEN)
-            .map(|c| {
-                let a: &[u8; ITEM_LEN] = c.try_into().expect("chunks_exact gives ITEM_LEN bytes");
-                let time = |i: usize| BcdTime([a[i], a[i + 1], a[i + 2], a[i + 3], a[i + 4], a[i + 5]]);
-                AvResource {
-                    channel: a[0],
-                    start: time(1),
-                    end: time(7),
-                    alarm: u64::from_be_bytes([a[13], a[14], a[15], a[16], a[17], a[18], a[19], a[20]]),
-                    av_type: a[21],
-                    stream_type: a[22],
-                    storage_type: a[23],
-                    file_size: u32::from_be_bytes([a[24], a[25], a[26], a[27]]),
-                }
-            })
-            .collect();
-        Ok(AvResourceList { reply_serial, items })
+        if !rest.is_empty() {
+            let what = if (n as u64) < u64::from(count) {
+                "a cut item"
+            } else {
+                "beyond the declared count"
+            };
+            issues.push(AvListIssue {
+                offset: 6 + n * ITEM_LEN,
+                issue: format!("{} bytes after the items read, {what}", rest.len()),
+            });
+        }
+        Ok(AvResourceList {
+            reply_serial,
+            count,
+            items,
+            rest,
+            issues,
+        })
     }
 
-    /// Appends the body.
+    /// Appends the body: the declared count, the items, the bytes kept after them.
     pub fn encode(&self, out: &mut Vec<u8>) {
-        out.reserve(6 + ITEM_LEN * self.items.len());
+        out.reserve(6 + ITEM_LEN * self.items.len() + self.rest.len());
         out.extend_from_slice(&self.reply_serial.to_be_bytes());
-        out.extend_from_slice(&(self.items.len() as u32).to_be_bytes());
+        out.extend_from_slice(&self.count.to_be_bytes());
         for it in &self.items {
             out.push(it.channel);
             it.start.encode(out);
@@ -157,6 +193,23 @@ impl AvResourceList {
             out.extend_from_slice(&[it.av_type, it.stream_type, it.storage_type]);
             out.extend_from_slice(&it.file_size.to_be_bytes());
         }
+        out.extend_from_slice(&self.rest);
+    }
+}
+
+/// One 28-byte item.
+fn item(c: &[u8]) -> AvResource {
+    let a: &[u8; ITEM_LEN] = c.try_into().expect("chunks_exact gives ITEM_LEN bytes");
+    let time = |i: usize| BcdTime([a[i], a[i + 1], a[i + 2], a[i + 3], a[i + 4], a[i + 5]]);
+    AvResource {
+        channel: a[0],
+        start: time(1),
+        end: time(7),
+        alarm: u64::from_be_bytes([a[13], a[14], a[15], a[16], a[17], a[18], a[19], a[20]]),
+        av_type: a[21],
+        stream_type: a[22],
+        storage_type: a[23],
+        file_size: u32::from_be_bytes([a[24], a[25], a[26], a[27]]),
     }
 }
 
@@ -204,11 +257,34 @@ mod tests {
     }
 
     #[test]
-    fn a_count_that_does_not_match_the_bytes_is_named() {
-        let e = AvResourceList::decode(&[0, 1, 0, 0, 0, 2, 9, 9]).unwrap_err();
+    fn a_count_that_does_not_match_the_bytes_is_named_and_kept() {
+        let cut = [0, 1, 0, 0, 0, 2, 9, 9];
+        let l = AvResourceList::decode(&cut).unwrap();
+        assert_eq!((l.count, l.items.len(), l.rest.as_slice()), (2, 0, &[9, 9][..]));
+        let issues: Vec<(usize, &str)> = l.issues.iter().map(|i| (i.offset, i.issue.as_str())).collect();
         assert_eq!(
-            e.to_string(),
-            "count at body byte 6: declares 2 items of 28 bytes but 2 bytes follow"
+            issues,
+            [
+                (2, "declares 2 items of 28 bytes, 0 read (2 bytes follow the count)"),
+                (6, "2 bytes after the items read, a cut item")
+            ]
         );
+        let mut out = Vec::new();
+        l.encode(&mut out);
+        assert_eq!(out, cut);
+        // One item too many for a count of 0: read none, kept, named after the count.
+        let mut over = vec![0, 1, 0, 0, 0, 0];
+        over.extend_from_slice(&[1; 28]);
+        let l = AvResourceList::decode(&over).unwrap();
+        assert_eq!((l.count, l.items.len(), l.rest.len()), (0, 0, 28));
+        assert_eq!(l.issues[0].offset, 6);
+        assert!(
+            l.issues[0].issue.contains("beyond the declared count"),
+            "{:?}",
+            l.issues
+        );
+        let mut out = Vec::new();
+        l.encode(&mut out);
+        assert_eq!(out, over);
     }
 }

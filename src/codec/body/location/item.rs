@@ -1,8 +1,6 @@
 //! One additional item of a 0x0200 report (JT808.md §5.4): its typed value, its wire bytes and its
 //! JSON. The table of ids and lengths lives here once: [`has_typed_layout`] answers it for the
-//! decoder's walk, [`write_item`] builds the value when an item is read.
-
-use std::mem::MaybeUninit;
+//! decoder's walk, [`item_from_wire`] builds the value when an item is read.
 
 use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
@@ -177,11 +175,12 @@ impl ItemValue {
 /// The item read from its wire parts: typed when its id and length match the table, else raw.
 #[inline(always)]
 pub(super) fn item_from_wire(id: u8, v: &[u8]) -> LocationItem {
-    let mut slot = MaybeUninit::uninit();
-    write_item(id, v, &mut slot);
-    // SAFETY: `write_item` writes the slot on every path (each arm returns what `slot.write`
-    // returned: the type checker sees to it).
-    unsafe { slot.assume_init() }
+    let mut item = LocationItem {
+        id,
+        value: ItemValue::CustomLen(0),
+    };
+    write_value(id, v, &mut item.value);
+    item
 }
 
 /// An item without a typed layout: its bytes (out of line, it allocates).
@@ -191,7 +190,7 @@ fn raw(v: &[u8]) -> ItemValue {
     ItemValue::Raw(v.to_vec())
 }
 
-/// Whether an item with this id and value length has a typed value ([`write_item`] writes a typed value):
+/// Whether an item with this id and value length has a typed value ([`item_from_wire`] builds a typed value):
 /// the table of JT808.md §5.4, without building the value. The decoder's walk asks this for every
 /// item; anything else is raw and (outside the vendor ids) an issue.
 #[inline(always)]
@@ -219,23 +218,20 @@ fn be32(v: &[u8]) -> u32 {
     u32::from_be_bytes([v[0], v[1], v[2], v[3]])
 }
 
-/// Writes the item into `slot`: its typed value when its id and length match the table of
+/// Writes the item's value into `slot`: its typed value when its id and length match the table of
 /// JT808.md §5.4, else its raw bytes. [`has_typed_layout`] must agree (a unit test checks every id
 /// and length).
 ///
-/// Each arm writes its own variant straight into the slot. A value returned and moved (or one
+/// Each arm assigns its own variant to the slot in place. A value returned and moved (or one
 /// write after the match) is built in a stack temporary with narrow stores and copied out with
-/// wide loads, which stalls on store forwarding: reading the 12 items of a report took 71 ns that
-/// way, against 34 ns with these in-place writes (`decode_read` in benches/decode.rs).
+/// wide loads, which stalls on store forwarding (`decode_read` in benches/decode.rs measures it).
 #[inline(always)]
-pub(super) fn write_item<'s>(id: u8, v: &[u8], slot: &'s mut MaybeUninit<LocationItem>) -> &'s mut LocationItem {
+fn write_value(id: u8, v: &[u8], slot: &mut ItemValue) {
     use ItemValue as V;
     let n = v.len();
-    // Every arm must evaluate to the `&mut LocationItem` that `slot.write` returns, so an arm that
-    // forgot to write the slot is a type error, not an uninitialised read in `item_from_wire`.
     macro_rules! put {
         ($v:expr) => {
-            slot.write(LocationItem { id, value: $v })
+            *slot = $v
         };
     }
     match id {
@@ -289,6 +285,44 @@ pub(super) fn write_item<'s>(id: u8, v: &[u8], slot: &'s mut MaybeUninit<Locatio
     }
 }
 
+// The JSON objects of the structured item values (see `LocationItem`'s `Serialize`).
+
+#[derive(Serialize)]
+struct Overspeed {
+    area_type: u8,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    area_id: Option<u32>,
+}
+#[derive(Serialize)]
+struct AreaRoute {
+    area_type: u8,
+    area_id: u32,
+    direction: u8,
+}
+#[derive(Serialize)]
+struct RouteTime {
+    route_id: u32,
+    drive_time: u16,
+    result: u8,
+}
+#[derive(Serialize)]
+struct Abnormal {
+    bits: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fatigue_level: Option<u8>,
+}
+#[derive(Serialize)]
+struct Analog {
+    ad0: u16,
+    ad1: u16,
+}
+#[derive(Serialize)]
+struct Truncated {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    declared_len: Option<u8>,
+    raw: String,
+}
+
 /// JSON: `{"id": "0x01", "<name>": value}`, the name from JT808.md §5.4 (`mileage`, `fuel`,
 /// `recorder_speed`, `alarm_event_id`, `tyre_pressure` (hex), `compartment_temp` (signed),
 /// `overspeed`, `area_route`, `route_time`, `video_alarm`, `video_signal_loss`, `video_occlusion`,
@@ -297,41 +331,6 @@ pub(super) fn write_item<'s>(id: u8, v: &[u8], slot: &'s mut MaybeUninit<Locatio
 /// (`{"declared_len", "raw"}`).
 impl Serialize for LocationItem {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        #[derive(Serialize)]
-        struct Overspeed {
-            area_type: u8,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            area_id: Option<u32>,
-        }
-        #[derive(Serialize)]
-        struct AreaRoute {
-            area_type: u8,
-            area_id: u32,
-            direction: u8,
-        }
-        #[derive(Serialize)]
-        struct RouteTime {
-            route_id: u32,
-            drive_time: u16,
-            result: u8,
-        }
-        #[derive(Serialize)]
-        struct Abnormal {
-            bits: u16,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            fatigue_level: Option<u8>,
-        }
-        #[derive(Serialize)]
-        struct Analog {
-            ad0: u16,
-            ad1: u16,
-        }
-        #[derive(Serialize)]
-        struct Truncated {
-            #[serde(skip_serializing_if = "Option::is_none")]
-            declared_len: Option<u8>,
-            raw: String,
-        }
         let mut m = s.serialize_map(Some(2))?;
         m.serialize_entry("id", &format_args!("0x{:02X}", self.id).to_string())?;
         match self.value {

@@ -41,24 +41,13 @@ impl LocationItems {
         }
     }
 
-    /// Item bytes the decoder has walked (their issues are in the location's `issues`).
+    /// Item bytes the decoder has walked (their issues are in the location's `issues`). Up to
+    /// [`INLINE_ITEM_BYTES`] they land in the inline buffer (no allocation); a spilled buffer is
+    /// reused.
     #[inline(always)]
     pub(super) fn set_validated(&mut self, bytes: &[u8]) {
-        let n = bytes.len();
-        if n <= INLINE_ITEM_BYTES && !self.bytes.spilled() {
-            // Straight into the inline buffer: a `SmallVec` built aside and moved in cost as much
-            // as the copy itself (measured: 3 ns of a 43 ns report decode).
-            // SAFETY: not spilled, so `as_mut_ptr` is the inline buffer of INLINE_ITEM_BYTES >= n
-            // bytes, which `bytes` (borrowed elsewhere) cannot overlap; its first `n` bytes are
-            // written before the length says so.
-            unsafe {
-                copy_short(self.bytes.as_mut_ptr(), bytes);
-                self.bytes.set_len(n);
-            }
-        } else {
-            self.bytes.clear();
-            self.bytes.extend_from_slice(bytes);
-        }
+        self.bytes.clear();
+        self.bytes.extend_from_slice(bytes);
     }
 
     /// How many items (a cut last item counts). Counted along the length chain: the items are
@@ -105,48 +94,6 @@ impl LocationItems {
         let mut v = Vec::with_capacity(8);
         item.encode(&mut v);
         self.bytes.extend_from_slice(&v);
-    }
-}
-
-/// Copies `src` (at most [`INLINE_ITEM_BYTES`]) to `dst` with fixed-size moves, two overlapping
-/// ones for its size class, the way a memcpy does inside. A memcpy call (what a copy of a run-time
-/// length becomes) cost more than the copy for the usual 30 to 64 bytes.
-///
-/// # Safety
-/// `dst` is valid for writes of `src.len()` bytes and does not overlap `src`.
-#[inline(always)]
-unsafe fn copy_short(dst: *mut u8, src: &[u8]) {
-    /// The first and the last `K` bytes of `src` (`K <= src.len() <= 2K`), overlapping in the
-    /// middle.
-    ///
-    /// # Safety
-    /// As [`copy_short`].
-    #[inline(always)]
-    unsafe fn two<const K: usize>(dst: *mut u8, src: &[u8]) {
-        let n = src.len();
-        debug_assert!(K <= n && n <= 2 * K);
-        // SAFETY: both ranges lie within the first `n` bytes of `src` and of `dst` (`K <= n`).
-        unsafe {
-            std::ptr::copy_nonoverlapping(src.as_ptr(), dst, K);
-            std::ptr::copy_nonoverlapping(src.as_ptr().add(n - K), dst.add(n - K), K);
-        }
-    }
-    // SAFETY: each arm's `K` is at most `src.len()` (and at least half of it); `dst` as the caller
-    // guarantees.
-    unsafe {
-        match src.len() {
-            0 => {}
-            1..=3 => {
-                for (i, b) in src.iter().enumerate() {
-                    dst.add(i).write(*b);
-                }
-            }
-            4..=7 => two::<4>(dst, src),
-            8..=15 => two::<8>(dst, src),
-            16..=31 => two::<16>(dst, src),
-            32..=64 => two::<32>(dst, src),
-            n => std::ptr::copy_nonoverlapping(src.as_ptr(), dst, n),
-        }
     }
 }
 
@@ -296,18 +243,6 @@ mod tests {
                 Some(ItemValue::Truncated { declared_len, raw }),
                 "{bytes:02X?}"
             );
-        }
-    }
-
-    #[test]
-    fn short_copies_of_every_length_are_exact() {
-        let src: Vec<u8> = (1..=INLINE_ITEM_BYTES as u8).collect();
-        for n in 0..=INLINE_ITEM_BYTES {
-            let mut dst = [0u8; INLINE_ITEM_BYTES];
-            // SAFETY: `dst` is a separate array of INLINE_ITEM_BYTES >= n bytes.
-            unsafe { copy_short(dst.as_mut_ptr(), &src[..n]) };
-            assert_eq!(&dst[..n], &src[..n], "length {n}");
-            assert!(dst[n..].iter().all(|&b| b == 0), "length {n}: nothing past the end");
         }
     }
 

@@ -1,6 +1,8 @@
 //! The reconnect figure: time from a server-side drop to the queue flushed on the new connection,
 //! over real loopback TCP with backoff min 0. A measurement, not a test: it runs on the real clock
-//! and its numbers vary by machine, so no test asserts on them.
+//! and its numbers vary by machine, so no test asserts on them. Only the `#[ignore]`d figure test
+//! of `tests/client_tcp.rs` runs it, so it lives beside that test rather than in the library; it
+//! uses the client's public API only.
 //!
 //! Each round: the server drops the connection (closes its socket without a close frame) and notes
 //! the instant; the caller at once sends a command (0x8103); the client notices the drop, reconnects
@@ -18,12 +20,9 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
-use super::backoff::BackoffConfig;
-use super::events::EventKind;
-use super::outbox::OutboxConfig;
-use super::{Client, ClientConfig, ClientError};
-use crate::codec::body::{Body, GeneralResponse, RawBody};
-use crate::codec::{DecodeEvent, Decoder, Message, Phone, Version};
+use jt808_harness::client::{BackoffConfig, Client, ClientConfig, ClientError, EventKind, Events, OutboxConfig};
+use jt808_harness::codec::body::{Body, GeneralResponse, RawBody};
+use jt808_harness::codec::{DecodeEvent, Decoder, Message, Phone, Version};
 
 /// Latency figures over `n` samples.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -190,7 +189,7 @@ pub async fn measure_reconnect_flush(n: usize) -> Result<Figures, ClientError> {
     Ok(Figures::from_samples(samples))
 }
 
-async fn wait_for(events: &mut super::Events, want: impl Fn(&EventKind) -> bool) -> Result<(), ClientError> {
+async fn wait_for(events: &mut Events, want: impl Fn(&EventKind) -> bool) -> Result<(), ClientError> {
     while let Some(e) = events.recv().await {
         if want(&e.kind) {
             return Ok(());
