@@ -5,6 +5,7 @@
 //! - [`codec`]: sans-IO JT/T 808 (deframer, escapes, XOR check, headers, reassembly, typed bodies, encoder).
 //! - [`client`]: the real reconnecting decoder client (backoff with jitter, heartbeat, send queue).
 //! - [`gateway`]: the simulated terminal gateway (WebSocket server, sources, terminal script).
+//! - [`explore`]: fault-schedule search and shrinking to a reproducer scenario.
 //! - [`faults`]: the fault catalogue applied between gateway and client.
 //! - [`capture`]: capture format, recording proxy, pcap import, redaction, inspection.
 //! - [`scenario`]: scenario files and the runner that turns them into transcripts.
@@ -17,6 +18,7 @@ pub mod capture;
 pub mod cli;
 pub mod client;
 pub mod codec;
+pub mod explore;
 pub mod faults;
 pub mod gateway;
 pub mod procstat;

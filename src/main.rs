@@ -36,6 +36,8 @@ enum Command {
     Redact(capture::redact::RedactArgs),
     /// Stress-test reconnection: N real clients against the gateway through disconnect storms.
     Stress(Box<jt808_harness::stress::StressArgs>),
+    /// Search fault schedules for a failing run and shrink it to a minimal reproducer scenario.
+    Explore(jt808_harness::explore::cli::ExploreArgs),
 }
 
 type BoxError = Box<dyn std::error::Error>;
@@ -98,5 +100,6 @@ fn dispatch(command: Command) -> Result<bool, BoxError> {
             Ok(true)
         }
         Command::Stress(args) => Ok(runtime()?.block_on(jt808_harness::stress::run_cli(*args))?),
+        Command::Explore(args) => Ok(jt808_harness::explore::cli::run(&args)?),
     }
 }

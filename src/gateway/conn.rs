@@ -303,7 +303,11 @@ impl Conn {
         let mut s = self.session.lock().expect("session lock");
         let st = &self.st;
         let next = [
-            if st.stalled.is_none() {
+            // The feed counts only while it may be offered ([`ConnState::open`]): during a stall,
+            // or with a close or abort pending at a later time, a due feed item would wake the
+            // loop at once, forever, and the paused clock would never move (found by `explore`:
+            // a delayed message ahead of a pending abort).
+            if st.open() {
                 s.peek_due(&*self.inner.feeds)
             } else {
                 None
