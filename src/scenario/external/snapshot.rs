@@ -27,9 +27,35 @@ pub fn compare(dir: &Path, scenario: &str, label: &str, yaml: &str, write_new: b
         Ok(text) => diff(snapshot_content(&text), yaml, "stored snapshot", "this run"),
         Err(_) => Some(format!("no stored snapshot at {}", snap.display())),
     };
-    if result.is_some() && write_new {
-        let header = "---\nsource: tests/external_client.rs\nexpression: yaml\n---\n";
-        let _ = std::fs::write(snap.with_extension("snap.new"), format!("{header}{yaml}"));
+    match result {
+        Some(diff) if write_new => {
+            let header = "---\nsource: tests/external_client.rs\nexpression: yaml\n---\n";
+            let new = snap.with_extension("snap.new");
+            // A `.snap.new` that could not be written is said, never dropped silently.
+            match std::fs::write(&new, format!("{header}{yaml}")) {
+                Ok(()) => Some(diff),
+                Err(e) => Some(format!("{diff}\ncould not write {}: {e}", new.display())),
+            }
+        }
+        other => other,
     }
-    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_snap_new_that_cannot_be_written_is_reported() {
+        let dir = Path::new("/nonexistent/jt808-harness-snapshots");
+        let r = compare(dir, "s", "node", "events: []\n", true).expect("no stored snapshot");
+        assert!(r.contains("no stored snapshot"), "{r}");
+        assert!(
+            r.contains("could not write /nonexistent/jt808-harness-snapshots/"),
+            "{r}"
+        );
+        // Without write_new nothing is attempted, so nothing is reported beyond the missing file.
+        let r = compare(dir, "s", "node", "events: []\n", false).expect("no stored snapshot");
+        assert!(!r.contains("could not write"), "{r}");
+    }
 }
