@@ -23,6 +23,7 @@ use std::time::Duration;
 use clap::builder::RangedU64ValueParser;
 use tokio::sync::watch;
 
+use super::control::{DEFAULT_LOG_CAPACITY, MAX_LOG_CAPACITY};
 use super::fleet::{FleetConfig, FleetVersion, MAX_FRAMES_PER_MESSAGE, MAX_INTERVAL_MS, MAX_TERMINALS};
 use super::source::{CaptureSource, SourceError, SourceSpec};
 use super::{Gateway, GatewayConfig, GatewayError};
@@ -109,6 +110,16 @@ pub struct ServeArgs {
     /// Print only the listening line, not the gateway log.
     #[arg(long)]
     pub quiet: bool,
+    /// Serve the control API (HTTP+JSON: faults, connections, storm, pause, log; see the README)
+    /// on this address; `--control` alone takes a free loopback port. Off unless given. Its
+    /// address is printed as `control on http://IP:PORT` right after the listening line.
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:0")]
+    pub control: Option<SocketAddr>,
+    /// Gateway log records the control API keeps for `GET /log` (a ring: older ones are dropped,
+    /// and a reader is told how many it missed).
+    #[arg(long, default_value_t = DEFAULT_LOG_CAPACITY, requires = "control",
+          value_parser = RangedU64ValueParser::<usize>::new().range(1..=MAX_LOG_CAPACITY as u64))]
+    pub control_log_capacity: usize,
 }
 
 /// Why `serve` could not run.
@@ -247,6 +258,7 @@ pub async fn serve(
     let (stop_tx, stop_rx) = watch::channel(false);
     let gw = Gateway::new(plan.gateway, plan.faults, feeds.into_factory(), stop_rx)?;
     writeln!(out, "listening on ws://{addr}")?;
+    let control = start_control(&args, &gw, out).await?;
     out.flush()?;
     let server = tokio::spawn({
         let gw = gw.clone();
@@ -278,6 +290,9 @@ pub async fn serve(
     while !gw.live_connections().is_empty() && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+    if let Some(control) = control {
+        let _ = control.await;
+    }
     write_log(out)?;
     for e in errors.list() {
         tracing::error!("replay: {}", e.message);
@@ -289,6 +304,34 @@ pub async fn serve(
     }
     out.flush()?;
     Ok(())
+}
+
+/// With `--control`: binds its address, prints `control on http://ADDR` and serves the control
+/// API until the gateway shuts down.
+async fn start_control(
+    args: &ServeArgs,
+    gw: &Gateway,
+    out: &mut (dyn Write + Send),
+) -> Result<Option<tokio::task::JoinHandle<()>>, ServeError> {
+    let Some(addr) = args.control else {
+        return Ok(None);
+    };
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServeError::Bind { addr, source })?;
+    let bound = listener.local_addr().unwrap_or(addr);
+    gw.enable_control_log(args.control_log_capacity);
+    writeln!(out, "control on http://{bound}")?;
+    let gw = gw.clone();
+    let mut stopping = gw.shutdown_signal();
+    Ok(Some(tokio::spawn(async move {
+        let stop = async move {
+            let _ = stopping.wait_for(|s| *s).await;
+        };
+        if let Err(e) = super::control::http::serve(gw, listener, stop).await {
+            tracing::error!("control API on {bound}: {e}");
+        }
+    })))
 }
 
 /// Runs `jt808-harness serve`: stdout gets the listening line and the log, Ctrl-C stops it.
