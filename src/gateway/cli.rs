@@ -5,6 +5,7 @@
 //!     [--capture FILE [--speed F] [--loops N]
 //!      | --terminals N --version 2013|2019|mixed --messages N --interval-ms MS ...]
 //!     [--fault SPEC]... [--seed N] [--prefix-len N] [--scenario FILE] [--quiet]
+//!     [--control [ADDR] [--control-log-capacity N]]
 //! ```
 //!
 //! The first line on stdout is `listening on ws://IP:PORT` (flushed at once, so a script can wait
@@ -13,6 +14,9 @@
 //! the default settings, unlimited. `--scenario FILE` serves that scenario's source, faults,
 //! gateway settings and seed; `--seed`, `--prefix-len` given beside it override the scenario's,
 //! and `--fault` adds to its faults.
+//!
+//! `--control` also serves the control API ([`super::control`]) and prints
+//! `control on http://IP:PORT` as the second line.
 
 use std::future::Future;
 use std::io::Write;
