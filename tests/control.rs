@@ -456,3 +456,75 @@ async fn pause_stops_the_feed_resume_continues_and_reset_zeroes_the_counters() {
     );
     assert!(log[p..r].iter().all(|r| r["type"] != "offered"));
 }
+
+/// Kills the child if the test fails before it is done.
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test]
+async fn serve_prints_the_control_address_right_after_the_listening_line() {
+    use std::io::{BufRead, BufReader};
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_jt808-harness"))
+        .args(["serve", "--control", "--quiet", "--control-log-capacity", "10"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let _guard = Child(child);
+    let mut lines = [String::new(), String::new()];
+    for l in &mut lines {
+        out.read_line(l).unwrap();
+    }
+    assert!(lines[0].starts_with("listening on ws://127.0.0.1:"), "{lines:?}");
+    let api = lines[1]
+        .trim_end()
+        .strip_prefix("control on ")
+        .unwrap_or_else(|| panic!("{lines:?}"));
+    assert!(api.starts_with("http://127.0.0.1:") && !api.ends_with(":0"), "{api}");
+    let http: Client<HttpConnector, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let resp = http.get(format!("{api}/faults").parse().unwrap()).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(&body[..], b"[]");
+}
+
+/// `serve ARGS`' exit status and stderr; `None` if it was still serving after 5 s (killed).
+fn serve_refused(args: &[&str]) -> Option<(std::process::ExitStatus, String)> {
+    use std::io::Read;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_jt808-harness"))
+        .arg("serve")
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    for _ in 0..500 {
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut err = String::new();
+            child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+            return Some((status, err));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    drop(Child(child));
+    None
+}
+
+#[test]
+fn control_log_capacity_is_range_checked_and_needs_control() {
+    let (status, err) = serve_refused(&["--control", "--control-log-capacity", "0"]).expect("refused at once");
+    assert!(!status.success());
+    assert!(
+        err.contains("--control-log-capacity") && err.contains("1..=10000000"),
+        "{err}"
+    );
+    let (status, err) = serve_refused(&["--control-log-capacity", "5"]).expect("refused at once");
+    assert!(!status.success());
+    assert!(err.contains("--control"), "{err}");
+}
