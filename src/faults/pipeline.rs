@@ -5,6 +5,11 @@
 //! `(seed, fault position, connection id, direction)`. So what happens on one connection does not
 //! depend on how it interleaves with the others, which keeps live runs with many clients as
 //! reproducible as a single in-memory one. Only `scope = "run"` counters and `times` are shared.
+//!
+//! Faults can be added and removed while connections are open ([`Pipeline::add`],
+//! [`Pipeline::remove`], for the gateway's control API). A fault keeps its position for good (a
+//! removed one leaves a disarmed slot), so an added fault's RNG is seeded exactly as if it had been
+//! there from the start: a run is reproducible from its seed and the ordered list of changes.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -26,6 +31,8 @@ struct Slot {
     seen: u64,
     /// Instant of a time-only trigger not yet reached (disconnect, stall).
     time_at: Option<Duration>,
+    /// Removed at run time: passes every message through, but still releases what it held.
+    disarmed: bool,
 }
 
 struct Conn {
@@ -42,6 +49,8 @@ struct Conn {
 pub struct Pipeline {
     specs: Vec<FaultSpec>,
     names: Vec<String>,
+    /// Per position: removed at run time ([`Pipeline::remove`]).
+    removed: Vec<bool>,
     seed: u64,
     prefix_len: usize,
     shared: Vec<Shared>,
@@ -89,6 +98,7 @@ impl Pipeline {
         }
         Ok(Pipeline {
             specs: specs.to_vec(),
+            removed: vec![false; names.len()],
             names,
             seed,
             prefix_len,
@@ -106,11 +116,77 @@ impl Pipeline {
         &self.names
     }
 
+    /// The faults in force (not removed), with the names they are logged under, in order.
+    pub fn active(&self) -> impl Iterator<Item = (&str, &FaultSpec)> {
+        let live = self.removed.iter().map(|r| !r);
+        self.names
+            .iter()
+            .zip(&self.specs)
+            .zip(live)
+            .filter(|(_, l)| *l)
+            .map(|((n, s), _)| (n.as_str(), s))
+    }
+
+    /// Adds `spec` at the end, under `name`, at `now`: every open connection gets an instance from
+    /// its next message on (seeded from its position, as at start; time triggers count from the
+    /// connection's opening), and connections opened later get one too. The spec is validated
+    /// first; on error nothing changes.
+    pub fn add(&mut self, spec: FaultSpec, name: String) -> Result<(), FaultSpecError> {
+        let i = self.specs.len();
+        spec.validate().map_err(|message| FaultSpecError::Invalid {
+            index: i,
+            fault: spec.kind.type_name().to_string(),
+            message,
+        })?;
+        for (&conn, c) in self.conns.iter_mut().filter(|(_, c)| !c.closed) {
+            if let Some(slot) = new_slot(&spec, i, self.seed, conn, c.opened) {
+                c.chains[spec.direction.index()].push(slot);
+            }
+        }
+        self.specs.push(spec);
+        self.names.push(name);
+        self.removed.push(false);
+        self.shared.push(Shared::default());
+        Ok(())
+    }
+
+    /// Removes the fault in force named `name`: it stops acting on new messages at once, on every
+    /// connection; what it holds is still released on its schedule (or given back at close).
+    /// False when no fault in force has that name.
+    pub fn remove(&mut self, name: &str) -> bool {
+        let Some(i) = (0..self.specs.len()).find(|&i| !self.removed[i] && self.names[i] == name) else {
+            return false;
+        };
+        self.removed[i] = true;
+        for slot in self.conns.values_mut().flat_map(|c| c.chains.iter_mut().flatten()) {
+            if slot.spec == i {
+                slot.disarmed = true;
+                slot.time_at = None;
+            }
+        }
+        true
+    }
+
+    /// Trigger counters back to zero (`every`, `at`, `after`, `times`, message-id counts), per
+    /// connection and run-wide: a fault that has used its `times` can fire again. Message indices
+    /// in the log keep counting.
+    pub fn reset_counters(&mut self) {
+        self.shared.iter_mut().for_each(|s| *s = Shared::default());
+        self.proto_run = ProtoCounts::default();
+        for c in self.conns.values_mut() {
+            c.proto = ProtoCounts::default();
+            c.chains.iter_mut().flatten().for_each(|s| s.seen = 0);
+        }
+    }
+
     /// A client opens a WebSocket: accept, or refuse the handshake with an HTTP status (`refuse`
     /// faults, evaluated per handshake in order; the first that fires wins).
     pub fn on_connect(&mut self, conn: u64, now: Duration) -> ConnectDecision {
         for (i, spec) in self.specs.iter().enumerate() {
             let FaultKind::Refuse(r) = &spec.kind else { continue };
+            if self.removed[i] {
+                continue;
+            }
             // Handshakes are counted across the run: a refused connection has no state to count in.
             let trigger = Trigger {
                 scope: Scope::Run,
@@ -154,19 +230,12 @@ impl Pipeline {
     fn open(&mut self, conn: u64, now: Duration) {
         let mut chains: [Vec<Slot>; 2] = [Vec::new(), Vec::new()];
         for (i, spec) in self.specs.iter().enumerate() {
-            let Some(fault) = spec.kind.build() else { continue };
-            let dir = spec.direction;
-            chains[dir.index()].push(Slot {
-                spec: i,
-                fault,
-                rng: ChaCha8Rng::seed_from_u64(mix(self.seed, &[i as u64, conn, dir.index() as u64])),
-                seen: 0,
-                time_at: if spec.kind.acts_on_time() {
-                    spec.trigger.time_only_deadline(now)
-                } else {
-                    None
-                },
-            });
+            if self.removed[i] {
+                continue;
+            }
+            if let Some(slot) = new_slot(spec, i, self.seed, conn, now) {
+                chains[spec.direction.index()].push(slot);
+            }
         }
         self.conns.insert(
             conn,
@@ -354,6 +423,25 @@ impl Pipeline {
     }
 }
 
+/// A fresh instance of fault `i` for connection `conn` opened at `opened`; `None` for
+/// handshake-only faults. Its RNG depends on (seed, position, connection, direction) only.
+fn new_slot(spec: &FaultSpec, i: usize, seed: u64, conn: u64, opened: Duration) -> Option<Slot> {
+    let fault = spec.kind.build()?;
+    let dir = spec.direction;
+    Some(Slot {
+        spec: i,
+        fault,
+        rng: ChaCha8Rng::seed_from_u64(mix(seed, &[i as u64, conn, dir.index() as u64])),
+        seen: 0,
+        time_at: if spec.kind.acts_on_time() {
+            spec.trigger.time_only_deadline(opened)
+        } else {
+            None
+        },
+        disarmed: false,
+    })
+}
+
 fn undelivered(now: Duration, conn: u64, dir: Direction, idx: u64, len: usize, why: &str) -> FaultRecord {
     FaultRecord {
         t_us: now.as_micros() as u64,
@@ -419,6 +507,7 @@ impl Env<'_> {
             let mut next = Vec::with_capacity(items.len());
             for item in items {
                 match item {
+                    Out::Send(m) if c.chains[dir.index()][i].disarmed => next.push(Out::Send(m)),
                     Out::Send(m) => next.extend(self.call(c, dir, i, |f, cx| f.on_message(m, cx))),
                     other => next.push(other),
                 }
@@ -474,5 +563,90 @@ impl Env<'_> {
             }
         }
         actions
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A 2013 heartbeat of 13800000001, serial 1, check code right.
+    fn frame() -> Vec<u8> {
+        hex::decode("7e0002000001380000000100013b7e").expect("hex")
+    }
+
+    fn corrupt() -> FaultSpec {
+        FaultSpec::parse_cli(r#"type="corrupt_checksum""#).expect("spec")
+    }
+
+    fn sent(actions: &[Action]) -> Vec<Vec<u8>> {
+        actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Send { bytes, .. } => Some(bytes.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// An added fault acts on an open connection from its next message; removed, it stops.
+    #[test]
+    fn a_fault_added_at_run_time_acts_from_the_next_message_until_removed() {
+        let mut p = Pipeline::new(&[], 9, 0).expect("pipeline");
+        let t = Duration::ZERO;
+        assert_eq!(p.on_connect(1, t), ConnectDecision::Accept);
+        let before = sent(&p.on_message(1, Direction::ToClient, frame(), t));
+        assert_eq!(before, vec![frame()]);
+        p.add(corrupt(), "cc".into()).expect("added");
+        assert_eq!(p.active().map(|(n, _)| n).collect::<Vec<_>>(), ["cc"]);
+        let during = sent(&p.on_message(1, Direction::ToClient, frame(), t));
+        assert_eq!(during.len(), 1);
+        assert_ne!(during[0], frame(), "corrupted");
+        assert!(p.remove("cc"));
+        assert!(!p.remove("cc"), "gone already");
+        assert_eq!(p.active().count(), 0);
+        let after = sent(&p.on_message(1, Direction::ToClient, frame(), t));
+        assert_eq!(after, vec![frame()]);
+    }
+
+    /// Seeded by position: a fault added at run time draws what it would have drawn had it been
+    /// configured at start.
+    #[test]
+    fn an_added_fault_is_seeded_as_if_it_had_been_there_from_the_start() {
+        let t = Duration::ZERO;
+        let mut from_start = Pipeline::new(&[corrupt()], 5, 0).expect("pipeline");
+        from_start.on_connect(3, t);
+        let mut added = Pipeline::new(&[], 5, 0).expect("pipeline");
+        added.on_connect(3, t);
+        added.add(corrupt(), "corrupt_checksum".into()).expect("added");
+        for _ in 0..5 {
+            let a = sent(&from_start.on_message(3, Direction::ToClient, frame(), t));
+            let b = sent(&added.on_message(3, Direction::ToClient, frame(), t));
+            assert_eq!(a, b);
+        }
+    }
+
+    /// A bad spec is refused whole: nothing is added.
+    #[test]
+    fn an_invalid_added_spec_changes_nothing() {
+        let mut p = Pipeline::new(&[], 1, 0).expect("pipeline");
+        let mut bad = corrupt();
+        bad.trigger.every = Some(0);
+        assert!(p.add(bad, "bad".into()).is_err());
+        assert_eq!(p.active().count(), 0);
+    }
+
+    /// After a reset a fault that used its `times` fires again.
+    #[test]
+    fn reset_counters_rearms_times() {
+        let once = FaultSpec::parse_cli(r#"type="corrupt_checksum", times=1"#).expect("spec");
+        let mut p = Pipeline::new(&[once], 2, 0).expect("pipeline");
+        let t = Duration::ZERO;
+        p.on_connect(1, t);
+        let changed = |p: &mut Pipeline| sent(&p.on_message(1, Direction::ToClient, frame(), t))[0] != frame();
+        assert!(changed(&mut p));
+        assert!(!changed(&mut p));
+        p.reset_counters();
+        assert!(changed(&mut p));
     }
 }

@@ -6,6 +6,7 @@
 //!      | --terminals N --version 2013|2019|mixed --messages N --interval-ms MS ...
 //!      | --feed stress [--clients N] [--frame-interval-ms MS] [--frames N]]
 //!     [--fault SPEC]... [--seed N] [--prefix-len N] [--scenario FILE] [--quiet]
+//!     [--control [ADDR] [--control-log-capacity N]]
 //! ```
 //!
 //! The first line on stdout is `listening on ws://IP:PORT` (flushed at once, so a script can wait
@@ -15,6 +16,9 @@
 //! gateway settings and seed; `--seed`, `--prefix-len` given beside it override the scenario's,
 //! and `--fault` adds to its faults. `--feed stress` serves the stress feed, so `stress --url`
 //! shards on other machines can share this gateway.
+//!
+//! `--control` also serves the control API ([`super::control`]) and prints
+//! `control on http://IP:PORT` as the second line.
 
 use std::future::Future;
 use std::io::Write;
@@ -25,6 +29,7 @@ use std::time::Duration;
 use clap::builder::RangedU64ValueParser;
 use tokio::sync::watch;
 
+use super::control::{DEFAULT_LOG_CAPACITY, MAX_LOG_CAPACITY};
 use super::fleet::{FleetConfig, FleetVersion, MAX_FRAMES_PER_MESSAGE, MAX_INTERVAL_MS, MAX_TERMINALS};
 use super::source::{CaptureSource, SourceError, SourceSpec};
 use super::stress_feed;
@@ -112,6 +117,16 @@ pub struct ServeArgs {
     /// Print only the listening line, not the gateway log.
     #[arg(long)]
     pub quiet: bool,
+    /// Serve the control API (HTTP+JSON: faults, connections, storm, pause, log; see the README)
+    /// on this address; `--control` alone takes a free loopback port. Off unless given. Its
+    /// address is printed as `control on http://IP:PORT` right after the listening line.
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:0")]
+    pub control: Option<SocketAddr>,
+    /// Gateway log records the control API keeps for `GET /log` (a ring: older ones are dropped,
+    /// and a reader is told how many it missed).
+    #[arg(long, default_value_t = DEFAULT_LOG_CAPACITY, requires = "control",
+          value_parser = RangedU64ValueParser::<usize>::new().range(1..=MAX_LOG_CAPACITY as u64))]
+    pub control_log_capacity: usize,
     /// Serve a built-in feed instead of a fleet, a capture or a scenario: `stress`, the numbered
     /// feed `stress --url` counts (session `/c/<id>` is client `id`), for a fleet sharded over
     /// machines against this one gateway.
@@ -306,6 +321,7 @@ pub async fn serve(
     let (stop_tx, stop_rx) = watch::channel(false);
     let gw = Gateway::new(plan.gateway, plan.faults, factory, stop_rx)?;
     writeln!(out, "listening on ws://{addr}")?;
+    let control = start_control(&args, &gw, out).await?;
     out.flush()?;
     let server = tokio::spawn({
         let gw = gw.clone();
@@ -337,6 +353,9 @@ pub async fn serve(
     while !gw.live_connections().is_empty() && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+    if let Some(control) = control {
+        let _ = control.await;
+    }
     write_log(out)?;
     for e in errors.iter().flat_map(|e| e.list()) {
         tracing::error!("replay: {}", e.message);
@@ -348,6 +367,34 @@ pub async fn serve(
     }
     out.flush()?;
     Ok(())
+}
+
+/// With `--control`: binds its address, prints `control on http://ADDR` and serves the control
+/// API until the gateway shuts down.
+async fn start_control(
+    args: &ServeArgs,
+    gw: &Gateway,
+    out: &mut (dyn Write + Send),
+) -> Result<Option<tokio::task::JoinHandle<()>>, ServeError> {
+    let Some(addr) = args.control else {
+        return Ok(None);
+    };
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServeError::Bind { addr, source })?;
+    let bound = listener.local_addr().unwrap_or(addr);
+    gw.enable_control_log(args.control_log_capacity);
+    writeln!(out, "control on http://{bound}")?;
+    let gw = gw.clone();
+    let mut stopping = gw.shutdown_signal();
+    Ok(Some(tokio::spawn(async move {
+        let stop = async move {
+            let _ = stopping.wait_for(|s| *s).await;
+        };
+        if let Err(e) = super::control::http::serve(gw, listener, stop).await {
+            tracing::error!("control API on {bound}: {e}");
+        }
+    })))
 }
 
 /// Runs `jt808-harness serve`: stdout gets the listening line and the log, Ctrl-C stops it.

@@ -9,6 +9,7 @@
 //! The session lock is only held in `take_due`, `next_wake` and `finish`, never across an await.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -123,6 +124,10 @@ struct Conn {
     st: ConnState,
     /// The terminal's decoder of what the client sends.
     inbound: Decoder,
+    /// True while the control API paused the feed: nothing is offered, the rest goes on.
+    paused: watch::Receiver<bool>,
+    /// WebSocket messages written (`GET /connections`).
+    sent: Arc<AtomicU64>,
 }
 
 impl Conn {
@@ -142,8 +147,12 @@ impl Conn {
             old.notify_one();
         }
         let (tx, commands) = mpsc::unbounded_channel();
+        let since_us = inner.now().as_micros() as u64;
+        let sent = inner.control.opened(conn, session_key.clone(), since_us);
         inner.live.lock().expect("live lock").insert(conn, (session_key, tx));
         Some(Conn {
+            paused: inner.control.paused(),
+            sent,
             shutdown: inner.shutdown.clone(),
             inner,
             conn,
@@ -195,7 +204,7 @@ impl Conn {
         let ticked = s.pipeline.on_tick(self.conn, now);
         self.st.apply(ticked);
         self.read_due(&mut s, now);
-        if self.st.open() {
+        if self.st.open() && !*self.paused.borrow() {
             self.offer_due(&mut s, now);
         }
         for r in s.pipeline.take_log() {
@@ -271,6 +280,7 @@ impl Conn {
             if let Err(e) = self.ws.send(WsMessage::Binary(bytes.into())).await {
                 return Err(Closed::ClientGone { why: e.to_string() });
             }
+            self.sent.fetch_add(1, Ordering::Relaxed);
         }
         Ok(())
     }
@@ -307,7 +317,8 @@ impl Conn {
             // or with a close or abort pending at a later time, a due feed item would wake the
             // loop at once, forever, and the paused clock would never move (found by `explore`:
             // a delayed message ahead of a pending abort).
-            if st.open() {
+            // A paused feed (control API) is not woken for either.
+            if st.open() && !*self.paused.borrow() {
                 s.peek_due(&*self.inner.feeds)
             } else {
                 None
@@ -340,6 +351,8 @@ impl Conn {
             _ = timer => Wake::Timer,
             _ = self.superseded.notified() => Wake::Superseded,
             cmd = self.commands.recv() => Wake::Command(cmd),
+            // Paused or resumed: look again at what is due.
+            Ok(()) = self.paused.changed() => Wake::Timer,
             _ = stopped(&mut self.shutdown) => Wake::Shutdown,
         }
     }
@@ -430,6 +443,7 @@ impl Conn {
         }
         inner.log(conn, GatewayEvent::Closed(end));
         inner.live.lock().expect("live lock").remove(&conn);
+        inner.control.closed(conn);
     }
 }
 

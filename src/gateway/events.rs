@@ -116,6 +116,9 @@ pub enum GatewayEvent {
         /// Why.
         error: String,
     },
+    /// A change made through the control API ([`super::control`]); `conn` 0 unless it targets
+    /// one connection.
+    Control(super::control::ControlEvent),
     /// Messages scheduled for the client that were still in flight when the connection ended.
     LostInFlight {
         /// How many WebSocket messages.

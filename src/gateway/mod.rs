@@ -16,6 +16,7 @@
 
 pub mod cli;
 mod conn;
+pub mod control;
 pub mod converse;
 pub mod describe;
 pub mod events;
@@ -24,6 +25,7 @@ pub mod fleet;
 pub mod replay;
 mod session;
 pub mod source;
+pub mod storm;
 pub mod stress_feed;
 pub mod terminal;
 
@@ -152,6 +154,8 @@ struct Inner {
     live: Mutex<BTreeMap<u64, LiveConn>>,
     limit: Arc<Semaphore>,
     shutdown: watch::Receiver<bool>,
+    /// Run-time control ([`control`]): faults changed, pause, the log ring, sent counters.
+    control: control::State,
 }
 
 impl Inner {
@@ -170,12 +174,14 @@ impl Inner {
         };
         if keep {
             let t_us = self.now().as_micros() as u64;
-            self.log.lock().expect("log lock").push(GatewayRecord {
+            let record = GatewayRecord {
                 t_us,
                 conn,
                 seq: crate::transcript::next_seq(),
                 event,
-            });
+            };
+            self.control.record(&record);
+            self.log.lock().expect("log lock").push(record);
         }
     }
 
@@ -184,14 +190,19 @@ impl Inner {
     /// (a `refuse` fault's record) are logged now, as the handshake happens.
     fn claim(&self, key: &str, conn: u64) -> Result<(Arc<Mutex<Session>>, ConnectDecision), ClaimError> {
         let now = self.now();
+        // Before the sessions: a new session replays the fault changes made so far (control).
+        let book = self.control.book();
         let mut sessions = self.sessions.lock().expect("sessions lock");
         let session = sessions.get_or_create(key, now, self.cfg.max_sessions, || {
             // Each session's faults get their own seed derived from the gateway seed and the
             // session key, so a fleet of sessions is as reproducible as one (salted: the faults
             // must not draw the same numbers as the session's feed).
             let seed = source::session_seed(self.cfg.seed ^ 0x6661_756c_7473, key);
-            Pipeline::new(&self.faults, seed, self.cfg.prefix_len).map_err(|e| e.to_string())
+            let mut p = Pipeline::new(&self.faults, seed, self.cfg.prefix_len).map_err(|e| e.to_string())?;
+            book.apply(&mut p)?;
+            Ok(p)
         })?;
+        drop(book);
         let decision = {
             let mut s = session.lock().expect("session lock");
             let decision = s.pipeline.on_connect(conn, now);
@@ -289,7 +300,8 @@ impl Gateway {
         shutdown: watch::Receiver<bool>,
     ) -> Result<Gateway, GatewayError> {
         // Validate the fault specs once up front so a bad spec fails at start, not at first connect.
-        Pipeline::new(&faults, cfg.seed, cfg.prefix_len)?;
+        let names = Pipeline::new(&faults, cfg.seed, cfg.prefix_len)?.names().to_vec();
+        let control = control::State::new(&names, &faults);
         let limit = Arc::new(Semaphore::new(cfg.max_connections.max(1)));
         Ok(Gateway {
             inner: Arc::new(Inner {
@@ -304,6 +316,7 @@ impl Gateway {
                 live: Mutex::new(BTreeMap::new()),
                 limit,
                 shutdown,
+                control,
             }),
         })
     }

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use rand::{RngExt, SeedableRng};
+use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpSocket;
@@ -27,21 +27,7 @@ use super::sys::{self, ResourceSample};
 use crate::gateway::{Gateway, GatewayConfig, LogLevel};
 use crate::transport::Listener;
 
-/// The clients a storm drops: `round(fraction × live.len())` of `live` (sorted client ids), chosen
-/// by a partial Fisher-Yates shuffle with `rng`, returned sorted. The same live set and seed always
-/// give the same choice.
-pub fn choose_victims(live: &[usize], fraction: f64, rng: &mut ChaCha8Rng) -> Vec<usize> {
-    let mut ids = live.to_vec();
-    ids.sort_unstable();
-    let count = ((fraction.clamp(0.0, 1.0) * ids.len() as f64).round() as usize).min(ids.len());
-    for i in 0..count {
-        let k = rng.random_range(i..ids.len());
-        ids.swap(i, k);
-    }
-    ids.truncate(count);
-    ids.sort_unstable();
-    ids
-}
+pub use crate::gateway::storm::choose_victims;
 
 /// The rng of storm number `storm` of a run seeded `seed`.
 pub fn storm_rng(seed: u64, storm: usize) -> ChaCha8Rng {
