@@ -744,6 +744,55 @@ fn av_attributes_0x9003_are_answered_by_0x1003() {
     assert_eq!((a.max_video_channels, a.video_encoding), (4, 98));
 }
 
+/// 0x8700 collects recorder data: 0x0700 names the command's serial and word and carries a GB/T
+/// 19056 upload frame (55 7A, XOR check right) with the typed data of the common commands.
+#[test]
+fn recorder_collect_0x8700_is_answered_by_0x0700_with_a_checked_gbt19056_frame() {
+    let mut s = script();
+    for (word, want) in [
+        (0x02u8, Some("time")),
+        (0x05, Some("vehicle_info")),
+        (0x01, Some("driver_licence")),
+        (0x09, None),
+    ] {
+        let got = answers(&mut s, &command(0x8700, Version::V2013, 80 + u16::from(word), &[word]));
+        assert_eq!(got.len(), 1, "0x{word:02X}: no 0x0001 beside it");
+        assert_eq!(got[0].header.msg_id, 0x0700);
+        let json = serde_json::to_value(&got[0].body).unwrap();
+        assert_eq!(json["reply_serial"], 80 + u64::from(word), "{json}");
+        assert_eq!(json["command"], u64::from(word), "{json}");
+        let frame = &json["frame"];
+        assert_eq!(
+            (frame["command"].clone(), frame["check_ok"].clone()),
+            (word.into(), true.into()),
+            "{json}"
+        );
+        match want {
+            Some(kind) => assert!(frame["block"].get(kind).is_some(), "0x{word:02X}: {json}"),
+            None => assert_eq!(frame["len"], 0, "{json}"),
+        }
+    }
+}
+
+/// 0x8702 asks who drives: 0x0702 in the terminal's edition, a card read (state 1, result 0).
+#[test]
+fn driver_identity_0x8702_is_answered_by_0x0702_in_the_terminals_edition() {
+    for version in [Version::V2013, Version::V2019] {
+        let mut s = script();
+        let got = answers(&mut s, &command(0x8702, version, 90, &[]));
+        assert_eq!(got.len(), 1, "{version:?}");
+        assert_eq!(got[0].header.msg_id, 0x0702);
+        let json = serde_json::to_value(&got[0].body).unwrap();
+        assert_eq!(
+            (json["state"].clone(), json["ic_result"].clone()),
+            (1.into(), 0.into()),
+            "{json}"
+        );
+        assert_eq!(json["name"], "张三", "{json}");
+        assert_eq!(json.get("id_number").is_some(), version == Version::V2019, "{json}");
+    }
+}
+
 /// Every answer the terminal gives is, to the client, the confirmation of the command it answers
 /// (by reply serial where the body has one), and the id the client's request() waits for.
 #[test]
@@ -768,6 +817,8 @@ fn the_client_takes_each_answer_as_the_confirmation_of_its_command() {
         (0x8802, command_of(0x8802, Version::V2013, 107, search), true),
         (0x9003, command(0x9003, Version::V2013, 108, &[]), false),
         (0x8103, command(0x8103, Version::V2013, 109, &[0]), true),
+        (0x8700, command(0x8700, Version::V2013, 110, &[0x02]), true),
+        (0x8702, command(0x8702, Version::V2013, 111, &[]), false),
     ];
     let mut s = script();
     for (id, cmd, by_serial) in cmds {

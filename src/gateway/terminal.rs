@@ -22,6 +22,8 @@
 //! | 0x8801 camera shot | 0x0805 naming the media ids, then one 0x0801 photo per shot at the current position, sub-packaged (save flag 1: kept, not uploaded); at most [`answers::MAX_SHOTS`] |
 //! | 0x8802 stored media search | 0x0802 with the stored media (the shots so far) of that type, channel (0 any), event and time range |
 //! | 0x9003 query audio/video attributes | 0x1003 |
+//! | 0x8700 recorder data collection | 0x0700 naming the serial and command word, with a GB/T 19056 upload frame (`55 7A`, XOR checked): 0x01 driver licence, 0x02 the clock, 0x05 vehicle information (GBK plate), other words an empty frame |
+//! | 0x8702 driver identity request | 0x0702 in the terminal's edition: an IC card read, a stand-in driver whose certificate follows the phone |
 //! | 0x9205 query resource list | 0x1205 resource list naming the query's serial, sub-packaged when longer than [`TerminalSettings::packet_size`] (JT808.md §7.1) |
 //! | 0x9206 file upload order | 0x0001 result 0 at once, then 0x1206 result 0 after [`TerminalSettings::upload_delay_ms`], both naming the 0x9206's serial (JT808.md §7.4: "0x9206, then the terminal answers 0x0001, uploads by FTP, and finally sends 0x1206") |
 //! | 0x8003 retransmit request | the named packets of the message whose first packet had `orig_serial`, re-sent "each again with its own header" (JT808.md §4): same total and index, a new serial |
@@ -30,8 +32,8 @@
 //! | an untyped or vendor 0x8xxx / 0x9xxx | 0x0001 result 3 (unsupported) |
 //! | a command whose body does not parse | 0x0001 result 2 (message error) |
 //!
-//! 0x8104, 0x8106, 0x8107, 0x8201, 0x8500, 0x8608, 0x8801, 0x8802, 0x9003, 0x9205, 0x8003 and
-//! 0x8800 get no 0x0001: each has its own answer, which is also what the client confirms them by
+//! 0x8104, 0x8106, 0x8107, 0x8201, 0x8500, 0x8608, 0x8700, 0x8702, 0x8801, 0x8802, 0x9003, 0x9205,
+//! 0x8003 and 0x8800 get no 0x0001: each has its own answer, which is also what the client confirms them by
 //! (`client::replies::answer_of`).
 //!
 //! The answering terminal is the command's phone. A terminal the script was given
@@ -602,6 +604,8 @@ fn held_answer(ctx: &mut Ctx<'_>, term: &mut Terminal, serial: u16, id: u16, bod
         }
         Body::MediaSearch(q) => vec![now(answers::media_search_answer(term.held_mut(), serial, q))],
         Body::QueryAvAttributes(_) => vec![now(answers::av_attributes())],
+        Body::RecorderCollect(c) => vec![now(answers::recorder_upload(term, serial, c.command, sim_time(secs)))],
+        Body::QueryDriver(_) => vec![now(answers::driver_identity(term, sim_time(secs)))],
         other => {
             if let Some((setting, areas)) = answers::areas_set(other) {
                 let version = term.version();

@@ -71,7 +71,8 @@ mod opt_bcd4 {
 }
 
 impl DriverIdentity {
-    fn empty(layout: Version) -> DriverIdentity {
+    /// No field set, read or written in `layout`.
+    pub fn empty(layout: Version) -> DriverIdentity {
         DriverIdentity {
             state: None,
             time: None,

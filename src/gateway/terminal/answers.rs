@@ -11,11 +11,11 @@ use super::held::{Area, Held};
 use crate::codec::Version;
 use crate::codec::body::media_search::StoredMedia;
 use crate::codec::body::{
-    AreaAnswer, AvAttributes, Body, CameraShot, CameraShotAnswer, GeneralResponse, Location, LocationAnswer,
-    LocationItems, MediaSearch, MediaSearchAnswer, MediaUpload, Param, ParamAnswer, QueryAreas, TerminalAttributes,
-    VehicleControl,
+    AreaAnswer, AvAttributes, Body, CameraShot, CameraShotAnswer, DriverIdentity, GeneralResponse, Location,
+    LocationAnswer, LocationItems, MediaSearch, MediaSearchAnswer, MediaUpload, Param, ParamAnswer, QueryAreas,
+    RecorderUpload, TerminalAttributes, VehicleControl,
 };
-use crate::codec::wire::Text;
+use crate::codec::wire::{BcdTime, Text};
 
 /// 0x0104 terminal parameter answer.
 pub const PARAM_ANSWER: u16 = 0x0104;
@@ -256,4 +256,63 @@ pub fn general(reply_serial: u16, reply_id: u16, result: u8) -> (u16, Body) {
         result,
     };
     (GeneralResponse::TERMINAL_ID, Body::TerminalGeneralResponse(body))
+}
+
+/// 0x0700 recorder data upload.
+pub const RECORDER_UPLOAD: u16 = 0x0700;
+/// 0x0702 driver identity report.
+pub const DRIVER_IDENTITY: u16 = 0x0702;
+
+/// 0x0700 answering a 0x8700 data collection command (JT/T 808 §8.45): the reply serial, the
+/// command word, and a GB/T 19056 upload frame (`55 7A`, command, length, reserved, data, XOR of
+/// every byte before it). The common commands carry data: 0x01 the driver's licence (18 bytes),
+/// 0x02 the recorder's clock (BCD[6], `time`), 0x05 vehicle information (VIN 17, plate 12 GBK,
+/// plate class 12 GBK); any other command word gets a frame with no data.
+pub fn recorder_upload(term: &Terminal, reply_serial: u16, command: u8, time: BcdTime) -> (u16, Body) {
+    let mut data = Vec::new();
+    match command {
+        0x01 => Text::new(format!("DL{:0>16}", term.phone().to_string())).encode_fixed(18, &mut data),
+        0x02 => data.extend_from_slice(&time.0),
+        0x05 => {
+            Text::new(format!("LSIM{:0>13}", term.phone().to_string())).encode_fixed(17, &mut data);
+            let phone = term.phone().to_string();
+            Text::new(format!("粤B{}", &phone[phone.len().saturating_sub(5)..])).encode_fixed(12, &mut data);
+            Text::new("小型汽车").encode_fixed(12, &mut data);
+        }
+        _ => {}
+    }
+    let mut frame = vec![0x55, 0x7A, command];
+    frame.extend_from_slice(&(data.len() as u16).to_be_bytes());
+    frame.push(0x00);
+    frame.extend_from_slice(&data);
+    frame.push(frame.iter().fold(0, |a, b| a ^ b));
+    let body = RecorderUpload {
+        reply_serial,
+        command,
+        data: frame,
+    };
+    (RECORDER_UPLOAD, Body::RecorderUpload(body))
+}
+
+/// 0x0702 answering a 0x8702 driver identity request (JT/T 808 §8.47), in the terminal's edition:
+/// an IC card inserted and read (state 1, result 0) with a stand-in driver whose certificate
+/// follows the phone, so every terminal reports its own.
+pub fn driver_identity(term: &Terminal, time: BcdTime) -> (u16, Body) {
+    let layout = term.version();
+    let phone = term.phone().to_string();
+    let mut d = DriverIdentity::empty(layout);
+    d.name = Some(Text::new("张三"));
+    d.certificate = Some(Text::new(format!("{phone:0>20}")));
+    d.organization = Some(Text::new("SIM"));
+    d.id_number = Some(Text::new(format!("{phone:0>20}")));
+    if layout != Version::V2011 {
+        d.state = Some(1);
+        d.time = Some(time);
+        d.ic_result = Some(0);
+        d.validity = Some([0x20, 0x30, 0x12, 0x31]);
+        if layout == Version::V2013 {
+            d.id_number = None;
+        }
+    }
+    (DRIVER_IDENTITY, Body::DriverIdentity(Box::new(d)))
 }
