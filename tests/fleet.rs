@@ -179,13 +179,7 @@ fn terminals_report_on_their_interval_interleaved_in_due_order() {
         terminals: 3,
         messages: 4,
         interval_ms: 500,
-        mix: Mix {
-            location: 1,
-            heartbeat: 0,
-            batch: 0,
-            media: 0,
-            av_list: 0,
-        },
+        mix: Mix::LOCATION_ONLY,
         ..FleetConfig::default()
     };
     let items = items(cfg, 9);

@@ -331,13 +331,7 @@ fn a_fleet_terminal_answers_with_its_own_version_and_serial_counter() {
         terminals: 2,
         messages: 3,
         version: jt808_harness::gateway::fleet::FleetVersion::V2019,
-        mix: Mix {
-            location: 1,
-            heartbeat: 0,
-            batch: 0,
-            media: 0,
-            av_list: 0,
-        },
+        mix: Mix::LOCATION_ONLY,
         ..FleetConfig::default()
     };
     let mut fleet = jt808_harness::gateway::fleet::Fleet::new(cfg, 3).unwrap();
@@ -569,13 +563,7 @@ fn location_query_0x8201_answers_with_the_latest_report_and_the_commands_serial(
     let cfg = FleetConfig {
         terminals: 1,
         messages: 4,
-        mix: Mix {
-            location: 1,
-            heartbeat: 0,
-            batch: 0,
-            media: 0,
-            av_list: 0,
-        },
+        mix: Mix::LOCATION_ONLY,
         ..FleetConfig::default()
     };
     let mut fleet = jt808_harness::gateway::fleet::Fleet::new(cfg, 5).unwrap();

@@ -358,13 +358,7 @@ impl Outbox {
         let i = self.entries.iter().position(|e| {
             e.confirm && e.writes > 0 && e.msg_id == reply_id && e.phone == *phone && e.serials.contains(&reply_serial)
         })?;
-        let e = self.entries.remove(i)?;
-        Some(Confirmed {
-            serial: e.serial,
-            msg_id: e.msg_id,
-            phone: e.phone,
-            writes: e.writes,
-        })
+        self.take_confirmed(i)
     }
 
     /// `answer` came from terminal `phone`: the held command it answers is confirmed, as by
@@ -378,6 +372,11 @@ impl Outbox {
                 && e.phone == *phone
                 && e.serials.iter().any(|&s| answer.answers_command(e.msg_id, s))
         })?;
+        self.take_confirmed(i)
+    }
+
+    /// Removes entry `i`, confirmed.
+    fn take_confirmed(&mut self, i: usize) -> Option<Confirmed> {
         let e = self.entries.remove(i)?;
         Some(Confirmed {
             serial: e.serial,

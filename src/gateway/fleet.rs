@@ -108,6 +108,17 @@ pub struct Mix {
     pub av_list: u32,
 }
 
+impl Mix {
+    /// Only 0x0200 location reports: the fleet a test of positions or order wants.
+    pub const LOCATION_ONLY: Mix = Mix {
+        location: 1,
+        heartbeat: 0,
+        batch: 0,
+        media: 0,
+        av_list: 0,
+    };
+}
+
 impl Default for Mix {
     fn default() -> Self {
         Mix {
