@@ -201,7 +201,7 @@ fn node_reference_client_passes_bundled_scenarios() {
 /// against the stored snapshots. Ignored because it takes a few minutes of real time:
 /// `cargo test --test external_client -- --ignored --nocapture ten_rounds`.
 #[test]
-#[ignore]
+#[ignore = "ten consecutive rounds of the Node scenarios: the stability figure, run by hand (minutes)"]
 fn ten_rounds_give_the_stored_snapshots() {
     if !require(node_ready()) {
         return;
