@@ -14,10 +14,10 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use super::backoff::Backoff;
 use super::connection::{self, Connection, Connector};
 use super::events::{DisconnectReason, EventKind};
+use super::inbound::Inbound;
 use super::outbox::GaveUp;
-use super::replies::{answer_of, final_answer_id, retransmit_requests};
-use super::{ClientConfig, ClientError, RequestError, Shared, State};
-use crate::codec::{DecodeEvent, Decoder, Message};
+use super::{ClientConfig, ClientError, RequestError, Shared};
+use crate::codec::Decoder;
 
 /// Most messages written per flush of the socket.
 const WRITE_BATCH: usize = 64;
@@ -278,9 +278,8 @@ impl Driver {
                     });
                     return;
                 }
-                let mut out = Vec::new();
-                self.decoder.push(&b[prefix..], self.shared.now(), |e| out.push(e));
-                self.on_decoded(out);
+                let inbound = Inbound::new(&self.shared, &self.cfg);
+                self.decoder.push(&b[prefix..], self.shared.now(), |e| inbound.on_event(e));
             }
             WsMessage::Text(t) => self.emit(EventKind::TextReceived { text: t.to_string() }),
             // Pings are answered by tungstenite; pongs only prove the peer is alive (last_read).
@@ -289,131 +288,8 @@ impl Driver {
     }
 
     fn expire_groups(&mut self) {
-        let mut out = Vec::new();
-        self.decoder.expire(self.shared.now(), |e| out.push(e));
-        self.on_decoded(out);
-    }
-
-    fn on_decoded(&mut self, events: Vec<DecodeEvent>) {
-        for e in events {
-            match e {
-                DecodeEvent::Message(m) => self.on_message(m),
-                DecodeEvent::Rejected(err) => self.emit(EventKind::FrameRejected {
-                    check: err.check(),
-                    offset: err.offset(),
-                    error: err.to_string(),
-                }),
-                DecodeEvent::Skipped { offset, len } => self.emit(EventKind::Skipped { offset, len }),
-                DecodeEvent::UnescapedFlag { offset, at } => self.emit(EventKind::UnescapedFlag { offset, at }),
-                DecodeEvent::Packet { key, index, serial } => self.emit(EventKind::Packet {
-                    msg_id: key.msg_id,
-                    phone: key.phone,
-                    serial,
-                    index,
-                    total: key.total,
-                }),
-                DecodeEvent::DuplicatePacket {
-                    key,
-                    index,
-                    serial,
-                    differs,
-                } => self.emit(EventKind::DuplicatePacket {
-                    msg_id: key.msg_id,
-                    phone: key.phone,
-                    serial,
-                    index,
-                    differs,
-                }),
-                DecodeEvent::InvalidPacket { key, index, serial } => self.emit(EventKind::InvalidPacket {
-                    msg_id: key.msg_id,
-                    phone: key.phone,
-                    serial,
-                    index,
-                    total: key.total,
-                }),
-                DecodeEvent::GroupStalled(x) => {
-                    self.emit(EventKind::GroupStalled(x.clone()));
-                    if self.cfg.retransmit_requests {
-                        self.request_retransmit(&x);
-                    }
-                }
-                DecodeEvent::GroupExpired(x) => {
-                    self.emit(EventKind::GroupExpired(x.clone()));
-                    // With a retransmit wait the request went out when the group stalled; without
-                    // one it can only go out now, for a consumer reassembling from `packet` events.
-                    if self.cfg.retransmit_requests && self.cfg.decoder.reassembly.retransmit_wait.is_zero() {
-                        self.request_retransmit(&x);
-                    }
-                }
-            }
-        }
-    }
-
-    /// Queues 0x8003 for a stalled (or expired) group's missing packets (fire and forget: the
-    /// terminal answers with the packets, not with 0x0001).
-    fn request_retransmit(&mut self, x: &crate::codec::reassembly::Expired) {
-        for (msg, missing) in retransmit_requests(x) {
-            let t = self.shared.t_ms();
-            let mut s = self.shared.lock();
-            match s.outbox.push(&msg) {
-                Ok(p) => {
-                    s.sink.emit(
-                        t,
-                        EventKind::RetransmitRequested {
-                            phone: x.phone,
-                            first_serial: x.first_serial,
-                            first_serial_known: x.first_serial_known,
-                            missing,
-                            serial: p.serial,
-                        },
-                    );
-                }
-                Err(full) => s.sink.emit(
-                    t,
-                    EventKind::QueueFull {
-                        msg_id: msg.header.msg_id,
-                        phone: msg.header.phone,
-                        capacity: full.capacity,
-                    },
-                ),
-            }
-        }
-    }
-
-    /// A decoded message: its event, then delivery confirmation and request answers, then the
-    /// handlers registered for its id.
-    fn on_message(&mut self, m: Message) {
-        {
-            let t = self.shared.t_ms();
-            let mut guard = self.shared.lock();
-            let s: &mut State = &mut guard;
-            s.sink.emit(t, EventKind::Message(Box::new(m.clone())));
-            if let Some(a) = answer_of(&m) {
-                if let Some(c) = s.outbox.confirm_answer(&m.header.phone, &a) {
-                    s.sink.emit(
-                        t,
-                        EventKind::Confirmed {
-                            serial: c.serial,
-                            msg_id: c.msg_id,
-                            phone: c.phone,
-                            result: a.result,
-                            writes: c.writes,
-                        },
-                    );
-                }
-                answer_requests(s, &m, a);
-            }
-        }
-        let handlers = self
-            .shared
-            .handlers
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&m.header.msg_id)
-            .cloned();
-        for h in handlers.into_iter().flatten() {
-            h(&m);
-        }
+        let inbound = Inbound::new(&self.shared, &self.cfg);
+        self.decoder.expire(self.shared.now(), |e| inbound.on_event(e));
     }
 
     fn report_gave_up(&self, gave_up: Vec<GaveUp>) {
@@ -430,9 +306,8 @@ impl Driver {
     /// A connection ended: the cut frame is reported (never glued to the next connection's
     /// bytes), unconfirmed commands become due again, then the disconnect itself.
     fn disconnected(&mut self, reason: DisconnectReason, uptime: Duration) {
-        let mut out = Vec::new();
-        self.decoder.end_stream(|e| out.push(e));
-        self.on_decoded(out);
+        let inbound = Inbound::new(&self.shared, &self.cfg);
+        self.decoder.end_stream(|e| inbound.on_event(e));
         {
             let mut s = self.shared.lock();
             s.connected = false;
@@ -467,38 +342,6 @@ fn ended(close: Option<Option<CloseFrame>>, error: String) -> DisconnectReason {
             reason: frame.map(|f| f.reason.to_string()).unwrap_or_default(),
         },
         None => DisconnectReason::Dropped { error },
-    }
-}
-
-/// Resolves the requests `m` answers (see [`super::Client::request`]).
-fn answer_requests(s: &mut State, m: &Message, a: super::replies::Answer) {
-    let mut i = 0;
-    while i < s.requests.len() {
-        let r = &s.requests[i];
-        if r.phone != m.header.phone || !a.answers_command(r.msg_id, r.serial) {
-            i += 1;
-            continue;
-        }
-        let outcome = if m.header.msg_id == final_answer_id(r.msg_id) {
-            Some(Ok(m.clone()))
-        } else {
-            match a.result {
-                Some(result) if result != 0 => Some(Err(RequestError::Rejected {
-                    serial: r.serial,
-                    msg_id: r.msg_id,
-                    result,
-                })),
-                // A success 0x0001 on the way to the final answer (0x9206 -> 0x0001 -> 0x1206).
-                _ => None,
-            }
-        };
-        match outcome {
-            Some(o) => {
-                let r = s.requests.swap_remove(i);
-                let _ = r.tx.send(o);
-            }
-            None => i += 1,
-        }
     }
 }
 

@@ -413,6 +413,12 @@ impl Sink {
         )
     }
 
+    /// True while someone takes the events (the stream is not closed and [`Events`] is alive):
+    /// an event nobody will read need not be built.
+    pub(crate) fn wants(&self) -> bool {
+        self.tx.as_ref().is_some_and(|tx| !tx.is_closed())
+    }
+
     pub(crate) fn emit(&self, t_ms: u64, kind: EventKind) {
         let Some(tx) = &self.tx else { return };
         if tx.is_closed() {

@@ -216,6 +216,21 @@ impl Deframer {
         *self = Deframer::new(self.cfg);
     }
 
+    /// Forgets the stream so far, reporting nothing (an unfinished frame or outside bytes are
+    /// dropped), and starts a new one as [`Deframer::finish`] does, keeping the buffers' capacity:
+    /// for a caller that deframes many separate messages without allocating for each.
+    pub fn reset(&mut self) {
+        self.state = State::Outside;
+        self.buf.clear();
+        self.raw_len = 0;
+        self.start = 0;
+        self.pos = 0;
+        self.escape_pending = None;
+        self.bad_escape = None;
+        self.held = None;
+        self.held_buf.clear();
+    }
+
     /// Pushes a chunk; every item it completes is handed to `f`, in stream order.
     pub fn push(&mut self, chunk: &[u8], mut f: impl FnMut(Item<'_>)) {
         let base = self.pos;

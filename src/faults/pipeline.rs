@@ -18,6 +18,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use super::fault::{Cx, Fault, Msg, Out};
+use crate::codec::Deframer;
 use super::frames;
 use super::outcome::Outcome;
 use super::stall::EntryHold;
@@ -58,6 +59,8 @@ pub struct Pipeline {
     conns: BTreeMap<u64, Conn>,
     log: Vec<FaultRecord>,
     refuse_rng: ChaCha8Rng,
+    /// Finds the frames of each message for the message-id counts ([`frames::tags_with`]).
+    tagger: Deframer,
 }
 
 /// splitmix64: spreads (seed, position, connection, direction) into independent RNG seeds.
@@ -107,6 +110,7 @@ impl Pipeline {
             conns: BTreeMap::new(),
             log: Vec::new(),
             refuse_rng: ChaCha8Rng::seed_from_u64(mix(seed, &[u64::MAX])),
+            tagger: Deframer::default(),
         })
     }
 
@@ -255,6 +259,15 @@ impl Pipeline {
     /// what to do, in order. A connection never announced with [`Pipeline::on_connect`] is opened
     /// now.
     pub fn on_message(&mut self, conn: u64, dir: Direction, msg: Vec<u8>, now: Duration) -> Vec<Action> {
+        let mut actions = Vec::new();
+        self.on_message_with(conn, dir, msg, now, |a| actions.push(a));
+        actions
+    }
+
+    /// [`Pipeline::on_message`] handing each action to `f`, in order, instead of collecting them:
+    /// the gateway's path per message. A direction with no fault costs no allocation: the frames
+    /// are tagged with a deframer kept for the purpose and the message passes straight through.
+    pub fn on_message_with(&mut self, conn: u64, dir: Direction, msg: Vec<u8>, now: Duration, mut f: impl FnMut(Action)) {
         if !self.conns.contains_key(&conn) {
             self.open(conn, now);
         }
@@ -266,18 +279,19 @@ impl Pipeline {
             proto_run,
             conns,
             log,
+            tagger,
             ..
         } = self;
         let Some(c) = conns.get_mut(&conn) else {
-            return Vec::new();
+            return;
         };
         c.count[dir.index()] += 1;
         let idx = c.count[dir.index()];
         if c.closed {
             log.push(undelivered(now, conn, dir, idx, msg.len(), "connection already closed"));
-            return Vec::new();
+            return;
         }
-        let tags = frames::tags(&msg, prefix_len);
+        let tags = frames::tags_with(tagger, &msg, prefix_len);
         let m = Msg {
             bytes: msg,
             at: now,
@@ -287,7 +301,16 @@ impl Pipeline {
             && h.dir() == dir
         {
             h.offer(m, now, conn, log);
-            return Vec::new();
+            return;
+        }
+        c.proto.observe(dir, &tags);
+        proto_run.observe(dir, &tags);
+        if c.chains[dir.index()].is_empty() {
+            // What `Env::finish` does with the one `Send` of an empty chain.
+            let d = dir.index();
+            let at = m.at.max(now).max(c.last_at[d]);
+            c.last_at[d] = at;
+            return f(Action::Send { dir, at, bytes: m.bytes });
         }
         let mut env = Env {
             specs,
@@ -300,9 +323,7 @@ impl Pipeline {
             conn,
         };
         let outs = env.run(c, dir, 0, vec![Out::Send(m)]);
-        c.proto.observe(dir, &tags);
-        env.proto_run.observe(dir, &tags);
-        env.finish(c, dir, outs)
+        env.finish(c, dir, outs).into_iter().for_each(f);
     }
 
     /// Time passed: releases held messages, ends stalls, fires time-triggered disconnects and

@@ -55,31 +55,33 @@ struct ConnState {
 
 impl ConnState {
     fn apply(&mut self, actions: Vec<Action>) {
-        for a in actions {
-            self.seq += 1;
-            match a {
-                Action::Send {
-                    dir: Direction::ToClient,
-                    at,
-                    bytes,
-                } => {
-                    self.outs.insert((at, self.seq), bytes);
-                }
-                Action::Send {
-                    dir: Direction::ToGateway,
-                    at,
-                    bytes,
-                } => {
-                    self.ins.insert((at, self.seq), bytes);
-                }
-                Action::Close { code, at, .. } => {
-                    self.ending.get_or_insert((at, Closed::GatewayClose { code }));
-                }
-                Action::Abort { at } => {
-                    self.ending.get_or_insert((at, Closed::GatewayAbort));
-                }
-                Action::Stall { until } => self.stalled = Some(until),
+        actions.into_iter().for_each(|a| self.apply_one(a));
+    }
+
+    fn apply_one(&mut self, a: Action) {
+        self.seq += 1;
+        match a {
+            Action::Send {
+                dir: Direction::ToClient,
+                at,
+                bytes,
+            } => {
+                self.outs.insert((at, self.seq), bytes);
             }
+            Action::Send {
+                dir: Direction::ToGateway,
+                at,
+                bytes,
+            } => {
+                self.ins.insert((at, self.seq), bytes);
+            }
+            Action::Close { code, at, .. } => {
+                self.ending.get_or_insert((at, Closed::GatewayClose { code }));
+            }
+            Action::Abort { at } => {
+                self.ending.get_or_insert((at, Closed::GatewayAbort));
+            }
+            Action::Stall { until } => self.stalled = Some(until),
         }
     }
 
@@ -256,10 +258,10 @@ impl Conn {
                 let frames = s.describe(&item.bytes);
                 self.inner.log(self.conn, GatewayEvent::Offered { index, frames });
             }
-            let mut msg = self.inner.envelope(index);
-            msg.extend_from_slice(&item.bytes);
-            let actions = s.pipeline.on_message(self.conn, Direction::ToClient, msg, now);
-            self.st.apply(actions);
+            let msg = self.inner.envelope(index, item.bytes);
+            let st = &mut self.st;
+            s.pipeline
+                .on_message_with(self.conn, Direction::ToClient, msg, now, |a| st.apply_one(a));
             if !self.st.open() {
                 return;
             }
@@ -267,20 +269,31 @@ impl Conn {
     }
 
     /// Writes what is due at `now` (a stall holds it; the pipeline releases it when the stall
-    /// ends). A failed write ends the connection.
+    /// ends), coalesced: every message is fed to the socket's write buffer
+    /// ([`super::GatewayConfig::write_buffer`]) and the batch goes out with one flush, so a burst
+    /// costs a few writes instead of one per message. A failed write ends the connection; the
+    /// batch it carried is gone with it, as the one message of a failed write was before (what
+    /// was not yet taken stays scheduled and is logged as lost in flight).
     async fn write_due(&mut self, now: Duration) -> Result<(), Closed> {
         if self.st.stalled.is_some() {
             return Ok(());
         }
+        let mut fed = 0;
         while let Some(entry) = self.st.outs.first_entry() {
             if entry.key().0 > now {
                 break;
             }
             let bytes = entry.remove();
-            if let Err(e) = self.ws.send(WsMessage::Binary(bytes.into())).await {
+            if let Err(e) = self.ws.feed(WsMessage::Binary(bytes.into())).await {
                 return Err(Closed::ClientGone { why: e.to_string() });
             }
-            self.sent.fetch_add(1, Ordering::Relaxed);
+            fed += 1;
+        }
+        if fed > 0 {
+            if let Err(e) = self.ws.flush().await {
+                return Err(Closed::ClientGone { why: e.to_string() });
+            }
+            self.sent.fetch_add(fed, Ordering::Relaxed);
         }
         Ok(())
     }
@@ -363,13 +376,14 @@ impl Conn {
         match msg {
             Some(Ok(WsMessage::Binary(b))) => {
                 let now = self.inner.now();
-                let actions = self.session.lock().expect("session lock").pipeline.on_message(
+                let st = &mut self.st;
+                self.session.lock().expect("session lock").pipeline.on_message_with(
                     self.conn,
                     Direction::ToGateway,
                     b.to_vec(),
                     now,
+                    |a| st.apply_one(a),
                 );
-                self.st.apply(actions);
                 None
             }
             Some(Ok(WsMessage::Text(t))) => {

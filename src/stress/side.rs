@@ -79,7 +79,6 @@ pub(crate) async fn start_local_gateway(
     let (shutdown, rx) = watch::channel(false);
     let cfg = GatewayConfig {
         read_buffer: ws_buffer,
-        write_buffer: 0,
         log: LogLevel::Off,
         max_connections: clients.saturating_mul(2).max(GatewayConfig::default().max_connections),
         seed,
