@@ -303,10 +303,10 @@ impl Pipeline {
             h.offer(m, now, conn, log);
             return;
         }
-        c.proto.observe(dir, &tags);
-        proto_run.observe(dir, &tags);
         if c.chains[dir.index()].is_empty() {
-            // What `Env::finish` does with the one `Send` of an empty chain.
+            // What the chain and `Env::finish` below do with a message no fault sees.
+            c.proto.observe(dir, &tags);
+            proto_run.observe(dir, &tags);
             let d = dir.index();
             let at = m.at.max(now).max(c.last_at[d]);
             c.last_at[d] = at;
@@ -323,6 +323,9 @@ impl Pipeline {
             conn,
         };
         let outs = env.run(c, dir, 0, vec![Out::Send(m)]);
+        // Counted after the chain saw the message: `after_frame` fires on the next one.
+        c.proto.observe(dir, &tags);
+        env.proto_run.observe(dir, &tags);
         env.finish(c, dir, outs).into_iter().for_each(f);
     }
 
