@@ -138,7 +138,8 @@ impl Default for WsSettings {
 }
 
 impl WsSettings {
-    fn to_config(self) -> WebSocketConfig {
+    /// The tungstenite settings these make (also what `stress --raw-pair` gives its raw clients).
+    pub(crate) fn to_config(self) -> WebSocketConfig {
         WebSocketConfig::default()
             .read_buffer_size(self.read_buffer_size)
             .write_buffer_size(self.write_buffer_size)

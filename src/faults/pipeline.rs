@@ -18,7 +18,6 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use super::fault::{Cx, Fault, Msg, Out};
-use crate::codec::Deframer;
 use super::frames;
 use super::outcome::Outcome;
 use super::stall::EntryHold;
@@ -59,8 +58,6 @@ pub struct Pipeline {
     conns: BTreeMap<u64, Conn>,
     log: Vec<FaultRecord>,
     refuse_rng: ChaCha8Rng,
-    /// Finds the frames of each message for the message-id counts ([`frames::tags_with`]).
-    tagger: Deframer,
 }
 
 /// splitmix64: spreads (seed, position, connection, direction) into independent RNG seeds.
@@ -110,7 +107,6 @@ impl Pipeline {
             conns: BTreeMap::new(),
             log: Vec::new(),
             refuse_rng: ChaCha8Rng::seed_from_u64(mix(seed, &[u64::MAX])),
-            tagger: Deframer::default(),
         })
     }
 
@@ -266,7 +262,8 @@ impl Pipeline {
 
     /// [`Pipeline::on_message`] handing each action to `f`, in order, instead of collecting them:
     /// the gateway's path per message. A direction with no fault costs no allocation: the frames
-    /// are tagged with a deframer kept for the purpose and the message passes straight through.
+    /// are tagged with a deframer kept for the purpose ([`frames::tags`]) and the message passes
+    /// straight through.
     pub fn on_message_with(&mut self, conn: u64, dir: Direction, msg: Vec<u8>, now: Duration, mut f: impl FnMut(Action)) {
         if !self.conns.contains_key(&conn) {
             self.open(conn, now);
@@ -279,7 +276,6 @@ impl Pipeline {
             proto_run,
             conns,
             log,
-            tagger,
             ..
         } = self;
         let Some(c) = conns.get_mut(&conn) else {
@@ -291,7 +287,7 @@ impl Pipeline {
             log.push(undelivered(now, conn, dir, idx, msg.len(), "connection already closed"));
             return;
         }
-        let tags = frames::tags_with(tagger, &msg, prefix_len);
+        let tags = frames::tags(&msg, prefix_len);
         let m = Msg {
             bytes: msg,
             at: now,

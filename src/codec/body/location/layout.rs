@@ -115,8 +115,10 @@ impl Recorder {
 /// The layouts a decoder remembers. See the module doc.
 #[derive(Debug, Clone)]
 pub struct LayoutCache {
-    /// Boxed: 2 KiB that would otherwise make every move of a decoder a large copy.
-    slots: Box<[Layout; LAYOUTS]>,
+    /// Up to [`LAYOUTS`], each allocated when first learned (513 bytes): a decoder that never
+    /// sees a 0x0200 with items (the gateway's, reading commands) holds none, one that serves a
+    /// single firmware holds one. On the heap, so moving a decoder stays a small copy.
+    slots: Vec<Layout>,
     /// The slot the next learned layout goes to.
     next: usize,
     /// The slot that matched last.
@@ -128,7 +130,7 @@ pub struct LayoutCache {
 impl Default for LayoutCache {
     fn default() -> Self {
         LayoutCache {
-            slots: Box::new([Layout::EMPTY; LAYOUTS]),
+            slots: Vec::new(),
             next: 0,
             last: 0,
             hits: 0,
@@ -143,8 +145,10 @@ impl LayoutCache {
     pub(crate) fn knows(&mut self, area: &[u8]) -> bool {
         // The layout that matched last is tried first: a connection usually carries one terminal
         // or one firmware, so that is nearly always the one.
-        for k in 0..LAYOUTS {
-            let i = (self.last + k) % LAYOUTS;
+        let n = self.slots.len();
+        for k in 0..n {
+            // (last + k) mod n without a division: both terms are below n.
+            let i = if self.last + k >= n { self.last + k - n } else { self.last + k };
             if self.slots[i].matches(area) {
                 self.last = i;
                 self.hits += 1;
@@ -159,7 +163,13 @@ impl LayoutCache {
     #[cold]
     pub(crate) fn learn(&mut self, rec: Recorder, len: usize) {
         if let Some(layout) = rec.finish(len) {
-            self.slots[self.next] = layout;
+            if self.slots.len() < LAYOUTS {
+                // Exactly one more: `push` alone would reserve room for four at once.
+                self.slots.reserve_exact(1);
+                self.slots.push(layout);
+            } else {
+                self.slots[self.next] = layout;
+            }
             self.last = self.next;
             self.next = (self.next + 1) % LAYOUTS;
         }
