@@ -158,7 +158,10 @@ impl Deframer {
         Deframer {
             cfg,
             state: State::Outside,
-            buf: Vec::with_capacity(256),
+            // Grown to the longest frame seen when the first one comes (a few doublings, then
+            // reused): a decoder that never sees a frame, like the gateway's on a connection
+            // whose client sends nothing, holds no buffer.
+            buf: Vec::new(),
             raw_len: 0,
             start: 0,
             pos: 0,

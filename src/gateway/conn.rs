@@ -8,13 +8,13 @@
 //!
 //! The session lock is only held in `take_due`, `next_wake` and `finish`, never across an await.
 
-use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use tokio::sync::{Notify, mpsc, watch};
+use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
@@ -32,7 +32,9 @@ use crate::transport::BoxIo;
 
 /// Serves connection `conn` on `io` until it ends; everything it does goes to the gateway log.
 pub(super) async fn run(inner: Arc<Inner>, io: BoxIo, conn: u64) {
-    let Some(mut c) = Conn::open(inner, io, conn).await else {
+    // Boxed: the handshake's state is large and would otherwise stay in the task for the whole
+    // life of the connection (a task is as large as the largest state of its future).
+    let Some(mut c) = Box::pin(Conn::open(inner, io, conn)).await else {
         return;
     };
     let end = c.serve().await;
@@ -91,6 +93,46 @@ impl ConnState {
     }
 }
 
+/// What a connection is told from outside: a newer connection of its session took over, or a
+/// storm's orders, in order. One small shared cell instead of a channel and a `Notify` (tokio's
+/// unbounded channel alone allocates about half a KiB per connection, for an order or two in its
+/// life).
+#[derive(Default)]
+pub(super) struct Signal {
+    superseded: AtomicBool,
+    orders: Mutex<VecDeque<ConnCommand>>,
+    notify: Notify,
+}
+
+impl Signal {
+    /// A newer connection of the session took over.
+    pub(super) fn supersede(&self) {
+        self.superseded.store(true, Ordering::Release);
+        self.notify.notify_one();
+    }
+
+    /// A storm's order, carried out after those before it.
+    pub(super) fn order(&self, cmd: ConnCommand) {
+        self.orders.lock().expect("orders lock").push_back(cmd);
+        self.notify.notify_one();
+    }
+
+    /// Resolves with the next thing said (superseded first).
+    async fn wait(&self) -> Wake {
+        loop {
+            // A permit left by a signal while nobody waited makes this return at once.
+            let said = self.notify.notified();
+            if self.superseded.load(Ordering::Acquire) {
+                return Wake::Superseded;
+            }
+            if let Some(cmd) = self.orders.lock().expect("orders lock").pop_front() {
+                return Wake::Command(cmd);
+            }
+            said.await;
+        }
+    }
+}
+
 /// A refused handshake: the HTTP status, and the reason when a limit (not a fault) refused it.
 type Refusal = (u16, Option<String>);
 
@@ -109,7 +151,7 @@ enum Wake {
     /// A newer connection of the same session took over.
     Superseded,
     /// An order from outside ([`super::Gateway::command`]).
-    Command(Option<ConnCommand>),
+    Command(ConnCommand),
     /// The gateway shuts down.
     Shutdown,
 }
@@ -120,8 +162,8 @@ struct Conn {
     conn: u64,
     ws: Ws,
     session: Arc<Mutex<Session>>,
-    superseded: Arc<Notify>,
-    commands: mpsc::UnboundedReceiver<ConnCommand>,
+    /// Superseded, or ordered by a storm.
+    signal: Arc<Signal>,
     shutdown: watch::Receiver<bool>,
     st: ConnState,
     /// The terminal's decoder of what the client sends.
@@ -139,19 +181,18 @@ impl Conn {
         let (ws, key, session) = handshake(&inner, io, conn).await?;
         let session_key: Arc<str> = Arc::from(key.as_str());
         inner.log(conn, GatewayEvent::Accepted { session: key });
-        let superseded = Arc::new(Notify::new());
+        let signal = Arc::new(Signal::default());
         let previous = session
             .lock()
             .expect("session lock")
             .active
-            .replace((conn, superseded.clone()));
+            .replace((conn, signal.clone()));
         if let Some((_, old)) = previous {
-            old.notify_one();
+            old.supersede();
         }
-        let (tx, commands) = mpsc::unbounded_channel();
         let since_us = inner.now().as_micros() as u64;
         let sent = inner.control.opened(conn, session_key.clone(), since_us);
-        inner.live.lock().expect("live lock").insert(conn, (session_key, tx));
+        inner.live.lock().expect("live lock").insert(conn, (session_key, signal.clone()));
         Some(Conn {
             paused: inner.control.paused(),
             sent,
@@ -160,8 +201,7 @@ impl Conn {
             conn,
             ws,
             session,
-            superseded,
-            commands,
+            signal,
             st: ConnState::default(),
             inbound: Decoder::default(),
         })
@@ -362,8 +402,7 @@ impl Conn {
         tokio::select! {
             msg = self.ws.next(), if !stalled => Wake::Incoming(msg),
             _ = timer => Wake::Timer,
-            _ = self.superseded.notified() => Wake::Superseded,
-            cmd = self.commands.recv() => Wake::Command(cmd),
+            wake = self.signal.wait() => wake,
             // Paused or resumed: look again at what is due.
             Ok(()) = self.paused.changed() => Wake::Timer,
             _ = stopped(&mut self.shutdown) => Wake::Shutdown,
@@ -404,8 +443,7 @@ impl Conn {
 
     /// A storm's order: close (1001), drop, or go silent until the client gives up (logged now;
     /// the connection's real end is logged when it comes).
-    async fn command(&mut self, cmd: Option<ConnCommand>) -> Option<Closed> {
-        let mode = cmd?;
+    async fn command(&mut self, mode: ConnCommand) -> Option<Closed> {
         match mode {
             ConnCommand::Close => {
                 let frame = CloseFrame {

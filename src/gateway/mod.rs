@@ -35,7 +35,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::Serialize;
-use tokio::sync::{Notify, Semaphore, mpsc, watch};
+use tokio::sync::{Notify, Semaphore, watch};
 use tokio::time::Instant;
 
 use crate::faults::{ConnectDecision, FaultSpec, FaultSpecError, Pipeline};
@@ -144,8 +144,8 @@ pub enum GatewayError {
 /// memory under the session lock. Nothing is dropped: the rest is still due and goes next round.
 const MAX_BURST: usize = 256;
 
-/// A live connection's session key and command channel.
-type LiveConn = (Arc<str>, mpsc::UnboundedSender<ConnCommand>);
+/// A live connection's session key and what tells it orders.
+type LiveConn = (Arc<str>, Arc<conn::Signal>);
 
 struct Inner {
     cfg: GatewayConfig,
@@ -404,12 +404,13 @@ impl Gateway {
 
     /// Orders one live connection to close, abort or stall. False if it is gone.
     pub fn command(&self, conn: u64, cmd: ConnCommand) -> bool {
-        self.inner
-            .live
-            .lock()
-            .expect("live lock")
-            .get(&conn)
-            .is_some_and(|(_, tx)| tx.send(cmd).is_ok())
+        match self.inner.live.lock().expect("live lock").get(&conn) {
+            Some((_, signal)) => {
+                signal.order(cmd);
+                true
+            }
+            None => false,
+        }
     }
 
     /// True when every session's feed is exhausted and no terminal reply is waiting: nothing more
