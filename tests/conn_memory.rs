@@ -21,7 +21,9 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use jt808_harness::client::{Client, ClientConfig, EventKind, Events, OutboxConfig, WsSettings};
-use jt808_harness::codec::body::{Body, RawBody};
+use jt808_harness::codec::body::Body;
+use jt808_harness::codec::body::location::{ItemValue, Location, LocationItem};
+use jt808_harness::codec::wire::BcdTime;
 use jt808_harness::codec::{Message, Phone, Version};
 use jt808_harness::gateway::stress_feed::{FeedSettings, NO_STOP, StressFeed, session_path};
 use jt808_harness::gateway::{Feed, FeedItem, Gateway, GatewayConfig, LogLevel};
@@ -183,11 +185,27 @@ async fn raw_server(listener: TcpListener) {
     }
 }
 
-/// A frame of the size the stress feed sends (a 0x0200 with its mileage item).
+/// A frame as the stress feed sends it: a 0x0200 report with its mileage item.
 fn stress_like_frame() -> Vec<u8> {
-    let body = vec![0; 34];
     let phone = Phone::parse("13900000001").expect("phone");
-    Message::new(0x0200, Version::V2013, phone, 1, Body::Raw(RawBody { raw: body })).encode()
+    let loc = Location {
+        alarm: 0,
+        status: 0,
+        lat: 22_543_096,
+        lng: 114_057_865,
+        altitude: 12,
+        speed: 400,
+        direction: 90,
+        time: BcdTime([0x25, 0x01, 0x01, 0x08, 0x00, 0x00]),
+        items: [LocationItem {
+            id: 0x01,
+            value: ItemValue::Mileage(7),
+        }]
+        .into_iter()
+        .collect(),
+        issues: Vec::new(),
+    };
+    Message::new(Location::ID, Version::V2013, phone, 7, Body::LocationReport(loc)).encode()
 }
 
 /// Waits, without blocking the runtime, for the test's signal.

@@ -55,9 +55,12 @@ pub struct Pipeline {
     prefix_len: usize,
     shared: Vec<Shared>,
     proto_run: ProtoCounts,
-    conns: BTreeMap<u64, Conn>,
+    /// Boxed: a map node holds room for eleven entries, and a session mostly has one connection.
+    conns: BTreeMap<u64, Box<Conn>>,
     log: Vec<FaultRecord>,
-    refuse_rng: ChaCha8Rng,
+    /// Made on the first `refuse` evaluation (the same draws as if made at start): 300 bytes a
+    /// session without a `refuse` fault does not hold.
+    refuse_rng: Option<Box<ChaCha8Rng>>,
 }
 
 /// splitmix64: spreads (seed, position, connection, direction) into independent RNG seeds.
@@ -106,7 +109,7 @@ impl Pipeline {
             proto_run: ProtoCounts::default(),
             conns: BTreeMap::new(),
             log: Vec::new(),
-            refuse_rng: ChaCha8Rng::seed_from_u64(mix(seed, &[u64::MAX])),
+            refuse_rng: None,
         })
     }
 
@@ -182,6 +185,7 @@ impl Pipeline {
     /// A client opens a WebSocket: accept, or refuse the handshake with an HTTP status (`refuse`
     /// faults, evaluated per handshake in order; the first that fires wins).
     pub fn on_connect(&mut self, conn: u64, now: Duration) -> ConnectDecision {
+        let seed = self.seed;
         for (i, spec) in self.specs.iter().enumerate() {
             let FaultKind::Refuse(r) = &spec.kind else { continue };
             if self.removed[i] {
@@ -206,7 +210,10 @@ impl Pipeline {
                     shared,
                     proto_conn: &empty,
                     proto_run: &empty,
-                    rng: &mut self.refuse_rng,
+                    rng: self
+                        .refuse_rng
+                        .get_or_insert_with(|| Box::new(ChaCha8Rng::seed_from_u64(mix(seed, &[u64::MAX]))))
+                        .as_mut(),
                 }
                 .fire(&[]);
             if fired {
@@ -239,7 +246,7 @@ impl Pipeline {
         }
         self.conns.insert(
             conn,
-            Conn {
+            Box::new(Conn {
                 opened: now,
                 chains,
                 proto: ProtoCounts::default(),
@@ -247,7 +254,7 @@ impl Pipeline {
                 last_at: [now; 2],
                 closed: false,
                 entry_hold: None,
-            },
+            }),
         );
     }
 

@@ -133,6 +133,14 @@ impl Signal {
     }
 }
 
+/// Frees an emptied map's node: a `BTreeMap` keeps its first node (room for eleven entries, half a
+/// KiB here) after its last entry is removed, and an idle connection should hold none.
+pub(super) fn release_if_empty<K, V>(map: &mut BTreeMap<K, V>) {
+    if map.is_empty() {
+        *map = BTreeMap::new();
+    }
+}
+
 /// A refused handshake: the HTTP status, and the reason when a limit (not a fault) refused it.
 type Refusal = (u16, Option<String>);
 
@@ -276,6 +284,7 @@ impl Conn {
                 inner.log(conn, GatewayEvent::Received { message: m });
             }
         }
+        release_if_empty(&mut self.st.ins);
     }
 
     /// Feed items and replies due at `now`, at most [`MAX_BURST`], through the fault pipeline; a
@@ -329,6 +338,7 @@ impl Conn {
             }
             fed += 1;
         }
+        release_if_empty(&mut self.st.outs);
         if fed > 0 {
             if let Err(e) = self.ws.flush().await {
                 return Err(Closed::ClientGone { why: e.to_string() });

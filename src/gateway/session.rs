@@ -77,7 +77,9 @@ impl Session {
             _ => false,
         };
         if reply_first {
-            self.replies.pop_first().map(|(_, v)| v)
+            let reply = self.replies.pop_first().map(|(_, v)| v);
+            super::conn::release_if_empty(&mut self.replies);
+            reply
         } else {
             self.head.take()
         }
