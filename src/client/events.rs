@@ -369,8 +369,7 @@ impl Drop for Events {
 /// two wake-ups. Written here on a `VecDeque` rather than taken from tokio's unbounded channel,
 /// which allocates a block of 32 events (2.8 KiB) per client when it is made and keeps it for the
 /// client's life: a fleet of idle clients would hold a third of its memory in empty blocks. This
-/// queue holds what waits and the room its longest wait needed, and costs no allocation per event
-/// once that room exists.
+/// queue holds what waits, and gives its room back each time the consumer catches up.
 #[derive(Debug)]
 pub(crate) struct Gate {
     queue: Mutex<Queue>,
@@ -411,7 +410,13 @@ impl Gate {
             match q.events.pop_front() {
                 Some(e) => e,
                 None if q.ended => return Taken::Closed,
-                None => return Taken::Empty,
+                None => {
+                    // Caught up: the consumer is about to wait, so the room is given back (one
+                    // allocation per wait, not per event, when events come in bursts), and an
+                    // idle client holds no queue at all.
+                    q.events = VecDeque::new();
+                    return Taken::Empty;
+                }
             }
         };
         let before = self.pending.fetch_sub(1, Ordering::AcqRel);
