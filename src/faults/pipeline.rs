@@ -362,6 +362,14 @@ impl Pipeline {
         actions
     }
 
+    /// Whether a fault holds a message on some connection (to be released on a tick): a live run
+    /// is not settled while one does. Time triggers alone do not count (they may recur forever).
+    pub fn holds_messages(&self) -> bool {
+        self.conns
+            .values()
+            .any(|c| c.entry_hold.is_some() || c.chains.iter().flatten().any(|s| s.fault.deadline().is_some()))
+    }
+
     /// The earliest virtual time at which [`Pipeline::on_tick`] has something to do.
     pub fn next_deadline(&self, conn: u64) -> Option<Duration> {
         let c = self.conns.get(&conn)?;

@@ -83,6 +83,17 @@ impl ConnState {
         }
     }
 
+    /// The latest time a send in either direction is scheduled for.
+    fn last_scheduled(&self) -> Option<Duration> {
+        let last = |m: &BTreeMap<(Duration, u64), Vec<u8>>| m.keys().next_back().map(|k| k.0);
+        last(&self.outs).max(last(&self.ins))
+    }
+
+    /// Sends and closes scheduled and not yet carried out (what [`Inner::scheduled`] sums).
+    fn scheduled(&self) -> u64 {
+        (self.outs.len() + self.ins.len() + usize::from(self.ending.is_some())) as u64
+    }
+
     /// Neither stalled nor ending: the feed may be offered.
     fn open(&self) -> bool {
         self.stalled.is_none() && self.ending.is_none()
@@ -128,6 +139,8 @@ struct Conn {
     paused: watch::Receiver<bool>,
     /// WebSocket messages written (`GET /connections`).
     sent: Arc<AtomicU64>,
+    /// What this connection last added to [`Inner::scheduled`].
+    published: u64,
 }
 
 impl Conn {
@@ -162,6 +175,7 @@ impl Conn {
             commands,
             st: ConnState::default(),
             inbound: Decoder::default(),
+            published: 0,
         })
     }
 
@@ -182,6 +196,7 @@ impl Conn {
                 self.st.stalled = None;
                 continue;
             }
+            self.publish(self.st.scheduled());
             let wake = self.next_wake(now);
             let end = match self.wait(wake).await {
                 Wake::Incoming(msg) => self.incoming(msg),
@@ -193,6 +208,18 @@ impl Conn {
             if let Some(end) = end {
                 return end;
             }
+        }
+    }
+
+    /// Makes `n` this connection's share of [`Inner::scheduled`] (atomics only on a change).
+    fn publish(&mut self, n: u64) {
+        if n != self.published {
+            if n > self.published {
+                self.inner.scheduled.fetch_add(n - self.published, Ordering::SeqCst);
+            } else {
+                self.inner.scheduled.fetch_sub(self.published - n, Ordering::SeqCst);
+            }
+            self.published = n;
         }
     }
 
@@ -244,9 +271,13 @@ impl Conn {
             && let Some(item) = s.pop_due(&*self.inner.feeds, now)
         {
             if let Some(close) = item.close {
+                // After the sends already decided, as a fault's own close is: on TCP the bytes
+                // written before a close arrive before it, so a message a latency fault delayed
+                // is still delivered (found by `explore`: a recorded close overtook it).
+                let at = self.st.last_scheduled().map_or(now, |t| t.max(now));
                 self.st
                     .ending
-                    .get_or_insert((now, Closed::Recorded { code: close.code }));
+                    .get_or_insert((at, Closed::Recorded { code: close.code }));
                 return;
             }
             burst += 1;
@@ -413,6 +444,7 @@ impl Conn {
     /// The connection ended with `end`: what the pipeline still held is logged as undelivered,
     /// what was scheduled and not written as lost in flight, then the close itself.
     fn finish(mut self, end: Closed) {
+        self.publish(0);
         let (inner, conn) = (self.inner.clone(), self.conn);
         let now = inner.now();
         {

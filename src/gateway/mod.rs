@@ -156,6 +156,9 @@ struct Inner {
     shutdown: watch::Receiver<bool>,
     /// Run-time control ([`control`]): faults changed, pause, the log ring, sent counters.
     control: control::State,
+    /// Sends and closes scheduled on connections and not yet carried out, summed over all
+    /// connections (each publishes its own count when it changes): [`Gateway::idle`] reads it.
+    scheduled: AtomicU64,
 }
 
 impl Inner {
@@ -317,6 +320,7 @@ impl Gateway {
                 limit,
                 shutdown,
                 control,
+                scheduled: AtomicU64::new(0),
             }),
         })
     }
@@ -397,13 +401,17 @@ impl Gateway {
             .is_some_and(|(_, tx)| tx.send(cmd).is_ok())
     }
 
-    /// True when every session's feed is exhausted and no terminal reply is waiting: nothing more
-    /// will be offered unless the client sends something.
+    /// True when every session's feed is exhausted and no terminal reply is waiting, and no
+    /// connection has a send or close scheduled or a message held by a fault: nothing more will
+    /// reach the client unless it sends something.
     pub fn idle(&self) -> bool {
+        if self.inner.scheduled.load(Ordering::SeqCst) > 0 {
+            return false;
+        }
         let sessions = self.inner.sessions.lock().expect("sessions lock").all();
         sessions.iter().all(|s| {
             let mut s = s.lock().expect("session lock");
-            s.peek_due(&*self.inner.feeds).is_none()
+            s.peek_due(&*self.inner.feeds).is_none() && !s.pipeline.holds_messages()
         })
     }
 
