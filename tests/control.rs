@@ -61,8 +61,8 @@ async fn rig(count: u16, gap_ms: u64, log_capacity: usize) -> Rig {
     rig_with(feed, log_capacity).await
 }
 
-/// A feed of [`items`] that answers every message the client sends with frame [`ANSWER`] at once,
-/// as the simulated terminal answers a command.
+/// A feed of [`items`] that answers every message the client sends with frame [`ANSWER`] 100 ms
+/// later, as the simulated terminal answers a command (later: the connection must wake for it).
 struct Answering(ListFeed);
 
 const ANSWER: u16 = 999;
@@ -74,7 +74,7 @@ impl Feed for Answering {
 
     fn on_client_message(&mut self, _msg: &Message, now: Duration) -> Vec<FeedItem> {
         vec![FeedItem {
-            due: now,
+            due: now + Duration::from_millis(100),
             bytes: frame(ANSWER),
             close: None,
         }]
