@@ -137,9 +137,10 @@ fn client(script: &str) -> ExternalClient {
 
 /// Between the starts of two scenarios' clients in [`run_all`]. Each scenario's clock starts at
 /// its client's first connection, so a later start shifts nothing; but 26 Node processes (or
-/// browsers) starting at once starve the ones already running on two cores: measured, a
-/// handshake then took over 500 ms and a command due at 500 ms was queued and flushed instead
-/// of sent, which the transcript shows (`ignored: [..., "flushed", "queued", ...]`).
+/// browsers) starting at once starve the ones already running on two cores: seen once at load
+/// 28, a client had not yet seen its connection open when a command came 500 ms after the
+/// gateway accepted it, so it queued and flushed it instead of sending it, which the transcript
+/// shows (`ignored: [..., "flushed", "queued", ...]`).
 const STAGGER: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// Runs each scenario once, side by side, their clients started [`STAGGER`] apart.
