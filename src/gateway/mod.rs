@@ -42,7 +42,7 @@ use crate::faults::{ConnectDecision, FaultSpec, FaultSpecError, Pipeline};
 use crate::transport::Listener;
 
 pub use describe::{FrameDesc, FrameId, describe_frames, describe_stream};
-pub use events::{Closed, ConnCommand, GatewayEvent, GatewayRecord};
+pub use events::{Closed, ConnCommand, GatewayEvent, GatewayRecord, Order, OrderedBy};
 pub use feed::{Feed, FeedItem, ListFeed};
 
 use session::{ClaimError, FeedFactory, Session, Sessions};
@@ -138,7 +138,7 @@ pub enum GatewayError {
 const MAX_BURST: usize = 256;
 
 /// A live connection's session key and command channel.
-type LiveConn = (Arc<str>, mpsc::UnboundedSender<ConnCommand>);
+type LiveConn = (Arc<str>, mpsc::UnboundedSender<Order>);
 
 struct Inner {
     cfg: GatewayConfig,
@@ -391,14 +391,20 @@ impl Gateway {
             .collect()
     }
 
-    /// Orders one live connection to close, abort or stall. False if it is gone.
+    /// Orders one live connection to close, abort or stall, as a stress storm (logged `how:
+    /// storm`). False if it is gone.
     pub fn command(&self, conn: u64, cmd: ConnCommand) -> bool {
+        self.order(conn, Order::storm(cmd))
+    }
+
+    /// Gives one live connection an order. False if it is gone.
+    pub fn order(&self, conn: u64, order: Order) -> bool {
         self.inner
             .live
             .lock()
             .expect("live lock")
             .get(&conn)
-            .is_some_and(|(_, tx)| tx.send(cmd).is_ok())
+            .is_some_and(|(_, tx)| tx.send(order).is_ok())
     }
 
     /// True when every session's feed is exhausted and no terminal reply is waiting, and no

@@ -216,6 +216,12 @@ fn environment(sc: &Scenario) -> Vec<(String, String)> {
         ("JT808_CONFIRM_TIMEOUT_MS", c.confirm_timeout_ms.map(|v| v.to_string())),
         ("JT808_MAX_RESENDS", c.max_resends.map(|v| v.to_string())),
         ("JT808_GROUP_TIMEOUT_MS", c.group_timeout_ms.map(|v| v.to_string())),
+        ("JT808_RETRANSMIT_WAIT_MS", c.retransmit_wait_ms.map(|v| v.to_string())),
+        ("JT808_REQUEST_MISSING", c.request_missing.map(|v| v.to_string())),
+        (
+            "JT808_REJOIN_UNESCAPED_FLAG",
+            c.rejoin_unescaped_flag.map(|v| v.to_string()),
+        ),
     ];
     env.extend(opt.into_iter().filter_map(|(k, v)| v.map(|v| (k.to_string(), v))));
     env
