@@ -31,16 +31,22 @@ fn split_frame(wire: &[u8]) -> (Header, Vec<u8>) {
     out.expect("one frame")
 }
 
-/// The same frame with another serial (check code recomputed).
-fn with_serial(wire: &[u8], serial: u16) -> Vec<u8> {
-    let (mut h, fragment) = split_frame(wire);
-    h.serial = serial;
+/// The same frame with its header and fragment changed by `edit` (length and check code
+/// recomputed).
+fn reframed(wire: &[u8], edit: impl FnOnce(&mut Header, &mut Vec<u8>)) -> Vec<u8> {
+    let (mut h, mut fragment) = split_frame(wire);
+    edit(&mut h, &mut fragment);
     let mut content = Vec::new();
     h.write(fragment.len(), &mut content);
     content.extend(&fragment);
     let mut out = Vec::new();
     frame_into(&content, &mut out);
     out
+}
+
+/// The same frame with another serial (check code recomputed).
+fn with_serial(wire: &[u8], serial: u16) -> Vec<u8> {
+    reframed(wire, |h, _| h.serial = serial)
 }
 
 fn heartbeat(phone: &str, serial: u16) -> Vec<u8> {
@@ -218,14 +224,7 @@ fn a_late_copy_with_other_bytes_is_a_differing_duplicate_and_another_serial_is_a
     let mut d = decoder_with(ReassemblyConfig::default());
     feed(&mut d, &[p1.clone(), p2.clone()]);
     // Packet 1's serial with another fragment: still the completed group's packet 1, differing.
-    let (mut h, mut fragment) = split_frame(&p1);
-    fragment[0] ^= 0xFF;
-    h.body_len = fragment.len() as u16;
-    let mut content = Vec::new();
-    h.write(fragment.len(), &mut content);
-    content.extend(&fragment);
-    let mut changed = Vec::new();
-    frame_into(&content, &mut changed);
+    let changed = reframed(&p1, |_, fragment| fragment[0] ^= 0xFF);
     let events = d.push_vec(&changed, Duration::from_millis(5));
     assert!(
         matches!(
@@ -255,16 +254,7 @@ fn completed_groups_are_remembered_for_the_timeout_and_up_to_the_count_limit() {
         let mut d = decoder_with(cfg);
         feed(&mut d, &[p1.clone(), p2.clone()]);
         // Another terminal's group completes after it (the same packets from another SIM).
-        let other = |w: &[u8]| {
-            let (mut h, fragment) = split_frame(w);
-            h.phone = Phone::parse("13900000009").expect("digits");
-            let mut content = Vec::new();
-            h.write(fragment.len(), &mut content);
-            content.extend(&fragment);
-            let mut out = Vec::new();
-            frame_into(&content, &mut out);
-            out
-        };
+        let other = |w: &[u8]| reframed(w, |h, _| h.phone = Phone::parse("13900000009").expect("digits"));
         d.push_vec(&other(&p1), Duration::from_millis(10));
         d.push_vec(&other(&p2), Duration::from_millis(11));
         d.expire(late_at, |_| {});
