@@ -347,11 +347,17 @@ fn every_duration_option_takes_250ms_2s_and_a_bare_number_in_its_documented_unit
             match parse_with(a, value) {
                 Ok(d) => assert_eq!(d, want, "{cmd} {flag} {value}"),
                 // The form was read; the value is outside this option's range (named in its help).
-                Err(e) => assert!(e.contains("is not in") && e.contains(value), "{cmd} {flag} {value}: {e}"),
+                Err(e) => assert!(
+                    e.contains("is not in") && e.contains(value),
+                    "{cmd} {flag} {value}: {e}"
+                ),
             }
         }
         if bare_unit(long) != Duration::from_millis(1) {
-            assert!(help.contains("bare number is SECONDS"), "{cmd} {flag}: the help must say so: {help}");
+            assert!(
+                help.contains("bare number is SECONDS"),
+                "{cmd} {flag}: the help must say so: {help}"
+            );
         }
     }
 }
@@ -387,7 +393,11 @@ fn old_ms_names_are_aliases_that_keep_their_meaning_and_no_shown_name_ends_in_a_
             .unwrap_or_else(|| panic!("{sub} has no alias --{old}"));
         let new = a.get_long().unwrap();
         assert_eq!(Some(new), old.strip_suffix("-ms"), "{sub} --{old}");
-        assert_eq!(parse_with(a, "250"), Ok(Duration::from_millis(250)), "{sub} --{old} 250");
+        assert_eq!(
+            parse_with(a, "250"),
+            Ok(Duration::from_millis(250)),
+            "{sub} --{old} 250"
+        );
     }
     // The old names work on the real command line too, with their old meaning.
     let out = harness()
@@ -404,14 +414,25 @@ fn a_bad_duration_is_a_usage_error_naming_the_option_and_the_value() {
         &["serve", "--session-idle", "10x"],
         &["stress", "--drain-timeout", "1fortnight"],
         &["explore", "scenarios", "--time", "soon"],
-        &["record", "--upstream", "ws://127.0.0.1:1", "--out", "/dev/null", "--close-grace", "1.5.5s"],
+        &[
+            "record",
+            "--upstream",
+            "ws://127.0.0.1:1",
+            "--out",
+            "/dev/null",
+            "--close-grace",
+            "1.5.5s",
+        ],
     ] {
         let out = harness().args(args).output().unwrap();
         assert_eq!(out.status.code(), Some(2), "{args:?}");
         let err = String::from_utf8_lossy(&out.stderr);
         let (option, value) = (args[args.len() - 2], args[args.len() - 1]);
         assert!(err.contains(option) && err.contains(value), "{args:?}: {err}");
-        assert!(!err.contains('\u{1b}'), "{args:?}: no colour when stderr is not a terminal: {err:?}");
+        assert!(
+            !err.contains('\u{1b}'),
+            "{args:?}: no colour when stderr is not a terminal: {err:?}"
+        );
         assert!(out.stdout.is_empty(), "{args:?}: nothing started");
     }
 }
@@ -435,22 +456,47 @@ fn every_default_is_shown_by_clap_as_default_and_durations_in_the_duration_form(
     for (cmd_path, a) in every_arg() {
         let text = a.get_help().map(|h| h.to_string()).unwrap_or_default();
         for p in prose {
-            assert!(!text.contains(p), "{cmd_path} {:?}: a default in prose: {text}", a.get_id());
+            assert!(
+                !text.contains(p),
+                "{cmd_path} {:?}: a default in prose: {text}",
+                a.get_id()
+            );
         }
-        let defaults: Vec<String> = a.get_default_values().iter().map(|v| v.to_string_lossy().into_owned()).collect();
+        let defaults: Vec<String> = a
+            .get_default_values()
+            .iter()
+            .map(|v| v.to_string_lossy().into_owned())
+            .collect();
         // Flags (`--quiet`) carry a `false` default clap does not show; positionals have none.
         if defaults.is_empty() || a.is_hide_set() || a.is_positional() || !a.get_action().takes_values() {
             continue;
         }
-        assert!(!a.is_hide_default_value_set(), "{cmd_path} {:?} hides its default", a.get_id());
+        assert!(
+            !a.is_hide_default_value_set(),
+            "{cmd_path} {:?} hides its default",
+            a.get_id()
+        );
         let want = format!("[default: {}]", defaults.join(", "));
         let name = cmd_path.rsplit(' ').next().unwrap();
-        let help = &helps.iter().find(|(n, _)| n == name).unwrap_or_else(|| panic!("{name}")).1;
-        assert!(help.contains(&want), "{cmd_path} --{}: {want} not in its help", a.get_long().unwrap_or(""));
+        let help = &helps
+            .iter()
+            .find(|(n, _)| n == name)
+            .unwrap_or_else(|| panic!("{name}"))
+            .1;
+        assert!(
+            help.contains(&want),
+            "{cmd_path} --{}: {want} not in its help",
+            a.get_long().unwrap_or("")
+        );
         if is_duration(&a) {
             let d = jt808_harness::cli::duration::parse(&defaults[0], jt808_harness::cli::duration::Bare::Millis)
                 .unwrap_or_else(|e| panic!("{cmd_path} {:?}: {e}", a.get_id()));
-            assert_eq!(jt808_harness::cli::duration::show(d), defaults[0], "{cmd_path} {:?}", a.get_id());
+            assert_eq!(
+                jt808_harness::cli::duration::show(d),
+                defaults[0],
+                "{cmd_path} {:?}",
+                a.get_id()
+            );
         }
         shown += 1;
     }
@@ -499,7 +545,11 @@ fn run_prints_a_line_per_finished_scenario_when_stderr_is_not_a_terminal() {
         "{err:?}"
     );
     let quiet = harness()
-        .args(["run", "--quiet", "scenarios/reconnect_after_abrupt_close_loses_nothing.toml"])
+        .args([
+            "run",
+            "--quiet",
+            "scenarios/reconnect_after_abrupt_close_loses_nothing.toml",
+        ])
         .output()
         .unwrap();
     assert!(quiet.stderr.is_empty(), "{:?}", String::from_utf8_lossy(&quiet.stderr));
@@ -527,4 +577,106 @@ fn record_prints_its_address_on_stdout_like_serve() {
         .strip_prefix("listening on ws://127.0.0.1:")
         .unwrap_or_else(|| panic!("{first:?}"));
     assert!(addr.parse::<u16>().is_ok_and(|p| p > 0), "{first:?}");
+}
+
+/// `line` split as a POSIX shell splits words (single and double quotes group; no expansion),
+/// cut at the first `|`, `&`, `;` or `#` outside quotes.
+fn shell_words(line: &str) -> Vec<String> {
+    let (mut words, mut cur, mut quote, mut any) = (Vec::new(), String::new(), None, false);
+    for c in line.chars() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), c) => cur.push(c),
+            (None, '\'' | '"') => {
+                quote = Some(c);
+                any = true;
+            }
+            (None, '|' | '&' | ';' | '#') => break,
+            (None, c) if c.is_whitespace() => {
+                if any || !cur.is_empty() {
+                    words.push(std::mem::take(&mut cur));
+                    any = false;
+                }
+            }
+            (None, c) => cur.push(c),
+        }
+    }
+    if any || !cur.is_empty() {
+        words.push(cur);
+    }
+    words
+}
+
+/// Every `jt808-harness COMMAND ...` of the README: the lines of its code blocks (with `\`
+/// continuations joined) and its inline code spans that are whole commands (no `[...]` syntax).
+fn readme_commands() -> Vec<String> {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let mut out = Vec::new();
+    let (mut in_block, mut pending, mut prose) = (false, String::new(), String::new());
+    for line in text.lines() {
+        if line.trim_start().starts_with("```") {
+            in_block = !in_block;
+            continue;
+        }
+        if in_block {
+            if !pending.is_empty() || line.contains("jt808-harness ") {
+                pending.push_str(line.trim_end_matches('\\'));
+                pending.push(' ');
+                if !line.ends_with('\\') {
+                    out.push(std::mem::take(&mut pending));
+                }
+            }
+        } else if !line.starts_with('|') {
+            // Prose, joined: a code span may wrap onto the next line.
+            prose.push_str(line);
+            prose.push(' ');
+        }
+    }
+    for span in prose.split('`').skip(1).step_by(2) {
+        // A whole command, not the name of one (`jt808-harness client` prints ...).
+        let whole = span.split_whitespace().count() > 2;
+        if whole && span.contains("jt808-harness ") && !span.contains('[') && !span.contains("...") {
+            out.push(span.to_string());
+        }
+    }
+    out
+}
+
+#[test]
+fn every_command_the_readme_shows_parses() {
+    let subs = [
+        "run",
+        "serve",
+        "client",
+        "decode",
+        "record",
+        "import-pcap",
+        "redact",
+        "inspect",
+        "stress",
+        "explore",
+    ];
+    let mut checked = 0;
+    for cmd in readme_commands() {
+        let text = cmd
+            .replace("${{ github.run_id }}", "1")
+            .replace("${{ matrix.shard }}", "0")
+            .replace("${{ vars.STRESS_GATEWAY_URL }}", "ws://127.0.0.1:1")
+            .replace("$URL", "ws://127.0.0.1:1")
+            .replace("$JOB_COMPLETION_INDEX", "0")
+            .replace("$i", "0");
+        let words = shell_words(&text);
+        let Some(at) = words.iter().position(|w| w.ends_with("jt808-harness")) else {
+            continue;
+        };
+        let argv = &words[at..];
+        if !argv.get(1).is_some_and(|s| subs.contains(&s.as_str())) {
+            continue;
+        }
+        if let Err(e) = <Cli as clap::Parser>::try_parse_from(argv) {
+            panic!("README: `{}` does not parse:\n{e}", argv.join(" "));
+        }
+        checked += 1;
+    }
+    assert!(checked >= 20, "only {checked} README commands found");
 }

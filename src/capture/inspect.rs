@@ -254,4 +254,3 @@ impl fmt::Display for Summary {
         Ok(())
     }
 }
-

@@ -5,8 +5,8 @@
 use std::path::PathBuf;
 
 use crate::capture::pcap::{
-    DEFAULT_MAX_HTTP_HEADER_BYTES, DEFAULT_MAX_PENDING_BYTES, DEFAULT_MAX_WS_FRAME_BYTES,
-    DEFAULT_MAX_WS_MESSAGE_BYTES, DEFAULT_PREFIX_PROBE_MESSAGES,
+    DEFAULT_MAX_HTTP_HEADER_BYTES, DEFAULT_MAX_PENDING_BYTES, DEFAULT_MAX_WS_FRAME_BYTES, DEFAULT_MAX_WS_MESSAGE_BYTES,
+    DEFAULT_PREFIX_PROBE_MESSAGES,
 };
 use crate::capture::redact::DEFAULT_MAX_HELD_BYTES;
 use crate::capture::{
@@ -182,8 +182,18 @@ mod tests {
     fn options_structs_parse_as_subcommands() {
         use clap::CommandFactory;
         Cli::command().debug_assert();
-        let cli = Cli::try_parse_from(["x", "import-pcap", "f.pcapng", "-o", "c.jsonl", "--port", "7000", "--port", "808"])
-            .unwrap();
+        let cli = Cli::try_parse_from([
+            "x",
+            "import-pcap",
+            "f.pcapng",
+            "-o",
+            "c.jsonl",
+            "--port",
+            "7000",
+            "--port",
+            "808",
+        ])
+        .unwrap();
         let Cmd::ImportPcap(a) = cli.cmd else { panic!() };
         assert_eq!(a.opts().ports, [7000, 808]);
         assert_eq!(a.opts().max_pending_bytes, DEFAULT_MAX_PENDING_BYTES);
@@ -200,7 +210,10 @@ mod tests {
                 _ => panic!(),
             })
         };
-        let opts = parse(&["in.jsonl", "-o", "out.jsonl", "--key", "s3"]).unwrap().opts().unwrap();
+        let opts = parse(&["in.jsonl", "-o", "out.jsonl", "--key", "s3"])
+            .unwrap()
+            .opts()
+            .unwrap();
         assert_eq!(opts.key, b"s3");
         assert_eq!(opts.max_held_bytes, DEFAULT_MAX_HELD_BYTES);
         assert!(!format!("{opts:?}").contains("s3"), "Debug never shows the key");
@@ -208,7 +221,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let key = dir.path().join("key");
         std::fs::write(&key, "from file\n").unwrap();
-        let a = parse(&["in.jsonl", "-o", "out.jsonl", "--key-file", key.to_str().unwrap(), "--keep-undecodable"]).unwrap();
+        let a = parse(&[
+            "in.jsonl",
+            "-o",
+            "out.jsonl",
+            "--key-file",
+            key.to_str().unwrap(),
+            "--keep-undecodable",
+        ])
+        .unwrap();
         let opts = a.opts().unwrap();
         assert_eq!(
             (opts.key.as_slice(), opts.keep_undecodable),

@@ -44,7 +44,10 @@ pub fn parse(s: &str, bare: Bare) -> Result<Duration, String> {
         (true, Bare::Seconds) => format!("{t}s"),
     };
     humantime::parse_duration(&text).map_err(|e| {
-        format!("{e}; write a number with a unit (250ms, 30s, 2m, 1h) or a bare number of {}", unit(bare))
+        format!(
+            "{e}; write a number with a unit (250ms, 30s, 2m, 1h) or a bare number of {}",
+            unit(bare)
+        )
     })
 }
 
@@ -108,7 +111,11 @@ impl TypedValueParser for DurationArg {
         let me = *self;
         let d = (move |s: &str| me.check(s)).parse_ref(cmd, arg, value)?;
         if self.bare == Bare::MillisWasSeconds {
-            note_if_bare(&arg.map_or_else(String::new, ToString::to_string), &value.to_string_lossy(), d);
+            note_if_bare(
+                &arg.map_or_else(String::new, ToString::to_string),
+                &value.to_string_lossy(),
+                d,
+            );
         }
         Ok(d)
     }

@@ -159,7 +159,12 @@ pub fn run(args: &ExploreArgs) -> Result<bool, String> {
         let report = ScenarioReport::new(t, &results, &findings, &args.out, s.budgets)?;
         if args.json {
             // The scenario's line goes to stdout only without --json: then it is the progress.
-            progress.finished(&format!("{}: {} runs, {} failures", t.name, results.len(), report.failures));
+            progress.finished(&format!(
+                "{}: {} runs, {} failures",
+                t.name,
+                results.len(),
+                report.failures
+            ));
         } else {
             progress.suspend(|| print(&report.text()));
         }
@@ -206,7 +211,11 @@ mod tests {
         let old = Cmd::try_parse_from(["explore", "x.toml", "--hang-secs", "5", "--grace-ms", "250"])
             .unwrap()
             .args;
-        assert_eq!(old.settings().hang.map(|h| h.0), Some(Duration::from_secs(5)), "--hang-secs: seconds");
+        assert_eq!(
+            old.settings().hang.map(|h| h.0),
+            Some(Duration::from_secs(5)),
+            "--hang-secs: seconds"
+        );
         assert_eq!(old.grace, ms(250));
         assert!(Cmd::try_parse_from(["explore", "x.toml", "--time", "0s"]).is_err());
     }

@@ -71,7 +71,10 @@ mod tests {
         );
         assert_eq!(snapshots_for(&in_crate, Path::new("/abs")), Path::new("/abs"));
         assert_eq!(project_root(&root.join("loose/scenarios/a.toml")), root.join("loose"));
-        assert_eq!(default_scenarios(&root.join("crate/scenarios/deep")), root.join("crate/scenarios"));
+        assert_eq!(
+            default_scenarios(&root.join("crate/scenarios/deep")),
+            root.join("crate/scenarios")
+        );
         assert_eq!(default_scenarios(&root.join("loose")), Path::new("scenarios"));
         assert_eq!(default_scenarios(&root.join("crate")), Path::new("scenarios"));
     }

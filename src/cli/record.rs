@@ -128,10 +128,25 @@ mod tests {
             .args;
         let (o, d) = (a.opts(), RecordOpts::new(a.listen, "ws://10.0.0.5:9001", "r.jsonl"));
         assert_eq!(
-            (o.prefix_len, o.prefix_probe_ms, o.connect_timeout_ms, o.close_grace_ms, o.handshake_timeout_ms),
-            (d.prefix_len, d.prefix_probe_ms, d.connect_timeout_ms, d.close_grace_ms, d.handshake_timeout_ms)
+            (
+                o.prefix_len,
+                o.prefix_probe_ms,
+                o.connect_timeout_ms,
+                o.close_grace_ms,
+                o.handshake_timeout_ms
+            ),
+            (
+                d.prefix_len,
+                d.prefix_probe_ms,
+                d.connect_timeout_ms,
+                d.close_grace_ms,
+                d.handshake_timeout_ms
+            )
         );
-        assert_eq!((o.max_connections, o.max_message_size), (d.max_connections, d.max_message_size));
+        assert_eq!(
+            (o.max_connections, o.max_message_size),
+            (d.max_connections, d.max_message_size)
+        );
         let old = Cmd::try_parse_from([
             "record",
             "--upstream",
@@ -145,6 +160,9 @@ mod tests {
         ])
         .unwrap()
         .args;
-        assert_eq!((old.opts().close_grace_ms, old.opts().handshake_timeout_ms), (250, 2000));
+        assert_eq!(
+            (old.opts().close_grace_ms, old.opts().handshake_timeout_ms),
+            (250, 2000)
+        );
     }
 }

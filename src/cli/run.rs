@@ -309,7 +309,11 @@ pub fn run(args: &RunArgs) -> Result<bool, crate::scenario::ScenarioError> {
     } else {
         &[Mode::Snapshot]
     };
-    let progress = Progress::new(args.quiet, (files.len() * modes.len()) as u64, "{bar:30} {pos}/{len} {msg}");
+    let progress = Progress::new(
+        args.quiet,
+        (files.len() * modes.len()) as u64,
+        "{bar:30} {pos}/{len} {msg}",
+    );
     let client_cmd = match args.client_cmd.as_deref().map(ExternalClient::parse_cli) {
         Some(Err(message)) => {
             return Err(crate::scenario::ScenarioError::Invalid {

@@ -159,12 +159,34 @@ pub struct ServeOptions {
 }
 
 /// The fleet's own options: a capture, a scenario or a feed replaces the fleet.
-const FLEET_ARGS: [&str; 6] = ["terminals", "version", "messages", "interval", "frames_per_message", "packet_size"];
+const FLEET_ARGS: [&str; 6] = [
+    "terminals",
+    "version",
+    "messages",
+    "interval",
+    "frames_per_message",
+    "packet_size",
+];
 /// What `--scenario` replaces.
-const SCENARIO_CONFLICTS: [&str; 7] = ["capture", "terminals", "version", "messages", "interval", "frames_per_message", "packet_size"];
+const SCENARIO_CONFLICTS: [&str; 7] = [
+    "capture",
+    "terminals",
+    "version",
+    "messages",
+    "interval",
+    "frames_per_message",
+    "packet_size",
+];
 /// What `--feed` replaces.
 const FEED_CONFLICTS: [&str; 8] = [
-    "capture", "scenario", "terminals", "version", "messages", "interval", "frames_per_message", "packet_size",
+    "capture",
+    "scenario",
+    "terminals",
+    "version",
+    "messages",
+    "interval",
+    "frames_per_message",
+    "packet_size",
 ];
 
 /// Arguments of `serve`: the [`ServeOptions`] and which of them were given on the command line

@@ -53,7 +53,9 @@ use route::Route;
 use super::feed::{Feed, FeedItem};
 use super::terminal::held::Held;
 use super::terminal::{SIM_DAY_START_SECS, Terminal, TerminalScript, TerminalSettings, sim_time};
-use crate::codec::body::{AvResource, AvResourceList, BatchItem, BatchLocation, Body, EmptyBody, Location, MediaUpload};
+use crate::codec::body::{
+    AvResource, AvResourceList, BatchItem, BatchLocation, Body, EmptyBody, Location, MediaUpload,
+};
 use crate::codec::{Message, Phone, Version};
 
 /// One fleet terminal's generator state (its serials and history live in the script).

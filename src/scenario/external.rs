@@ -98,8 +98,7 @@ impl ExternalClient {
             }
         };
         sc.client.command.clone().map(|c| {
-            ExternalClient::new(c.into_iter().map(beside).collect())
-                .map_err(|e| format!("{}: {e}", sc.path.display()))
+            ExternalClient::new(c.into_iter().map(beside).collect()).map_err(|e| format!("{}: {e}", sc.path.display()))
         })
     }
 }
