@@ -566,12 +566,18 @@ fn record_prints_its_address_on_stdout_like_serve() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let mut first = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
+    // Read on a thread, so a recorder that never prints fails the test instead of hanging it.
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut first = String::new();
+        let _ = std::io::BufReader::new(stdout).read_line(&mut first);
+        let _ = tx.send(first);
+    });
+    let first = rx.recv_timeout(Duration::from_secs(20));
     let _ = child.kill();
     let _ = child.wait();
+    let first = first.expect("no line on stdout within 20 s");
     let addr = first
         .trim_end()
         .strip_prefix("listening on ws://127.0.0.1:")
