@@ -686,3 +686,27 @@ fn every_command_the_readme_shows_parses() {
     }
     assert!(checked >= 20, "only {checked} README commands found");
 }
+
+/// Options whose bare number was seconds before the convention read it as milliseconds now, and
+/// say so on stderr; a bare number elsewhere gets no note.
+#[test]
+fn a_bare_number_where_seconds_were_meant_before_is_read_as_milliseconds_with_a_note() {
+    let out = harness()
+        .args(["stress", "--duration", "30", "--clients", "0"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "--clients 0 still stops it");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("note: --duration 30 is read as 30ms") && err.contains("write 30s for seconds"),
+        "{err}"
+    );
+    let out = harness()
+        .args(["stress", "--ping-interval", "30", "--clients", "0"])
+        .output()
+        .unwrap();
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("note:"),
+        "milliseconds always were"
+    );
+}

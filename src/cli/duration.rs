@@ -111,11 +111,10 @@ impl TypedValueParser for DurationArg {
         let me = *self;
         let d = (move |s: &str| me.check(s)).parse_ref(cmd, arg, value)?;
         if self.bare == Bare::MillisWasSeconds {
-            note_if_bare(
-                &arg.map_or_else(String::new, ToString::to_string),
-                &value.to_string_lossy(),
-                d,
-            );
+            let name = arg
+                .and_then(clap::Arg::get_long)
+                .map_or_else(String::new, |l| format!("--{l}"));
+            note_if_bare(&name, &value.to_string_lossy(), d);
         }
         Ok(d)
     }

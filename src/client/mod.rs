@@ -16,6 +16,8 @@
 //! - [`replies`]: which answer belongs to which command; the 0x8003 retransmit request. Pure.
 //! - [`events`]: the [`Event`] stream transcripts are made of (virtual time, no addresses).
 //!
+//! The command line, `jt808-harness client`, is `crate::cli::client`.
+//!
 //! Tokio is used only here (and in the gateway); the codec stays sans-IO.
 //!
 //! ```no_run
