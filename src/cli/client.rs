@@ -69,30 +69,30 @@ pub struct ClientArgs {
     #[arg(long, value_name = "DURATION",
           value_parser = between(Duration::from_nanos(1), WEEK).bare(Bare::Seconds))]
     pub idle_exit: Option<Duration>,
-    /// Connect timeout (transport, TLS and handshake), 1ms..=1day.
+    /// Connect timeout: transport, TLS and handshake (1ms..=1day).
     #[arg(long, alias = "connect-timeout-ms", value_name = "DURATION", default_value = "10s",
           value_parser = between(ms(1), DAY))]
     pub connect_timeout: Duration,
-    /// WebSocket ping interval, 1ms..=1day.
+    /// WebSocket ping interval (1ms..=1day).
     #[arg(long, alias = "ping-interval-ms", value_name = "DURATION", default_value = "15s",
           value_parser = between(ms(1), DAY))]
     pub ping_interval: Duration,
-    /// Nothing read for this long means the connection is dead, 1ms..=1day.
+    /// Nothing read for this long means the connection is dead (1ms..=1day).
     #[arg(long, alias = "idle-timeout-ms", value_name = "DURATION", default_value = "45s",
           value_parser = between(ms(1), DAY))]
     pub idle_timeout: Duration,
-    /// Backoff: ceiling of the first retry delay, 0s..=1day, at most --backoff-max.
+    /// Backoff: ceiling of the first retry delay (0s..=1day, at most --backoff-max).
     #[arg(long, alias = "backoff-min-ms", value_name = "DURATION", default_value = "500ms",
           value_parser = between(ms(0), DAY))]
     pub backoff_min: Duration,
-    /// Backoff: largest delay, 0s..=1day.
+    /// Backoff: largest delay (0s..=1day).
     #[arg(long, alias = "backoff-max-ms", value_name = "DURATION", default_value = "30s",
           value_parser = between(ms(0), DAY))]
     pub backoff_max: Duration,
     /// Backoff: growth of the ceiling per retry (1.0..=100.0).
     #[arg(long, default_value_t = 2.0, value_parser = parse_factor)]
     pub backoff_factor: f64,
-    /// Backoff: a connection up this long resets the retry count, 0s..=1day.
+    /// Backoff: a connection up this long resets the retry count (0s..=1day).
     #[arg(long, alias = "backoff-reset-ms", value_name = "DURATION", default_value = "10s",
           value_parser = between(ms(0), DAY))]
     pub backoff_reset: Duration,
@@ -106,7 +106,7 @@ pub struct ClientArgs {
     #[arg(long, default_value_t = 1024,
           value_parser = RangedU64ValueParser::<usize>::new().range(1..=MAX_QUEUE_CAPACITY as u64))]
     pub queue_capacity: usize,
-    /// Wait for a command's 0x0001 before re-sending it, 1ms..=1day.
+    /// Wait for a command's 0x0001 before re-sending it (1ms..=1day).
     #[arg(long, alias = "confirm-timeout-ms", value_name = "DURATION", default_value = "10s",
           value_parser = between(ms(1), DAY))]
     pub confirm_timeout: Duration,
