@@ -62,7 +62,7 @@ def wait_for(what, check, timeout=10.0):
 def gateway():
     """`serve --control` on free loopback ports; yields (ws_url, api_url)."""
     proc = subprocess.Popen(
-        [BINARY, "serve", "--control", "--terminals", "1", "--interval-ms", "50", "--seed", "7", "--quiet"],
+        [BINARY, "serve", "--control", "--terminals", "1", "--interval", "50ms", "--seed", "7", "--quiet"],
         stdout=subprocess.PIPE,
         text=True,
     )

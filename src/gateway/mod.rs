@@ -14,7 +14,6 @@
 //! Tokio lives here (and in `transport`, `client`, the runner); the feed, the faults and the codec
 //! are sans-IO and get `now` passed in.
 
-pub mod cli;
 mod conn;
 pub mod control;
 pub mod converse;
