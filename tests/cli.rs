@@ -710,3 +710,30 @@ fn a_bare_number_where_seconds_were_meant_before_is_read_as_milliseconds_with_a_
         "milliseconds always were"
     );
 }
+
+/// Off a terminal (here stderr is a pipe) `stress` writes a line per phase as it enters it, so a CI
+/// log shows where a long run is; `--quiet` writes none.
+#[test]
+fn stress_off_a_terminal_writes_a_line_per_phase_and_quiet_none() {
+    let run = |extra: &[&str]| {
+        let out = harness()
+            .args(["stress", "--clients", "2", "--duration", "300ms"])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let err = run(&[]);
+    let phases: Vec<&str> = err
+        .lines()
+        .filter_map(|l| l.strip_prefix("stress: "))
+        .map(|l| l.split(':').next().unwrap_or(l))
+        .collect();
+    assert_eq!(
+        phases,
+        ["starting clients", "connecting", "running", "draining", "shutting down"],
+        "{err}"
+    );
+    assert!(!run(&["--quiet"]).contains("stress: "));
+}

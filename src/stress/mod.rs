@@ -7,7 +7,8 @@
 //! - [`book`]: the bookkeeping of client events while a run goes;
 //! - [`side`]: the gateway side (in this process, a child process, or external) and
 //!   [`protocol`], the line protocol with the child;
-//! - [`run`](mod@run): the orchestration, phase by phase, giving an [`Outcome`] ([`outcome`]);
+//! - [`run`](mod@run): the orchestration, phase by phase, giving an [`Outcome`] ([`outcome`]),
+//!   shown by [`phase`] (a spinner on a terminal, a line per phase off one);
 //! - [`metrics`]: the collector (times passed in, no clock) and the [`Figures`] it computes, with
 //!   [`figures`] their types and table, [`gate`] the CI [`Gate`];
 //! - [`merge`]: shard outputs combined into one fleet's figures (`stress merge`);
@@ -27,6 +28,7 @@ pub mod metrics;
 pub mod options;
 pub mod outcome;
 pub mod output;
+pub mod phase;
 pub mod protocol;
 pub mod raw_pair;
 pub mod report;

@@ -39,7 +39,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use indicatif::{ProgressBar, ProgressStyle};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -49,6 +48,7 @@ use super::clients::{command_loop, external_addr, start_client};
 use super::feed::{frames_before, phase_of, session_path};
 use super::options::{GatewayPlacement, StormSpec, StressOpts, storm_schedule};
 use super::outcome::{Outcome, SideMemory, StressError};
+use super::phase::Phases;
 use super::side::{ChildGateway, GatewaySide, check_one_per_client, start_local_gateway, trim_heap};
 use super::sys::{self, ResourceSample};
 use crate::client::Client;
@@ -63,7 +63,7 @@ struct Fleet {
     url: String,
     shared: Arc<Shared>,
     side: GatewaySide,
-    pb: ProgressBar,
+    phases: Phases,
     problems: Vec<String>,
     nofile: Option<sys::NofileLimit>,
     clients: Arc<Vec<Client>>,
@@ -125,7 +125,7 @@ impl Fleet {
         };
         Ok(Fleet {
             shared: Arc::new(Shared::new(&ids)),
-            pb: progress_bar(opts.progress),
+            phases: Phases::new(opts.progress),
             opts,
             ids,
             url,
@@ -162,8 +162,8 @@ impl Fleet {
             if j % per_tick == 0 {
                 tick.tick().await;
                 let b = self.shared.book();
-                self.pb
-                    .set_message(format!("starting clients: {}/{n} connected", b.connected));
+                self.phases
+                    .show("starting clients", || format!("{}/{n} connected", b.connected));
                 if b.foreign.is_some() {
                     break;
                 }
@@ -189,7 +189,7 @@ impl Fleet {
         let wait_until = Instant::now() + self.opts.connect_wait;
         loop {
             let connected = self.shared.book().connected;
-            self.pb.set_message(format!("connecting: {connected}/{n}"));
+            self.phases.show("connecting", || format!("{connected}/{n}"));
             if self.foreign() {
                 return false;
             }
@@ -280,12 +280,14 @@ impl Fleet {
             }
             {
                 let b = self.shared.book();
-                self.pb.set_message(format!(
-                    "storms {next_storm}/{} · connected {}/{n} · attempts {}",
-                    schedule.len(),
-                    b.connected,
-                    b.attempts
-                ));
+                self.phases.show("running", || {
+                    format!(
+                        "storms {next_storm}/{} · connected {}/{n} · attempts {}",
+                        schedule.len(),
+                        b.connected,
+                        b.attempts
+                    )
+                });
             }
             let wake = [phase_end, next_sample]
                 .into_iter()
@@ -331,7 +333,7 @@ impl Fleet {
                 let b = self.shared.book();
                 (past_stop && b.drained(expected.as_deref()), b.connected)
             };
-            self.pb.set_message(format!("draining: connected {connected}/{n}"));
+            self.phases.show("draining", || format!("connected {connected}/{n}"));
             if done {
                 break;
             }
@@ -361,7 +363,7 @@ impl Fleet {
             self.problems.extend(b.problems.lines());
             (b.metrics.run(self.opts.label.clone(), end), b.foreign.take())
         };
-        self.pb.set_message("shutting down");
+        self.phases.show("shutting down", String::new);
         let stops = self.clients.iter().map(|c| async move {
             let _ = c.shutdown().await;
         });
@@ -375,7 +377,7 @@ impl Fleet {
         {
             tracing::warn!("some clients had not stopped 5 s after the shutdown");
         }
-        self.pb.finish_and_clear();
+        self.phases.done();
         if let Some(first) = foreign {
             return Err(StressError::NotStressFeed { url: self.url, first });
         }
@@ -386,16 +388,4 @@ impl Fleet {
             sides,
         })
     }
-}
-
-fn progress_bar(show: bool) -> ProgressBar {
-    if !show {
-        return ProgressBar::hidden();
-    }
-    let pb = ProgressBar::new_spinner();
-    if let Ok(style) = ProgressStyle::with_template("{spinner} [{elapsed_precise}] {msg}") {
-        pb.set_style(style);
-    }
-    pb.enable_steady_tick(Duration::from_millis(200));
-    pb
 }
