@@ -31,8 +31,8 @@ use bytes::Bytes;
 use criterion::{Criterion, Throughput};
 use futures_util::{SinkExt, StreamExt};
 use jt808_harness::client::{Client, ClientConfig, EventKind};
-use jt808_harness::codec::body::location::{ItemValue, Location, LocationItem};
 use jt808_harness::codec::body::Body;
+use jt808_harness::codec::body::location::{ItemValue, Location, LocationItem};
 use jt808_harness::codec::wire::BcdTime;
 use jt808_harness::codec::{Message, Phone, Version};
 use jt808_harness::gateway::{Feed, FeedItem, Gateway, GatewayConfig, LogLevel};
@@ -76,7 +76,14 @@ fn messages() -> Vec<Vec<u8>> {
                 .collect(),
                 issues: Vec::new(),
             };
-            let mut m = Message::new(Location::ID, Version::V2013, phone, i as u16, Body::LocationReport(body)).encode();
+            let mut m = Message::new(
+                Location::ID,
+                Version::V2013,
+                phone,
+                i as u16,
+                Body::LocationReport(body),
+            )
+            .encode();
             m.shrink_to_fit();
             m
         })
@@ -93,7 +100,12 @@ enum Path {
 }
 
 impl Path {
-    const ALL: [Path; 4] = [Path::RawPerMessage, Path::HarnessPerMessage, Path::RawBatched, Path::Harness];
+    const ALL: [Path; 4] = [
+        Path::RawPerMessage,
+        Path::HarnessPerMessage,
+        Path::RawBatched,
+        Path::Harness,
+    ];
 
     fn name(self) -> &'static str {
         match self {
@@ -203,7 +215,12 @@ async fn raw_receiver(addr: SocketAddr) -> Duration {
     start.elapsed()
 }
 
-async fn gateway(addr_tx: mpsc::Sender<SocketAddr>, stop: mpsc::Receiver<()>, items: Vec<FeedItem>, write_buffer: usize) {
+async fn gateway(
+    addr_tx: mpsc::Sender<SocketAddr>,
+    stop: mpsc::Receiver<()>,
+    items: Vec<FeedItem>,
+    write_buffer: usize,
+) {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     addr_tx.send(listener.local_addr().expect("addr")).expect("addr");
     let items = Arc::new(Mutex::new(Some(items)));
@@ -251,7 +268,9 @@ fn bench(c: &mut Criterion, msgs: &[Vec<u8>]) {
     g.throughput(Throughput::Elements(MESSAGES as u64));
     g.sample_size(10);
     for path in Path::ALL {
-        g.bench_function(path.name(), |b| b.iter_custom(|iters| (0..iters).map(|_| run(path, msgs)).sum()));
+        g.bench_function(path.name(), |b| {
+            b.iter_custom(|iters| (0..iters).map(|_| run(path, msgs)).sum())
+        });
     }
     g.finish();
 }

@@ -218,7 +218,13 @@ async fn wait_for(go: &mpsc::Receiver<()>) {
 /// `n` clients of kind `side` against `addr`, on their own thread; each must be connected and have
 /// had one message. Returns the heap they hold (the test's own lists of them left out); tells
 /// `done` when all are up.
-fn clients(side: Side, n: usize, addr: SocketAddr, done: mpsc::Sender<()>, go: mpsc::Receiver<()>) -> std::thread::JoinHandle<i64> {
+fn clients(
+    side: Side,
+    n: usize,
+    addr: SocketAddr,
+    done: mpsc::Sender<()>,
+    go: mpsc::Receiver<()>,
+) -> std::thread::JoinHandle<i64> {
     on_thread(move || {
         Box::pin(async move {
             match side {
@@ -313,9 +319,18 @@ fn idle_connections_cost_each_side_within_a_quarter_of_a_raw_pair() {
         client as f64 / raw_client as f64,
         gateway as f64 / raw_server as f64
     );
-    assert!(raw_client > WS_BUFFER as i64 && raw_server > WS_BUFFER as i64, "the raw pair holds its read buffers");
-    assert!(client * 4 <= raw_client * 5, "client {client} B vs raw {raw_client} B per connection");
-    assert!(gateway * 4 <= raw_server * 5, "gateway {gateway} B vs raw {raw_server} B per connection");
+    assert!(
+        raw_client > WS_BUFFER as i64 && raw_server > WS_BUFFER as i64,
+        "the raw pair holds its read buffers"
+    );
+    assert!(
+        client * 4 <= raw_client * 5,
+        "client {client} B vs raw {raw_client} B per connection"
+    );
+    assert!(
+        gateway * 4 <= raw_server * 5,
+        "gateway {gateway} B vs raw {raw_server} B per connection"
+    );
 }
 
 /// A feed serving prebuilt items, so that building them is not counted as the gateway's work.

@@ -49,6 +49,59 @@ struct Driver {
     attempt: u64,
 }
 
+/// The deadlines of one wait of [`Driver::serve`]. When several have passed, they are handled one
+/// per turn of the loop in this order (a ping, then the idle timeout, then packet groups, then
+/// confirmations), the order the loop gave them when each had a timer of its own.
+struct Deadlines {
+    ping: Instant,
+    /// `None` while the consumer has no room: the client is not reading.
+    idle: Option<Instant>,
+    group: Option<Instant>,
+    confirm: Option<Instant>,
+}
+
+/// Which of the [`Deadlines`] has passed.
+enum Due {
+    Ping,
+    Idle,
+    Group,
+    Confirm,
+}
+
+impl Deadlines {
+    fn first(&self) -> Instant {
+        [self.idle, self.group, self.confirm]
+            .into_iter()
+            .flatten()
+            .fold(self.ping, Instant::min)
+    }
+
+    /// The first, in the order above, that has passed at `now` (at least [`Deadlines::first`]).
+    fn due(&self, now: Instant) -> Due {
+        let passed = |t: Option<Instant>| t.is_some_and(|t| t <= now);
+        if self.ping <= now {
+            Due::Ping
+        } else if passed(self.idle) {
+            Due::Idle
+        } else if passed(self.group) {
+            Due::Group
+        } else {
+            Due::Confirm
+        }
+    }
+}
+
+/// The ping after one due at `due` and sent at `now`: a period later, or a period after `now` when
+/// it was late by more than 5 ms (what tokio's `Interval` does with `MissedTickBehavior::Delay`,
+/// which this loop used before it had one timer).
+fn next_tick(due: Instant, now: Instant, period: Duration) -> Instant {
+    if now > due + Duration::from_millis(5) {
+        now + period
+    } else {
+        due + period
+    }
+}
+
 async fn sleep_until_opt(t: Option<Instant>) {
     match t {
         Some(t) => sleep_until(t).await,
@@ -160,8 +213,8 @@ impl Driver {
     async fn serve(&mut self, conn: &mut Connection) -> DisconnectReason {
         let start = Instant::now();
         let mut last_read = start;
-        let mut ping = tokio::time::interval_at(start + self.cfg.ping_interval, self.cfg.ping_interval);
-        ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        assert!(!self.cfg.ping_interval.is_zero(), "ping_interval must be non-zero");
+        let mut next_ping = start + self.cfg.ping_interval;
         let mut first_flush = true;
         let gate = self.shared.lock().sink.gate.clone();
         loop {
@@ -169,10 +222,15 @@ impl Driver {
                 return DisconnectReason::WriteFailed { error: e.to_string() };
             }
             first_flush = false;
-            let idle = last_read + self.cfg.idle_timeout;
-            let group_deadline = self.deadline(self.decoder.next_deadline());
-            let confirm_deadline = self.deadline(self.shared.lock().outbox.next_deadline());
             let room = gate.has_room();
+            let deadlines = Deadlines {
+                ping: next_ping,
+                // Not reading while the consumer catches up says nothing about the peer.
+                idle: room.then_some(last_read + self.cfg.idle_timeout),
+                group: self.deadline(self.decoder.next_deadline()),
+                confirm: self.deadline(self.shared.lock().outbox.next_deadline()),
+            };
+            let first = deadlines.first();
             tokio::select! {
                 biased;
                 _ = self.shared.wake.notified() => {
@@ -199,22 +257,27 @@ impl Driver {
                     // Not reading while the consumer caught up says nothing about the peer.
                     last_read = Instant::now();
                 }
-                _ = ping.tick() => {
-                    let sent = async {
-                        conn.feed(WsMessage::Ping(Bytes::new())).await?;
-                        conn.flush().await
-                    };
-                    if let Err(e) = sent.await {
-                        return DisconnectReason::WriteFailed { error: e.to_string() };
+                // One timer for every deadline (a tokio `Sleep` is about 100 bytes, and each
+                // would stay in the client's task for its whole life), the earliest due handled.
+                _ = sleep_until(first) => match deadlines.due(Instant::now().max(first)) {
+                    Due::Ping => {
+                        next_ping = next_tick(next_ping, Instant::now(), self.cfg.ping_interval);
+                        let sent = async {
+                            conn.feed(WsMessage::Ping(Bytes::new())).await?;
+                            conn.flush().await
+                        };
+                        if let Err(e) = sent.await {
+                            return DisconnectReason::WriteFailed { error: e.to_string() };
+                        }
                     }
-                }
-                _ = sleep_until(idle), if room => return DisconnectReason::IdleTimeout,
-                _ = sleep_until_opt(group_deadline) => self.expire_groups(),
-                _ = sleep_until_opt(confirm_deadline) => {
-                    let now = self.shared.now();
-                    let gave_up = self.shared.lock().outbox.expire(now);
-                    self.report_gave_up(gave_up);
-                }
+                    Due::Idle => return DisconnectReason::IdleTimeout,
+                    Due::Group => self.expire_groups(),
+                    Due::Confirm => {
+                        let now = self.shared.now();
+                        let gave_up = self.shared.lock().outbox.expire(now);
+                        self.report_gave_up(gave_up);
+                    }
+                },
             }
         }
     }
@@ -279,7 +342,8 @@ impl Driver {
                     return;
                 }
                 let inbound = Inbound::new(&self.shared, &self.cfg);
-                self.decoder.push(&b[prefix..], self.shared.now(), |e| inbound.on_event(e));
+                self.decoder
+                    .push(&b[prefix..], self.shared.now(), |e| inbound.on_event(e));
             }
             WsMessage::Text(t) => self.emit(EventKind::TextReceived { text: t.to_string() }),
             // Pings are answered by tungstenite; pongs only prove the peer is alive (last_read).
@@ -364,5 +428,44 @@ mod tests {
         let size = std::mem::size_of_val(&fut);
         assert!(size < 6 << 10, "driver future is {size} bytes");
         println!("driver future: {size} bytes");
+    }
+
+    /// Several deadlines passed at one instant are handled in the order the loop's separate timers
+    /// had in its biased `select!`: ping, idle, groups, confirmations.
+    #[test]
+    fn passed_deadlines_are_handled_ping_idle_group_confirm() {
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let d = |ping: u64, idle: Option<u64>, group: Option<u64>, confirm: Option<u64>| Deadlines {
+            ping: at(ping),
+            idle: idle.map(at),
+            group: group.map(at),
+            confirm: confirm.map(at),
+        };
+        let which = |d: &Deadlines| match d.due(d.first()) {
+            Due::Ping => "ping",
+            Due::Idle => "idle",
+            Due::Group => "group",
+            Due::Confirm => "confirm",
+        };
+        assert_eq!(which(&d(10, Some(10), Some(10), Some(10))), "ping");
+        assert_eq!(which(&d(20, Some(10), Some(10), Some(10))), "idle");
+        assert_eq!(which(&d(20, None, Some(10), Some(10))), "group");
+        assert_eq!(which(&d(20, Some(30), None, Some(10))), "confirm");
+        assert_eq!(d(20, None, Some(15), Some(10)).first(), at(10));
+        // At a later instant everything passed is still taken in that order.
+        assert!(matches!(d(20, Some(30), Some(5), None).due(at(40)), Due::Ping));
+    }
+
+    /// Pings keep their schedule when on time (within 5 ms) and restart a period after a late one,
+    /// as tokio's `Interval` with `MissedTickBehavior::Delay` did.
+    #[test]
+    fn a_late_ping_delays_the_next() {
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let p = Duration::from_millis(100);
+        assert_eq!(next_tick(at(100), at(100), p), at(200));
+        assert_eq!(next_tick(at(100), at(105), p), at(200));
+        assert_eq!(next_tick(at(100), at(106), p), at(206));
     }
 }

@@ -322,7 +322,14 @@ impl Pipeline {
     /// the gateway's path per message. A direction with no fault costs no allocation: the frames
     /// are tagged with a deframer kept for the purpose ([`frames::tags`]) and the message passes
     /// straight through.
-    pub fn on_message_with(&mut self, conn: u64, dir: Direction, msg: Vec<u8>, now: Duration, mut f: impl FnMut(Action)) {
+    pub fn on_message_with(
+        &mut self,
+        conn: u64,
+        dir: Direction,
+        msg: Vec<u8>,
+        now: Duration,
+        mut f: impl FnMut(Action),
+    ) {
         if !self.conns.contains_key(&conn) {
             self.open(conn, now);
         }
@@ -364,7 +371,11 @@ impl Pipeline {
             let d = dir.index();
             let at = m.at.max(now).max(c.last_at[d]);
             c.last_at[d] = at;
-            return f(Action::Send { dir, at, bytes: m.bytes });
+            return f(Action::Send {
+                dir,
+                at,
+                bytes: m.bytes,
+            });
         }
         let mut env = Env {
             specs,

@@ -213,7 +213,11 @@ impl Conn {
         }
         let since_us = inner.now().as_micros() as u64;
         let sent = inner.control.opened(conn, session_key.clone(), since_us);
-        inner.live.lock().expect("live lock").insert(conn, (session_key, signal.clone()));
+        inner
+            .live
+            .lock()
+            .expect("live lock")
+            .insert(conn, (session_key, signal.clone()));
         Some(Conn {
             paused: inner.control.paused(),
             sent,

@@ -74,7 +74,11 @@ async fn serve(listener: TcpListener, ws_buffer: usize) {
             let Ok(mut ws) = tokio_tungstenite::accept_async_with_config(s, Some(cfg)).await else {
                 return;
             };
-            if ws.send(WsMessage::Binary(vec![0x7E; FIRST_MESSAGE].into())).await.is_ok() {
+            if ws
+                .send(WsMessage::Binary(vec![0x7E; FIRST_MESSAGE].into()))
+                .await
+                .is_ok()
+            {
                 while let Some(Ok(_)) = ws.next().await {}
             }
         });
@@ -131,7 +135,9 @@ impl Server {
 pub async fn run(opts: &StressOpts) -> Result<Outcome, StressError> {
     let n = opts.clients;
     if !opts.storms.is_empty() {
-        return Err(StressError::Options("--raw-pair measures idle pairs: no --storm".into()));
+        return Err(StressError::Options(
+            "--raw-pair measures idle pairs: no --storm".into(),
+        ));
     }
     let nofile = sys::raise_nofile_limit().ok();
     let (addr, mut server) = match &opts.gateway {
@@ -150,7 +156,9 @@ pub async fn run(opts: &StressOpts) -> Result<Outcome, StressError> {
             (child.addr, Server::Child(Box::new(child)))
         }
         GatewayPlacement::External { .. } => {
-            return Err(StressError::Options("--raw-pair starts its own server: no --url".into()));
+            return Err(StressError::Options(
+                "--raw-pair starts its own server: no --url".into(),
+            ));
         }
     };
     let start = Instant::now();
@@ -170,7 +178,10 @@ pub async fn run(opts: &StressOpts) -> Result<Outcome, StressError> {
     }
     let connected = up.load(Ordering::Acquire);
     if connected < n {
-        problems.push(format!("only {connected} of {n} raw clients connected within {:?}", opts.connect_wait));
+        problems.push(format!(
+            "only {connected} of {n} raw clients connected within {:?}",
+            opts.connect_wait
+        ));
     }
     tokio::time::sleep(opts.settle).await;
     trim_heap();
@@ -226,7 +237,9 @@ async fn ramp(opts: &StressOpts, addr: SocketAddr, up: &Arc<AtomicUsize>) -> Res
         )?;
         let (up, url) = (up.clone(), format!("ws://{addr}{}", session_path(id)));
         tasks.0.push(tokio::spawn(async move {
-            let Ok(s) = sys::connect_from(IpAddr::V4(src), addr).await else { return };
+            let Ok(s) = sys::connect_from(IpAddr::V4(src), addr).await else {
+                return;
+            };
             let _ = s.set_nodelay(true);
             let Ok((mut ws, _)) = tokio_tungstenite::client_async_with_config(url, s, Some(cfg)).await else {
                 return;

@@ -110,7 +110,9 @@ impl Recorder {
     #[inline(always)]
     fn finish(self, len: usize) -> Option<Layout> {
         self.ok.then(|| Layout {
-            masks: [&self.masks.mask[..len], &self.masks.want[..len]].concat().into_boxed_slice(),
+            masks: [&self.masks.mask[..len], &self.masks.want[..len]]
+                .concat()
+                .into_boxed_slice(),
         })
     }
 }
@@ -151,7 +153,11 @@ impl LayoutCache {
         let n = self.slots.len();
         for k in 0..n {
             // (last + k) mod n without a division: both terms are below n.
-            let i = if self.last + k >= n { self.last + k - n } else { self.last + k };
+            let i = if self.last + k >= n {
+                self.last + k - n
+            } else {
+                self.last + k
+            };
             if self.slots[i].matches(area) {
                 self.last = i;
                 self.hits += 1;
