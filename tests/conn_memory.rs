@@ -457,7 +457,7 @@ fn the_client_receive_path_allocates_one_event_per_message() {
     sender.join().expect("sender thread");
     let per = allocs as f64 / m as f64;
     println!("client: {allocs} allocations for {m} messages, {per:.3} per message");
-    // One: the boxed message of its event. The rest is the event channel's blocks (one per 32
-    // events) and the read buffer growing back after the payloads it lent out.
+    // One: the boxed message of its event. The rest is the event queue's room (given back each
+    // time the consumer catches up) and the read buffer growing back after the payloads it lent.
     assert!(per <= 1.25, "{per:.3} allocations per message");
 }

@@ -15,12 +15,14 @@
 //! new parameters takes the next message, and the old instance is kept retired only to release
 //! what it holds.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
+mod conns;
+
+use self::conns::ConnMap;
 use super::fault::{Cx, Fault, Msg, Out};
 use super::frames;
 use super::outcome::Outcome;
@@ -64,8 +66,8 @@ pub struct Pipeline {
     prefix_len: usize,
     shared: Vec<Shared>,
     proto_run: ProtoCounts,
-    /// Boxed: a map node holds room for eleven entries, and a session mostly has one connection.
-    conns: BTreeMap<u64, Box<Conn>>,
+    /// Boxed, so the list's entries are small and a connection's state never moves.
+    conns: ConnMap<Box<Conn>>,
     log: Vec<FaultRecord>,
     /// Made on the first `refuse` evaluation (the same draws as if made at start): 300 bytes a
     /// session without a `refuse` fault does not hold.
@@ -116,7 +118,7 @@ impl Pipeline {
             prefix_len,
             shared: vec![Shared::default(); specs.len()],
             proto_run: ProtoCounts::default(),
-            conns: BTreeMap::new(),
+            conns: ConnMap::default(),
             log: Vec::new(),
             refuse_rng: None,
         })
@@ -150,7 +152,7 @@ impl Pipeline {
             fault: spec.kind.type_name().to_string(),
             message,
         })?;
-        for (&conn, c) in self.conns.iter_mut().filter(|(_, c)| !c.closed) {
+        for (conn, c) in self.conns.iter_mut().filter(|(_, c)| !c.closed) {
             if let Some(slot) = new_slot(&spec, i, self.seed, conn, c.opened) {
                 c.chains[spec.direction.index()].push(slot);
             }
@@ -330,7 +332,7 @@ impl Pipeline {
         now: Duration,
         mut f: impl FnMut(Action),
     ) {
-        if !self.conns.contains_key(&conn) {
+        if !self.conns.contains_key(conn) {
             self.open(conn, now);
         }
         let prefix_len = self.prefix_len;
@@ -343,7 +345,7 @@ impl Pipeline {
             log,
             ..
         } = self;
-        let Some(c) = conns.get_mut(&conn) else {
+        let Some(c) = conns.get_mut(conn) else {
             return;
         };
         c.count[dir.index()] += 1;
@@ -407,7 +409,7 @@ impl Pipeline {
             log,
             ..
         } = self;
-        let Some(c) = conns.get_mut(&conn) else {
+        let Some(c) = conns.get_mut(conn) else {
             return Vec::new();
         };
         let mut env = Env {
@@ -466,7 +468,7 @@ impl Pipeline {
 
     /// The earliest virtual time at which [`Pipeline::on_tick`] has something to do.
     pub fn next_deadline(&self, conn: u64) -> Option<Duration> {
-        let c = self.conns.get(&conn)?;
+        let c = self.conns.get(conn)?;
         if c.closed {
             return None;
         }
@@ -484,7 +486,7 @@ impl Pipeline {
     /// logged as `undelivered`. These bytes cannot be sent any more; they are returned so the
     /// transcript can show what the fault swallowed, never silently dropped.
     pub fn on_close(&mut self, conn: u64, now: Duration) -> Vec<Action> {
-        let Some(mut c) = self.conns.remove(&conn) else {
+        let Some(mut c) = self.conns.remove(conn) else {
             return Vec::new();
         };
         let mut actions = Vec::new();

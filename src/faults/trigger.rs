@@ -233,7 +233,12 @@ impl ProtoCounts {
         for t in tags {
             match self.0.iter_mut().find(|(k, _)| *k == (dir, t.id)) {
                 Some((_, n)) => *n += 1,
-                None => self.0.push(((dir, t.id), 1)),
+                None => {
+                    // One more each time: a connection carries a handful of ids, and `push`
+                    // alone would make room for four at once.
+                    self.0.reserve_exact(1);
+                    self.0.push(((dir, t.id), 1));
+                }
             }
         }
     }

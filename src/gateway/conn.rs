@@ -113,6 +113,8 @@ pub(super) struct Signal {
     superseded: AtomicBool,
     orders: Mutex<VecDeque<Order>>,
     notify: Notify,
+    /// WebSocket messages written (`GET /connections`): here rather than in a cell of its own.
+    pub(super) sent: AtomicU64,
 }
 
 impl Signal {
@@ -189,8 +191,6 @@ struct Conn {
     inbound: Decoder,
     /// True while the control API paused the feed: nothing is offered, the rest goes on.
     paused: watch::Receiver<bool>,
-    /// WebSocket messages written (`GET /connections`).
-    sent: Arc<AtomicU64>,
     /// What this connection last added to [`Inner::scheduled`].
     published: u64,
 }
@@ -200,19 +200,19 @@ impl Conn {
     /// registered as live (so storms can reach it).
     async fn open(inner: Arc<Inner>, io: BoxIo, conn: u64) -> Option<Conn> {
         let (ws, key, session) = handshake(&inner, io, conn).await?;
-        let session_key: Arc<str> = Arc::from(key.as_str());
         inner.log(conn, GatewayEvent::Accepted { session: key });
         let signal = Arc::new(Signal::default());
-        let previous = session
-            .lock()
-            .expect("session lock")
-            .active
-            .replace((conn, signal.clone()));
+        let (session_key, previous) = {
+            let mut s = session.lock().expect("session lock");
+            (s.key().clone(), s.active.replace((conn, signal.clone())))
+        };
         if let Some((_, old)) = previous {
             old.supersede();
         }
         let since_us = inner.now().as_micros() as u64;
-        let sent = inner.control.opened(conn, session_key.clone(), since_us);
+        inner
+            .control
+            .opened(conn, session_key.clone(), since_us, signal.clone());
         inner
             .live
             .lock()
@@ -220,7 +220,6 @@ impl Conn {
             .insert(conn, (session_key, signal.clone()));
         Some(Conn {
             paused: inner.control.paused(),
-            sent,
             shutdown: inner.shutdown.clone(),
             inner,
             conn,
@@ -380,7 +379,7 @@ impl Conn {
             if let Err(e) = self.ws.flush().await {
                 return Err(Closed::ClientGone { why: e.to_string() });
             }
-            self.sent.fetch_add(fed, Ordering::Relaxed);
+            self.signal.sent.fetch_add(fed, Ordering::Relaxed);
         }
         Ok(())
     }

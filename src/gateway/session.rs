@@ -46,6 +46,11 @@ pub(super) struct Session {
 }
 
 impl Session {
+    /// The session's key (its URL path), shared with whoever names it.
+    pub(super) fn key(&self) -> &Arc<str> {
+        &self.key
+    }
+
     fn feed(&mut self, make: &FeedFactory) -> &mut dyn Feed {
         let key = &self.key;
         self.feed.get_or_insert_with(|| make(key)).as_mut()
