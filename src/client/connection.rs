@@ -190,6 +190,10 @@ impl ConnectError {
 /// one (over a kilobyte, inline in tokio-tungstenite's `MaybeTlsStream`) is boxed, so a plain
 /// connection, the common case and the one a stress fleet holds by the ten thousand, carries no
 /// room for it.
+#[expect(
+    clippy::large_enum_variant,
+    reason = "the plain stream inline on purpose: the whole Connection is boxed once, when open"
+)]
 pub(crate) enum Connection {
     Plain(WebSocketStream<BoxedStream>),
     Tls(Box<WebSocketStream<MaybeTlsStream<BoxedStream>>>),

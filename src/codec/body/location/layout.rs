@@ -118,7 +118,7 @@ impl Recorder {
 }
 
 /// The layouts a decoder remembers. See the module doc.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct LayoutCache {
     /// Up to [`LAYOUTS`], each allocated when first learned (twice its area's length): a decoder
     /// that never sees a 0x0200 with items (the gateway's, reading commands) holds none, one that
@@ -130,18 +130,6 @@ pub struct LayoutCache {
     last: usize,
     hits: u64,
     misses: u64,
-}
-
-impl Default for LayoutCache {
-    fn default() -> Self {
-        LayoutCache {
-            slots: Vec::new(),
-            next: 0,
-            last: 0,
-            hits: 0,
-            misses: 0,
-        }
-    }
 }
 
 impl LayoutCache {
