@@ -266,3 +266,92 @@ impl Ledger {
         (self.order_problems.is_empty(), detail)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn phone() -> Phone {
+        Phone::parse("13800000001").expect("phone")
+    }
+
+    fn frame(serial: u16) -> FrameDesc {
+        FrameDesc::Frame(FrameId {
+            msg_id: 0x0200,
+            phone: phone(),
+            serial,
+            packet: None,
+        })
+    }
+
+    /// Serials 1-3 offered one message each on connection 1; 1 and 2 decoded, 3 dropped.
+    fn three_messages() -> Ledger {
+        let mut l = Ledger::default();
+        for s in 1..=3 {
+            l.offered(1, &[frame(s)]);
+        }
+        l.decoded(0x0200, phone(), 1);
+        l.decoded(0x0200, phone(), 2);
+        l.fault_on(1, 3, true, false);
+        l
+    }
+
+    /// Settled messages are forgotten at the second sweep after they were last touched, and the
+    /// check says what it said before.
+    #[test]
+    fn sweeping_forgets_settled_messages_and_keeps_the_totals() {
+        let before = three_messages().every_frame_once();
+        assert_eq!(before.1, "2 offered messages decoded once each; 1 destroyed by faults");
+        let mut l = three_messages();
+        l.sweep();
+        assert_eq!(l.held(), 3, "touched in the period that just ended");
+        l.sweep();
+        assert_eq!(l.held(), 0);
+        assert_eq!(l.every_frame_once(), before);
+        assert_eq!(l.order_per_terminal(), (true, "1 terminals in order".into()));
+    }
+
+    /// A message that was never decoded is not settled: it outlives any number of sweeps and the
+    /// check names it; so does one decoded twice.
+    #[test]
+    fn unsettled_messages_survive_sweeps_and_fail_the_check() {
+        let mut l = Ledger::default();
+        l.offered(1, &[frame(1)]);
+        l.offered(1, &[frame(2)]);
+        l.decoded(0x0200, phone(), 2);
+        l.decoded(0x0200, phone(), 2);
+        for _ in 0..5 {
+            l.sweep();
+        }
+        assert_eq!(l.held(), 2);
+        assert_eq!(
+            l.every_frame_once(),
+            (
+                false,
+                "0x0200 13800000001 #1 offered 1 times, decoded 0 times; \
+                 0x0200 13800000001 #2 offered 1 times, decoded 2 times"
+                    .into()
+            )
+        );
+    }
+
+    /// A fault names a message by its index on the connection: one offered before the last sweep
+    /// can still be named, one offered two sweeps ago is forgotten with its frames.
+    #[test]
+    fn message_indices_are_remembered_for_one_sweep_period() {
+        let mut l = Ledger::default();
+        l.offered(1, &[frame(1)]);
+        l.sweep();
+        l.fault_on(1, 1, true, false);
+        assert_eq!(
+            l.every_frame_once().1,
+            "0 offered messages decoded once each; 1 destroyed by faults"
+        );
+        let mut l = Ledger::default();
+        l.offered(1, &[frame(1)]);
+        l.sweep();
+        l.sweep();
+        l.fault_on(1, 1, true, false);
+        assert!(!l.every_frame_once().0, "the fault no longer finds message 1");
+    }
+}
