@@ -24,7 +24,8 @@ pub struct Trial {
     /// Every check that failed: `panic` first, then the `[expect]` checks in the scenario's order,
     /// then the invariants. Empty: the run passed.
     pub failures: Vec<Failure>,
-    /// The transcript, unless the run panicked out of the runner.
+    /// The transcript, unless the run panicked out of the runner; with its events only from
+    /// [`run_transcribed`].
     pub transcript: Option<Transcript>,
 }
 
@@ -71,11 +72,22 @@ pub fn with_schedule(base: &Scenario, decisions: &[Decision]) -> Result<Scenario
     Ok(sc)
 }
 
-/// Runs `sc` once in snapshot mode and judges it. `Err` when it cannot run at all (its source or a
-/// fault cannot be set up): that is the scenario's error, not a finding.
+/// Runs `sc` once in snapshot mode and judges it, keeping no transcript events (a search or
+/// shrink run needs only its verdict; rendering every event would cost more than judging it).
+/// `Err` when it cannot run at all (its source or a fault cannot be set up): that is the
+/// scenario's error, not a finding.
 pub fn run(sc: &Scenario, budgets: Budgets) -> Result<Trial, String> {
+    run_keeping(sc, budgets, false)
+}
+
+/// [`run`], keeping the transcript's events: a reproducer's run, whose transcript is written.
+pub fn run_transcribed(sc: &Scenario, budgets: Budgets) -> Result<Trial, String> {
+    run_keeping(sc, budgets, true)
+}
+
+fn run_keeping(sc: &Scenario, budgets: Budgets, events: bool) -> Result<Trial, String> {
     guarded(
-        || runner::run_with(sc, Mode::Snapshot, true, Invariants::default()),
+        || runner::run_with(sc, Mode::Snapshot, events, Invariants::default()),
         sc.duration_ms,
         budgets,
     )
