@@ -1,7 +1,8 @@
 """A pytest test driving the gateway's control API (README "Control API", worked example).
 
 It starts `jt808-harness serve --control`, points `jt808-harness client` at it, injects a fault
-through the API and asserts on the gateway's log (`GET /log`) and on what the client printed.
+through the API, changes it in place, and asserts on the gateway's log (`GET /log`) and on what
+the client printed.
 Standard library only besides pytest:
 
     cargo build && python3 -m pip install pytest && python3 -m pytest examples/
@@ -61,7 +62,7 @@ def wait_for(what, check, timeout=10.0):
 def gateway():
     """`serve --control` on free loopback ports; yields (ws_url, api_url)."""
     proc = subprocess.Popen(
-        [BINARY, "serve", "--control", "--terminals", "1", "--interval-ms", "50", "--seed", "7", "--quiet"],
+        [BINARY, "serve", "--control", "--terminals", "1", "--interval", "50ms", "--seed", "7", "--quiet"],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -94,14 +95,20 @@ def test_a_fault_injected_through_the_api_reaches_an_open_client(gateway, tmp_pa
             lambda: [r for r in log(api)[0] if r.get("fault") == "cc"][2:],
         )
         assert fired[0]["what"] == "corrupt_checksum"
-        actions = [r["action"] for r in log(api)[0] if r["type"] == "control"]
-        assert actions == ["fault_added"]
 
         def rejected():
             out.seek(0)
             return [e for e in map(json.loads, out.read().splitlines()) if e["type"] == "frame_rejected"]
 
         assert len(wait_for("the client's rejected frames", lambda: rejected()[2:] and rejected())) == 3
+
+        # Changed in place: `times` counts on from the three it used, so two more fire.
+        status, body, _ = call(api, "PATCH", "/faults/cc", {"times": 5})
+        assert status == 200 and body["times"] == 5, body
+        wait_for("five corrupted messages", lambda: [r for r in log(api)[0] if r.get("fault") == "cc"][4:])
+        assert len(wait_for("five rejected frames", lambda: rejected()[4:] and rejected())) == 5
+        actions = [r["action"] for r in log(api)[0] if r["type"] == "control"]
+        assert actions == ["fault_added", "fault_changed"]
     finally:
         client.terminate()
         client.wait(timeout=10)

@@ -53,6 +53,8 @@ fn decoder_config(b: u8) -> DecoderConfig {
             max_groups: usize::from((b >> 3) & 3) + 1,
             max_bytes: [0, 40, 200, 4096][usize::from((b >> 5) & 3)],
             retransmit_wait: Duration::from_secs(u64::from(b >> 7)),
+            // Bits 3-4 again: remembering 0-3 completed groups, so forgetting is hit too.
+            remember_completed: usize::from((b >> 3) & 3),
         },
     }
 }

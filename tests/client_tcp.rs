@@ -191,12 +191,12 @@ fn location(serial: u16) -> Vec<u8> {
     support::frames::zero_location("13800138000", serial)
 }
 
-fn cli_args(url: String) -> jt808_harness::client::ClientArgs {
+fn cli_args(url: String) -> jt808_harness::cli::client::ClientArgs {
     use clap::Parser;
     #[derive(clap::Parser)]
     struct Cli {
         #[command(flatten)]
-        args: jt808_harness::client::ClientArgs,
+        args: jt808_harness::cli::client::ClientArgs,
     }
     Cli::parse_from(["client", "--url", &url]).args
 }
@@ -208,14 +208,14 @@ async fn the_cli_exits_after_count_messages_and_after_idle_seconds() {
     let server = tokio::spawn(serve_frames(listener, vec![location(1), location(2), location(3)]));
     let mut args = cli_args(url.clone());
     args.count = Some(2);
-    tokio::time::timeout(Duration::from_secs(20), jt808_harness::client::run_cli(args))
+    tokio::time::timeout(Duration::from_secs(20), jt808_harness::cli::client::run(args))
         .await
         .expect("--count 2 did not exit")
         .unwrap();
     let mut args = cli_args(url);
-    args.idle_exit = Some(0.3);
+    args.idle_exit = Some(Duration::from_millis(300));
     args.count = Some(100);
-    tokio::time::timeout(Duration::from_secs(20), jt808_harness::client::run_cli(args))
+    tokio::time::timeout(Duration::from_secs(20), jt808_harness::cli::client::run(args))
         .await
         .expect("--idle-exit did not exit")
         .unwrap();
@@ -233,8 +233,8 @@ async fn the_cli_fails_when_the_client_gives_up() {
         .port();
     let mut args = cli_args(format!("ws://127.0.0.1:{port}/"));
     args.max_attempts = Some(2);
-    args.backoff_min_ms = 1;
-    let r = tokio::time::timeout(Duration::from_secs(20), jt808_harness::client::run_cli(args))
+    args.backoff_min = Duration::from_millis(1);
+    let r = tokio::time::timeout(Duration::from_secs(20), jt808_harness::cli::client::run(args))
         .await
         .unwrap();
     assert!(

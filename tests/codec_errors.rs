@@ -446,7 +446,8 @@ fn duplicate_packet_is_reported_with_whether_it_differs_and_the_first_copy_kept(
             key: key(0x0F08, 2),
             index: 1,
             serial: 0x0100,
-            differs: false
+            differs: false,
+            completed: false
         }]
     );
     // Index 1 again with another serial and another fragment.
@@ -468,7 +469,8 @@ fn duplicate_packet_is_reported_with_whether_it_differs_and_the_first_copy_kept(
             key: key(0x0F08, 2),
             index: 1,
             serial: 0x0102,
-            differs: true
+            differs: true,
+            completed: false
         }]
     );
     let last = wire(&[

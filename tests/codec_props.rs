@@ -206,21 +206,22 @@ proptest! {
         order.shuffle(&mut rng);
 
         // The model: a group completes when every index has been seen; a repeat is a duplicate;
-        // copies arriving after completion start a new group.
+        // copies arriving after completion (same serials) are duplicates of the completed group.
         let key = GroupKey { phone: h.phone, msg_id: h.msg_id, total };
         let mut expected = Vec::new();
         let mut seen = BTreeSet::new();
+        let mut completed = false;
         for &i in &order {
             let index = i as u16 + 1;
-            if !seen.insert(index) {
-                expected.push(DecodeEvent::DuplicatePacket { key, index, serial: serials[i], differs: false });
+            if completed || !seen.insert(index) {
+                expected.push(DecodeEvent::DuplicatePacket { key, index, serial: serials[i], differs: false, completed });
             } else if seen.len() == packets.len() {
                 let mut first = h.clone();
                 first.serial = serials[0];
                 first.body_len = body.len() as u16;
                 let assembled = Assembled { packets: total, first_serial: serials[0] };
                 expected.push(DecodeEvent::Message(decode_message(first, &body, Some(assembled))));
-                seen.clear();
+                completed = true;
             } else {
                 expected.push(DecodeEvent::Packet { key, index, serial: serials[i] });
             }
@@ -232,7 +233,8 @@ proptest! {
         let mut d = Decoder::default();
         let events = d.push_vec(&stream, Duration::ZERO);
         prop_assert_eq!(events, expected);
-        prop_assert_eq!(d.reassembler().open_groups(), usize::from(!seen.is_empty()));
+        prop_assert_eq!(d.reassembler().open_groups(), 0);
+        prop_assert_eq!(d.reassembler().remembered_groups(), 1);
     }
 }
 
@@ -270,20 +272,30 @@ fn check_offsets(input: &[u8], events: &[DecodeEvent]) -> Result<(), TestCaseErr
 
 /// Small limits, so that every limit is hit often.
 fn small_limits() -> impl Strategy<Value = DecoderConfig> {
-    (0usize..=96, 1usize..=4, 0usize..=64, 1u64..=5, any::<bool>(), 0u64..=3).prop_map(
-        |(frame, groups, bytes, timeout, rejoin, wait)| DecoderConfig {
-            deframer: DeframerConfig {
-                max_frame_len: frame,
-                rejoin_unescaped_flag: rejoin,
-            },
-            reassembly: ReassemblyConfig {
-                timeout: Duration::from_secs(timeout),
-                max_groups: groups,
-                max_bytes: bytes,
-                retransmit_wait: Duration::from_secs(wait),
-            },
-        },
+    (
+        0usize..=96,
+        1usize..=4,
+        0usize..=64,
+        1u64..=5,
+        any::<bool>(),
+        0u64..=3,
+        0usize..=2,
     )
+        .prop_map(
+            |(frame, groups, bytes, timeout, rejoin, wait, remember)| DecoderConfig {
+                deframer: DeframerConfig {
+                    max_frame_len: frame,
+                    rejoin_unescaped_flag: rejoin,
+                },
+                reassembly: ReassemblyConfig {
+                    timeout: Duration::from_secs(timeout),
+                    max_groups: groups,
+                    max_bytes: bytes,
+                    retransmit_wait: Duration::from_secs(wait),
+                    remember_completed: remember,
+                },
+            },
+        )
 }
 
 /// One piece of a hostile stream: garbage, or a packet of a small set of groups (index and total

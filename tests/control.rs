@@ -15,7 +15,7 @@ use hyper_util::rt::TokioExecutor;
 use jt808_harness::codec::body::{Body, RawBody};
 use jt808_harness::codec::{DecodeEvent, Decoder, Message, Phone, Version};
 use jt808_harness::gateway::control::http::{LOG_DROPPED_HEADER, LOG_NEXT_HEADER};
-use jt808_harness::gateway::{FeedItem, Gateway, GatewayConfig, ListFeed};
+use jt808_harness::gateway::{Feed, FeedItem, Gateway, GatewayConfig, ListFeed};
 use jt808_harness::transport::Listener;
 use serde_json::{Value, json};
 use tokio::sync::watch;
@@ -47,15 +47,42 @@ struct Rig {
     _stop: watch::Sender<bool>,
 }
 
+/// `count` frames, the first at once and then `gap_ms` apart.
+fn items(count: u16, gap_ms: u64) -> impl Iterator<Item = FeedItem> {
+    (0..count).map(move |i| FeedItem {
+        due: Duration::from_millis(gap_ms * u64::from(i)),
+        bytes: frame(i),
+        close: None,
+    })
+}
+
 async fn rig(count: u16, gap_ms: u64, log_capacity: usize) -> Rig {
-    let (stop_tx, stop) = watch::channel(false);
-    let feed = move |_: &str| -> Box<dyn jt808_harness::gateway::Feed> {
-        Box::new(ListFeed::new((0..count).map(|i| FeedItem {
-            due: Duration::from_millis(gap_ms * u64::from(i)),
-            bytes: frame(i),
+    let feed = move |_: &str| -> Box<dyn Feed> { Box::new(ListFeed::new(items(count, gap_ms))) };
+    rig_with(feed, log_capacity).await
+}
+
+/// A feed of [`items`] that answers every message the client sends with frame [`ANSWER`] 100 ms
+/// later, as the simulated terminal answers a command (later: the connection must wake for it).
+struct Answering(ListFeed);
+
+const ANSWER: u16 = 999;
+
+impl Feed for Answering {
+    fn next_item(&mut self) -> Option<FeedItem> {
+        self.0.next_item()
+    }
+
+    fn on_client_message(&mut self, _msg: &Message, now: Duration) -> Vec<FeedItem> {
+        vec![FeedItem {
+            due: now + Duration::from_millis(100),
+            bytes: frame(ANSWER),
             close: None,
-        })))
-    };
+        }]
+    }
+}
+
+async fn rig_with(feed: impl Fn(&str) -> Box<dyn Feed> + Send + Sync + 'static, log_capacity: usize) -> Rig {
+    let (stop_tx, stop) = watch::channel(false);
     let cfg = GatewayConfig {
         seed: 3,
         ..GatewayConfig::default()
@@ -137,6 +164,17 @@ impl Rig {
 
     async fn post(&self, path: &str, body: Value) -> Reply {
         self.call(Method::POST, path, Some(body)).await
+    }
+
+    async fn patch(&self, path: &str, body: Value) -> Reply {
+        self.call(Method::PATCH, path, Some(body)).await
+    }
+
+    /// `messages_sent` of connection `id` (`None`: not open).
+    async fn sent(&self, id: u64) -> Option<u64> {
+        let conns = self.get("/connections").await.json();
+        let conn = conns.as_array().unwrap().iter().find(|c| c["id"] == id)?;
+        conn["messages_sent"].as_u64()
     }
 
     /// The log so far as JSON values.
@@ -347,6 +385,13 @@ async fn one_chosen_connection_is_closed_and_another_stalled_while_a_third_goes_
         .map(|r| (r["conn"].as_u64().unwrap(), &r["command"]))
         .collect();
     assert_eq!(commands, [(ia, &json!("close")), (ib, &json!("stall"))]);
+    let hows: Vec<(u64, &Value, &Value)> = log
+        .iter()
+        .filter(|r| r["type"] == "closed")
+        .map(|r| (r["conn"].as_u64().unwrap(), &r["how"], &r["mode"]))
+        .collect();
+    let api = json!("api");
+    assert_eq!(hows, [(ia, &api, &json!("close")), (ib, &api, &json!("stall"))]);
 }
 
 /// Six connections, a storm of half of them with seed 11: the same three every time.
@@ -375,6 +420,13 @@ async fn storm_once(seed: u64) -> (Vec<u64>, Vec<u64>) {
         .unwrap()
         .clone();
     assert_eq!(storm["conns"], json!(chosen));
+    let mut closed: Vec<u64> = log
+        .iter()
+        .filter(|r| r["type"] == "closed" && r["how"] == "api" && r["mode"] == "abort")
+        .map(|r| r["conn"].as_u64().unwrap())
+        .collect();
+    closed.sort_unstable();
+    assert_eq!(closed, chosen, "each chosen connection logged closed how=api");
     (chosen, rig.gw.live_connections())
 }
 
@@ -437,14 +489,17 @@ async fn pause_stops_the_feed_resume_continues_and_reset_zeroes_the_counters() {
     );
     rig.post("/resume", json!({})).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert!(sent(rig.get("/connections").await.json()) > paused_at, "resumed");
+    let resumed = sent(rig.get("/connections").await.json());
+    assert!(resumed > paused_at, "resumed");
     assert_eq!(rig.post("/reset", json!({})).await.status, StatusCode::NO_CONTENT);
     rig.post("/pause", json!({})).await;
     tokio::time::sleep(Duration::from_millis(50)).await;
     let after_reset = sent(rig.get("/connections").await.json());
+    // Compared with the count just before the reset (10 or so messages at 20 ms apart), not
+    // with the first pause's (1 or 2: a message slipping in before the second pause equalled it).
     assert!(
-        after_reset < paused_at,
-        "reset: {after_reset} counted since, {paused_at} before"
+        after_reset < resumed,
+        "reset: {after_reset} counted since, {resumed} before"
     );
     let log = rig.log().await;
     let actions: Vec<&Value> = controls(&log).iter().map(|r| &r["action"]).collect();
@@ -455,6 +510,211 @@ async fn pause_stops_the_feed_resume_continues_and_reset_zeroes_the_counters() {
         log.iter().position(|r| r["action"] == "resume").unwrap(),
     );
     assert!(log[p..r].iter().all(|r| r["type"] != "offered"));
+}
+
+#[tokio::test]
+async fn a_fault_changed_in_place_acts_from_the_next_message_in_its_place() {
+    let rig = rig(4, 600, 1000).await;
+    rig.post("/pause", json!({})).await;
+    let mut ws = rig.connect("/").await;
+    let mut dec = Decoder::default();
+    let cc = json!({"type": "corrupt_checksum", "name": "cc", "every": 100});
+    assert_eq!(rig.post("/faults", cc).await.status, StatusCode::CREATED);
+    let dup = json!({"type": "duplicate", "name": "dup", "msg_id": "0x0200"});
+    assert_eq!(rig.post("/faults", dup).await.status, StatusCode::CREATED);
+    rig.post("/resume", json!({})).await;
+    assert!(
+        next_decodes(&mut ws, &mut dec).await,
+        "every 100: the first message passes"
+    );
+    rig.post("/pause", json!({})).await;
+    let changed = rig.patch("/faults/cc", json!({"every": null, "at": 2, "xor": 5})).await;
+    assert_eq!(changed.status, StatusCode::OK, "{}", changed.body);
+    let now = json!({"name": "cc", "type": "corrupt_checksum", "direction": "to_client", "xor": 5, "at": 2});
+    assert_eq!(changed.json(), now);
+    let listed = rig.get("/faults").await.json();
+    assert_eq!(listed[0], now, "in its place, before dup");
+    assert_eq!(listed[1]["name"], "dup");
+    rig.post("/resume", json!({})).await;
+    assert!(
+        !next_decodes(&mut ws, &mut dec).await,
+        "the 2nd message counted on: corrupted"
+    );
+    assert!(next_decodes(&mut ws, &mut dec).await, "at = 2 fired once");
+    let log = rig.log().await;
+    let change = controls(&log)
+        .into_iter()
+        .find(|r| r["action"] == "fault_changed")
+        .unwrap();
+    assert_eq!((&change["name"], &change["spec"]["at"]), (&json!("cc"), &json!(2)));
+    let corrupted: Vec<&Value> = log.iter().filter(|r| r["fault"] == "cc").map(|r| &r["msg"]).collect();
+    assert_eq!(corrupted, [2]);
+    let detail = log.iter().find(|r| r["fault"] == "cc").unwrap()["detail"]
+        .as_str()
+        .unwrap();
+    let (_, change) = detail.split_once("check ").unwrap_or_else(|| panic!("{detail}"));
+    let byte = |s: &str| u8::from_str_radix(s.trim().trim_start_matches("0x"), 16).unwrap();
+    let (old, new) = change.split_once(" -> ").unwrap();
+    assert_eq!(byte(old) ^ byte(new), 5, "the new xor: {detail}");
+}
+
+#[tokio::test]
+async fn a_rejected_change_names_the_field_and_changes_nothing() {
+    let rig = rig(2, 50, 1000).await;
+    let _ws = rig.connect("/").await;
+    rig.wait_open(1).await;
+    let d = json!({"type": "drop", "name": "d", "every": 3});
+    assert_eq!(rig.post("/faults", d).await.status, StatusCode::CREATED);
+    let before = rig.get("/faults").await.json();
+    let log_before = rig.log().await.len();
+    rig.patch("/faults/nope", json!({"every": 2}))
+        .await
+        .rejects(StatusCode::NOT_FOUND, "name");
+    let zero = rig.patch("/faults/d", json!({"every": 0})).await;
+    zero.rejects(StatusCode::BAD_REQUEST, "every");
+    assert_eq!(zero.json()["value"], 0);
+    let ty = rig.patch("/faults/d", json!({"type": "duplicate"})).await;
+    ty.rejects(StatusCode::BAD_REQUEST, "type");
+    assert_eq!(ty.json()["value"], "duplicate");
+    rig.patch("/faults/d", json!({"direction": "to_gateway"}))
+        .await
+        .rejects(StatusCode::BAD_REQUEST, "direction");
+    rig.patch("/faults/d", json!({"name": "e"}))
+        .await
+        .rejects(StatusCode::BAD_REQUEST, "name");
+    rig.patch("/faults/d", json!({"evry": 2}))
+        .await
+        .rejects(StatusCode::BAD_REQUEST, "evry");
+    rig.patch("/faults/d", json!({"unit": "packet"}))
+        .await
+        .rejects(StatusCode::BAD_REQUEST, "unit");
+    rig.patch("/faults/d", json!([1]))
+        .await
+        .rejects(StatusCode::BAD_REQUEST, "body");
+    assert_eq!(rig.get("/faults").await.json(), before);
+    let log = rig.log().await;
+    assert!(controls(&log[log_before..]).is_empty(), "{:?}", &log[log_before..]);
+}
+
+/// The bytes connection `/b` receives: `/a` connects first (so `/b` is connection 2 either
+/// way), then `setup` runs, then `/b` reads `n` messages.
+async fn bytes_of_b(rig: &Rig, n: usize) -> Vec<Vec<u8>> {
+    let mut b = rig.connect("/b").await;
+    let mut got = Vec::new();
+    while got.len() < n {
+        match tokio::time::timeout(Duration::from_secs(5), b.next()).await {
+            Ok(Some(Ok(WsMessage::Binary(m)))) => got.push(m.to_vec()),
+            Ok(Some(Ok(_))) => {}
+            other => panic!("/b: {other:?}"),
+        }
+    }
+    got
+}
+
+#[tokio::test]
+async fn a_session_created_after_a_change_draws_as_if_configured_so_from_the_start() {
+    let flip = json!({"type": "flip_byte", "name": "f", "every": 3});
+    let changed = rig(6, 10, 1000).await;
+    let _a = changed.connect("/a").await;
+    changed.wait_open(1).await;
+    assert_eq!(changed.post("/faults", flip.clone()).await.status, StatusCode::CREATED);
+    let r = changed.patch("/faults/f", json!({"every": 1})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let after_change = bytes_of_b(&changed, 6).await;
+    let configured = rig(6, 10, 1000).await;
+    let _a = configured.connect("/a").await;
+    configured.wait_open(1).await;
+    let mut from_start = flip;
+    from_start["every"] = json!(1);
+    assert_eq!(configured.post("/faults", from_start).await.status, StatusCode::CREATED);
+    assert_eq!(bytes_of_b(&configured, 6).await, after_change);
+    let clean = items(6, 10).map(|i| i.bytes).collect::<Vec<_>>();
+    assert!(
+        after_change.iter().zip(&clean).all(|(a, c)| a != c),
+        "every message flipped"
+    );
+}
+
+#[tokio::test]
+async fn a_stall_for_ms_silences_one_connection_for_that_long() {
+    let rig = rig(200, 20, 10_000).await;
+    let _ws = rig.connect("/").await;
+    let id = rig.wait_open(1).await[0];
+    let path = format!("/connections/{id}/stall");
+    for (body, field) in [
+        (json!({"for_ms": 0}), "for_ms"),
+        (json!({"for_ms": "soon"}), "for_ms"),
+        (json!({"ms": 5}), "ms"),
+    ] {
+        rig.post(&path, body).await.rejects(StatusCode::BAD_REQUEST, field);
+    }
+    rig.post(&format!("/connections/{id}/close"), json!({"for_ms": 5}))
+        .await
+        .rejects(StatusCode::BAD_REQUEST, "for_ms");
+    rig.post("/storm", json!({"fraction": 1.0, "mode": "abort", "for_ms": 5}))
+        .await
+        .rejects(StatusCode::BAD_REQUEST, "for_ms");
+    assert!(controls(&rig.log().await).is_empty(), "rejected: nothing logged");
+    let ordered = std::time::Instant::now();
+    let r = rig.post(&path, json!({"for_ms": 1000})).await;
+    assert_eq!(r.json(), json!({"id": id, "command": "stall", "for_ms": 1000}));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let stalled = rig.sent(id).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(rig.sent(id).await, stalled, "nothing sent during the stall");
+    while rig.sent(id).await == stalled {
+        assert!(ordered.elapsed() < Duration::from_secs(10), "the stall never ended");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        ordered.elapsed() >= Duration::from_millis(1000),
+        "{:?}",
+        ordered.elapsed()
+    );
+    let log = rig.log().await;
+    let order = controls(&log)[0];
+    assert_eq!((&order["command"], &order["for_ms"]), (&json!("stall"), &json!(1000)));
+    let stall = log.iter().find(|r| r["type"] == "closed").unwrap();
+    assert_eq!(
+        (&stall["how"], &stall["mode"], &stall["for_ms"]),
+        (&json!("api"), &json!("stall"), &json!(1000))
+    );
+}
+
+#[tokio::test]
+async fn while_paused_the_clients_commands_are_still_answered() {
+    let feed = |_: &str| -> Box<dyn Feed> { Box::new(Answering(ListFeed::new(items(50, 20)))) };
+    let rig = rig_with(feed, 10_000).await;
+    let mut ws = rig.connect("/").await;
+    let mut dec = Decoder::default();
+    next_decodes(&mut ws, &mut dec).await;
+    rig.post("/pause", json!({})).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    while let Ok(Some(_)) = tokio::time::timeout(Duration::from_millis(50), ws.next()).await {}
+    futures_util::SinkExt::send(&mut ws, WsMessage::Binary(frame(7).into()))
+        .await
+        .unwrap();
+    let answer = loop {
+        match tokio::time::timeout(Duration::from_secs(5), ws.next()).await {
+            Ok(Some(Ok(WsMessage::Binary(b)))) => break b.to_vec(),
+            Ok(Some(Ok(_))) => {}
+            other => panic!("no answer while paused: {other:?}"),
+        }
+    };
+    assert_eq!(answer, frame(ANSWER), "the answer, not the feed");
+    let quiet = tokio::time::timeout(Duration::from_millis(300), ws.next()).await;
+    assert!(quiet.is_err(), "the feed stays paused: {quiet:?}");
+    rig.post("/resume", json!({})).await;
+    assert!(next_decodes(&mut ws, &mut dec).await, "the feed again");
+    let log = rig.log().await;
+    let p = log.iter().position(|r| r["action"] == "pause").unwrap();
+    let r = log.iter().position(|r| r["action"] == "resume").unwrap();
+    let offered: Vec<&Value> = log[p..r].iter().filter(|r| r["type"] == "offered").collect();
+    assert_eq!(offered.len(), 1, "only the answer offered while paused: {offered:?}");
+    assert!(
+        offered[0]["frames"][0].as_str().unwrap().ends_with("#999"),
+        "{offered:?}"
+    );
 }
 
 /// Kills the child if the test fails before it is done.

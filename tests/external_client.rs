@@ -16,30 +16,45 @@ use jt808_harness::cli::run::diff;
 use jt808_harness::scenario::Scenario;
 use jt808_harness::scenario::external::{self, ExternalClient, ExternalRun, snapshot};
 
-/// Bundled scenarios the Node reference client passes with a stable snapshot.
+/// Bundled scenarios the Node reference client passes with a stable snapshot: every bundled one
+/// but the six whose faults act on the real clock (latency, bandwidth, stall, coalesce,
+/// reorder_packet: invariants only, see `normalise::unstable_reason`, so a snapshot says little)
+/// and five the client passes but whose stability over rounds is not measured yet (the four
+/// capture replays and the reconnect storm).
 const NODE_SCENARIOS: &[&str] = &[
+    "attributes_0x8107_and_av_attributes_0x9003_are_answered_without_a_serial",
+    "camera_shot_0x8801_uploads_its_photos_and_0x8802_finds_them",
     "clean_close_with_code_reconnects_with_backoff",
     "commands_sent_while_disconnected_are_queued_and_flushed_in_order",
     "corrupted_frames_are_rejected_and_the_stream_resyncs",
+    "device_that_does_not_escape_0x7e_is_understood_with_rejoin",
     "disconnect_mid_frame_is_never_glued_to_the_next_connection",
     "dropped_duplicated_and_reordered_messages_are_visible",
     "envelope_prefix_of_18_bytes_is_skipped",
     "file_upload_0x9206_is_confirmed_then_completed_by_0x1206",
     "fleet_of_2019_terminals_decodes_with_the_2019_header",
+    "fleet_sending_every_terminal_message_decodes_each_one_typed",
     "frames_split_inside_escape_pairs_still_decode",
+    "location_query_0x8201_is_answered_by_0x0201_with_the_current_fix",
     "lost_sub_packet_expires_the_group_with_its_missing_index",
+    "lost_sub_packet_is_asked_for_with_0x8003_and_the_message_completes",
     "mixed_2013_and_2019_terminals_share_one_stream",
+    "parameters_set_by_0x8103_are_what_0x8104_and_0x8106_return",
     "reconnect_after_abrupt_close_loses_nothing",
     "refused_handshakes_back_off_then_connect",
     "resource_query_0x9205_is_answered_by_a_multi_packet_0x1205",
     "stray_flags_and_garbage_never_lose_the_next_frame",
+    "text_message_0x8300_and_pass_through_0x8900_are_confirmed_by_0x0001",
     "unconfirmed_command_is_resent_once_after_reconnect",
+    "vehicle_control_0x8500_locks_the_doors_and_0x0500_shows_them_locked",
     "wrong_version_flag_on_a_2013_frame_is_read_as_2013",
 ];
 
 /// Bundled scenarios the page in headless Chromium passes (with the same snapshots' content).
 const BROWSER_SCENARIOS: &[&str] = &[
+    "attributes_0x8107_and_av_attributes_0x9003_are_answered_without_a_serial",
     "corrupted_frames_are_rejected_and_the_stream_resyncs",
+    "device_that_does_not_escape_0x7e_is_understood_with_rejoin",
     "envelope_prefix_of_18_bytes_is_skipped",
     "reconnect_after_abrupt_close_loses_nothing",
     "resource_query_0x9205_is_answered_by_a_multi_packet_0x1205",
@@ -120,14 +135,26 @@ fn client(script: &str) -> ExternalClient {
     ExternalClient::new(vec!["node".into(), path.display().to_string(), "{url}".into()]).expect("a command")
 }
 
-/// Runs each scenario once, all side by side.
+/// Between the starts of two scenarios' clients in [`run_all`]. Each scenario's clock starts at
+/// its client's first connection, so a later start shifts nothing; but 26 Node processes (or
+/// browsers) starting at once starve the ones already running on two cores: seen once at load
+/// 28, a client had not yet seen its connection open when a command came 500 ms after the
+/// gateway accepted it, so it queued and flushed it instead of sending it, which the transcript
+/// shows (`ignored: [..., "flushed", "queued", ...]`).
+const STAGGER: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// Runs each scenario once, side by side, their clients started [`STAGGER`] apart.
 fn run_all(names: &[&str], c: &ExternalClient) -> Vec<ExternalRun> {
     std::thread::scope(|s| {
         let handles: Vec<_> = names
             .iter()
-            .map(|n| {
+            .enumerate()
+            .map(|(i, n)| {
                 let sc = scenario(n);
-                s.spawn(move || external::run(&sc, c).unwrap_or_else(|e| panic!("{e}")))
+                s.spawn(move || {
+                    std::thread::sleep(STAGGER * i as u32);
+                    external::run(&sc, c).unwrap_or_else(|e| panic!("{e}"))
+                })
             })
             .collect();
         handles.into_iter().map(|h| h.join().expect("run panicked")).collect()

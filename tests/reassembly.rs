@@ -12,7 +12,7 @@ use rand_chacha::ChaCha8Rng;
 use jt808_harness::codec::body::{Body, RawBody};
 use jt808_harness::codec::deframer::Item;
 use jt808_harness::codec::frame::frame_into;
-use jt808_harness::codec::reassembly::{ExpireReason, GroupKey, Missing, ReassemblyConfig, SLOT_BYTES};
+use jt808_harness::codec::reassembly::{ExpireReason, GroupKey, Missing, PRINT_BYTES, ReassemblyConfig, SLOT_BYTES};
 use jt808_harness::codec::{
     DecodeEvent, Decoder, DecoderConfig, Deframer, Header, Message, PacketInfo, Phone, Version,
 };
@@ -31,16 +31,22 @@ fn split_frame(wire: &[u8]) -> (Header, Vec<u8>) {
     out.expect("one frame")
 }
 
-/// The same frame with another serial (check code recomputed).
-fn with_serial(wire: &[u8], serial: u16) -> Vec<u8> {
-    let (mut h, fragment) = split_frame(wire);
-    h.serial = serial;
+/// The same frame with its header and fragment changed by `edit` (length and check code
+/// recomputed).
+fn reframed(wire: &[u8], edit: impl FnOnce(&mut Header, &mut Vec<u8>)) -> Vec<u8> {
+    let (mut h, mut fragment) = split_frame(wire);
+    edit(&mut h, &mut fragment);
     let mut content = Vec::new();
     h.write(fragment.len(), &mut content);
     content.extend(&fragment);
     let mut out = Vec::new();
     frame_into(&content, &mut out);
     out
+}
+
+/// The same frame with another serial (check code recomputed).
+fn with_serial(wire: &[u8], serial: u16) -> Vec<u8> {
+    reframed(wire, |h, _| h.serial = serial)
 }
 
 fn heartbeat(phone: &str, serial: u16) -> Vec<u8> {
@@ -165,7 +171,7 @@ fn message_sent_twice_comes_out_twice() {
 }
 
 #[test]
-fn every_packet_twice_gives_one_message_and_a_late_copy_opens_a_group_that_expires() {
+fn every_packet_twice_gives_one_message_and_a_late_copy_is_a_duplicate_of_the_completed_group() {
     let (p1, p2) = param_reply_1233_1250();
     let mut d = decoder_with(ReassemblyConfig {
         timeout: Duration::from_secs(5),
@@ -179,30 +185,141 @@ fn every_packet_twice_gives_one_message_and_a_late_copy_opens_a_group_that_expir
             index: 1,
             serial: 1233,
             differs: false,
+            completed: false,
             ..
         }
     ));
     assert_param_reply(messages(&events[2..3])[0]);
-    // The copy of packet 2 after completion cannot be told from the start of a new message.
-    assert!(matches!(
-        events[3],
-        DecodeEvent::Packet {
-            index: 2,
-            serial: 1250,
-            ..
-        }
-    ));
+    // The copy of packet 2 after completion has packet 2's serial: a late duplicate, not the
+    // first packet of a new message that would never complete (explore found this phantom).
+    assert!(
+        matches!(
+            events[3],
+            DecodeEvent::DuplicatePacket {
+                index: 2,
+                serial: 1250,
+                differs: false,
+                completed: true,
+                ..
+            }
+        ),
+        "{:?}",
+        events[3]
+    );
     assert_eq!(events.len(), 4);
-    let mut expired = Vec::new();
-    d.expire(Duration::from_secs(6), |e| expired.push(e));
-    let [DecodeEvent::GroupExpired(e)] = &expired[..] else {
-        panic!("{expired:#?}")
+    assert_eq!(d.reassembler().open_groups(), 0);
+    let mut later = Vec::new();
+    d.expire(Duration::from_secs(6), |e| later.push(e));
+    assert_eq!(later, [], "nothing expires: no phantom group was opened");
+    // The serialised event says so (and an in-group duplicate's form is unchanged).
+    let json = serde_json::to_string(&events[3]).expect("serialises");
+    assert!(json.ends_with(r#""differs":false,"after_complete":true}"#), "{json}");
+    let json = serde_json::to_string(&events[1]).expect("serialises");
+    assert!(json.ends_with(r#""differs":false}"#), "{json}");
+}
+
+#[test]
+fn a_late_copy_with_other_bytes_is_a_differing_duplicate_and_another_serial_is_a_new_group() {
+    let (p1, p2) = param_reply_1233_1250();
+    let mut d = decoder_with(ReassemblyConfig::default());
+    feed(&mut d, &[p1.clone(), p2.clone()]);
+    // Packet 1's serial with another fragment: still the completed group's packet 1, differing.
+    let changed = reframed(&p1, |_, fragment| fragment[0] ^= 0xFF);
+    let events = d.push_vec(&changed, Duration::from_millis(5));
+    assert!(
+        matches!(
+            events[..],
+            [DecodeEvent::DuplicatePacket {
+                index: 1,
+                serial: 1233,
+                differs: true,
+                completed: true,
+                ..
+            }]
+        ),
+        "{events:?}"
+    );
+    // The same message id and total with new serials is the next message: reassembled again.
+    let events = feed(&mut d, &[with_serial(&p1, 1300), with_serial(&p2, 1301)]);
+    let ms = messages(&events);
+    assert_eq!(ms.len(), 1, "{events:?}");
+    assert_eq!(ms[0].assembled.map(|a| a.first_serial), Some(1300));
+    assert_eq!(d.reassembler().remembered_groups(), 2);
+}
+
+#[test]
+fn completed_groups_are_remembered_for_the_timeout_and_up_to_the_count_limit() {
+    let (p1, p2) = param_reply_1233_1250();
+    let late_is_duplicate = |cfg: ReassemblyConfig, late_at: Duration| {
+        let mut d = decoder_with(cfg);
+        feed(&mut d, &[p1.clone(), p2.clone()]);
+        // Another terminal's group completes after it (the same packets from another SIM).
+        let other = |w: &[u8]| reframed(w, |h, _| h.phone = Phone::parse("13900000009").expect("digits"));
+        d.push_vec(&other(&p1), Duration::from_millis(10));
+        d.push_vec(&other(&p2), Duration::from_millis(11));
+        d.expire(late_at, |_| {});
+        let events = d.push_vec(&p2, late_at);
+        assert_eq!(d.reassembler().bytes_held(), d.reassembler().reserved_bytes());
+        matches!(events[..], [DecodeEvent::DuplicatePacket { completed: true, .. }])
     };
-    assert_eq!((e.msg_id, e.total, e.received), (0x0104, 2, 1));
-    assert_eq!(e.missing, [1]);
-    // Inferred as 1250 - (2 - 1): a guess, and flagged as one (the true first serial was 1233).
-    assert_eq!((e.first_serial, e.first_serial_known), (1249, false));
-    assert_eq!(e.reason, ExpireReason::Timeout);
+    let cfg = ReassemblyConfig {
+        timeout: Duration::from_secs(5),
+        ..ReassemblyConfig::default()
+    };
+    assert!(late_is_duplicate(cfg, Duration::from_millis(4_000)));
+    // Past the timeout the group is forgotten: a copy then opens a group (as any new packet).
+    assert!(!late_is_duplicate(cfg, Duration::from_millis(5_001)));
+    // Only the newest completed group is remembered with a limit of 1; none with 0.
+    let one = ReassemblyConfig {
+        remember_completed: 1,
+        ..cfg
+    };
+    assert!(!late_is_duplicate(one, Duration::from_millis(100)));
+    let two = ReassemblyConfig {
+        remember_completed: 2,
+        ..cfg
+    };
+    assert!(late_is_duplicate(two, Duration::from_millis(100)));
+    let none = ReassemblyConfig {
+        remember_completed: 0,
+        ..cfg
+    };
+    assert!(!late_is_duplicate(none, Duration::from_millis(100)));
+}
+
+#[test]
+fn remembered_groups_count_in_the_byte_limit_and_give_way_to_open_groups() {
+    // Room for a 992-byte packet and its slot, not for that and the remembered group's 2 prints.
+    let (p1, p2) = param_reply_1233_1250();
+    let max = 1000 + SLOT_BYTES;
+    let mut d = decoder_with(ReassemblyConfig {
+        max_bytes: max,
+        ..ReassemblyConfig::default()
+    });
+    feed(&mut d, &[p1.clone(), p2.clone()]);
+    assert_eq!(d.reassembler().remembered_groups(), 1);
+    assert_eq!(d.reassembler().bytes_held(), 2 * PRINT_BYTES);
+    // A large packet of a new group needs the room: the memory goes first, no group is evicted.
+    let big = Message::new(
+        0x0F31,
+        Version::V2013,
+        Phone::parse("13900000001").expect("digits"),
+        7,
+        body(0x0F31, &[0x11; 2000]),
+    );
+    let mut serial = 7u16;
+    let packets = big.encode_packets(992, || {
+        serial += 1;
+        serial
+    });
+    let events = d.push_vec(&packets[0], Duration::from_millis(3));
+    assert!(
+        matches!(events[..], [DecodeEvent::Packet { index: 1, .. }]),
+        "{events:?}"
+    );
+    assert_eq!(d.reassembler().remembered_groups(), 0, "forgotten to make room");
+    assert_eq!(d.reassembler().bytes_held(), d.reassembler().reserved_bytes());
+    assert!(d.reassembler().bytes_held() <= max);
 }
 
 #[test]
@@ -333,7 +450,9 @@ fn resource_list_as_one_stream_in_odd_chunks() {
     }
     assert_resource_list(&events);
     assert_eq!(d.reassembler().open_groups(), 0);
-    assert_eq!(d.reassembler().bytes_held(), 0);
+    // What is left is the completed group's memory: 18 prints.
+    assert_eq!(d.reassembler().remembered_groups(), 1);
+    assert_eq!(d.reassembler().bytes_held(), 18 * PRINT_BYTES);
 }
 
 /// A decoder with these reassembly settings and the default deframer.

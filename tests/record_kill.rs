@@ -48,18 +48,18 @@ fn start_recorder(upstream: SocketAddr, out: &std::path::Path) -> (std::process:
         .arg(format!("ws://{upstream}/"))
         .arg("--out")
         .arg(out)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
         .spawn()
         .expect("recorder starts");
+    // Its first stdout line, as every command that listens prints it: `listening on ws://ADDR`.
     let mut line = String::new();
-    BufReader::new(child.stderr.take().unwrap())
+    BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut line)
         .unwrap();
     let addr = line
-        .split("ws://")
-        .nth(1)
-        .and_then(|rest| rest.split(',').next())
+        .trim_end()
+        .strip_prefix("listening on ws://")
         .unwrap_or_else(|| panic!("no address in {line:?}"))
         .to_string();
     (child, addr)

@@ -6,8 +6,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use futures_util::StreamExt;
+use jt808_harness::cli::serve::{ServeArgs, serve};
 use jt808_harness::codec::{DecodeEvent, Decoder};
-use jt808_harness::gateway::cli::{ServeArgs, serve};
 use jt808_harness::gateway::source::SourceSpec;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 

@@ -8,12 +8,13 @@ use std::io::Write;
 use std::time::Duration;
 
 use clap::Parser;
-use jt808_harness::gateway::cli::{ServeArgs, serve};
+use jt808_harness::cli::serve::{ServeArgs, serve};
+use jt808_harness::cli::stress::StressArgs;
 use jt808_harness::stress::figures::Latency;
 use jt808_harness::stress::merge::{self, ShardOutput};
 use jt808_harness::stress::metrics::{Figures, Gate, Metrics, StormMode, histogram_of};
 use jt808_harness::stress::output::outcomes_json;
-use jt808_harness::stress::{GatewayPlacement, Outcome, Shard, StressArgs, StressError, StressOpts, run};
+use jt808_harness::stress::{GatewayPlacement, Outcome, Shard, StressError, StressOpts, run};
 use tokio::sync::{mpsc, oneshot};
 
 const CLIENTS: usize = 60;
@@ -315,11 +316,11 @@ fn the_shard_index_comes_from_the_job_index_with_shards() {
     assert!(Stress::try_parse_from(["stress", "--shard", "1/2", "--shards", "2"]).is_err());
     // `stress merge` takes directories or files and the same gate options.
     let m = parse(&["merge", "a", "b/outcome.json", "--max-p99", "100", "--report", "out"]);
-    let Some(jt808_harness::stress::cli::StressCommand::Merge(m)) = m.command else {
+    let Some(jt808_harness::cli::stress::StressCommand::Merge(m)) = m.command else {
         panic!("no merge subcommand")
     };
     assert_eq!(m.paths.len(), 2);
-    assert_eq!(m.gate().max_p99, Some(Duration::from_millis(100)));
+    assert_eq!(m.verdict.gate().max_p99, Some(Duration::from_millis(100)));
 }
 
 #[test]
@@ -328,7 +329,7 @@ fn serve_feed_stress_options_need_the_feed_and_exclude_other_sources() {
     assert!(parse(&["--feed", "stress", "--frames", "5", "--clients", "10"]).is_ok());
     for bad in [
         &["--frames", "5"][..],
-        &["--frame-interval-ms", "5"],
+        &["--frame-interval", "5"],
         &["--feed", "stress", "--capture", "c.jsonl"],
         &["--feed", "stress", "--terminals", "3"],
         &["--feed", "stress", "--frames", "0"],

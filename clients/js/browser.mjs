@@ -31,7 +31,7 @@ export function findChromium() {
   return names.find((n) => spawnSync(n, ['--version'], { stdio: 'ignore' }).status === 0) ?? null;
 }
 
-const FILES = { '/page.html': 'text/html', '/jt808.mjs': 'text/javascript' };
+const FILES = { '/page.html': 'text/html', '/jt808.mjs': 'text/javascript', '/frame.mjs': 'text/javascript' };
 const server = createServer((req, res) => {
   const path = new URL(req.url, 'http://x').pathname;
   if (!FILES[path]) {

@@ -14,7 +14,12 @@
 //   - a message sent while connecting or disconnected is queued (bounded) and flushed in order on
 //     open; a command awaiting the terminal's 0x0001 is kept until confirmed and sent again after a
 //     reconnect (or a confirmation timeout), so a half-open socket loses nothing;
-//   - reconnects back off exponentially with full jitter from a seeded generator.
+//   - reconnects back off exponentially with full jitter from a seeded generator;
+//   - with a retransmit wait, a group idle for the group timeout is reported stalled and kept open
+//     that much longer, and with `requestMissing` its missing packets are asked for with 0x8003
+//     (packet 1's serial, a BYTE count in 2013, a WORD in 2019: JT808.md §3), as the Rust client;
+//   - with `rejoinUnescapedFlag`, a frame cut by a 0x7E its device did not escape is rejoined when
+//     the two pieces pass the check code and length together (frame.mjs).
 //
 // It runs unchanged under Node (with the `ws` package, see node.mjs) and in a browser (page.html):
 // the WebSocket class is passed in. Events go to one `emit` callback as plain objects in the JSON
@@ -35,6 +40,9 @@ export const DEFAULTS = Object.freeze({
   groupTimeoutMs: 5000,
   maxGroups: 1024,
   maxFrameLen: 2090,
+  retransmitWaitMs: 0,
+  requestMissing: false,
+  rejoinUnescapedFlag: false,
 });
 
 const ENV_KEYS = {
@@ -49,6 +57,12 @@ const ENV_KEYS = {
   JT808_CONFIRM_TIMEOUT_MS: 'confirmTimeoutMs',
   JT808_MAX_RESENDS: 'maxResends',
   JT808_GROUP_TIMEOUT_MS: 'groupTimeoutMs',
+  JT808_RETRANSMIT_WAIT_MS: 'retransmitWaitMs',
+};
+
+const ENV_FLAGS = {
+  JT808_REQUEST_MISSING: 'requestMissing',
+  JT808_REJOIN_UNESCAPED_FLAG: 'rejoinUnescapedFlag',
 };
 
 /** Options from `JT808_*` variables (the harness sets them from the scenario's `[client]`). */
@@ -60,205 +74,20 @@ export function optionsFromEnv(env) {
     if (!Number.isFinite(v) || v < 0) throw new Error(`${k}=${env[k]}: not a number >= 0`);
     o[name] = v;
   }
+  for (const [k, name] of Object.entries(ENV_FLAGS)) {
+    if (env[k] === undefined || env[k] === '') continue;
+    if (env[k] !== 'true' && env[k] !== 'false') throw new Error(`${k}=${env[k]}: not true or false`);
+    o[name] = env[k] === 'true';
+  }
   return o;
 }
 
-// ---------------------------------------------------------------- bytes
+import {
+  Deframer, FLAG, FrameError, bcdTime, checkFrame, encodeFrame, fromHex, idHex, parseHeader, toHex, u16, u32,
+} from './frame.mjs';
 
-const FLAG = 0x7e;
-const ESC = 0x7d;
-
-export function toHex(bytes) {
-  let s = '';
-  for (const b of bytes) s += b.toString(16).padStart(2, '0');
-  return s;
-}
-
-export function fromHex(text) {
-  const t = text.replace(/\s+/g, '');
-  if (t.length % 2 !== 0 || /[^0-9a-fA-F]/.test(t)) throw new Error(`not hex: ${text.slice(0, 40)}`);
-  const out = new Uint8Array(t.length / 2);
-  for (let i = 0; i < out.length; i++) out[i] = parseInt(t.substr(i * 2, 2), 16);
-  return out;
-}
-
-const idHex = (id, width = 4) => '0x' + id.toString(16).toUpperCase().padStart(width, '0');
-const u16 = (b, o) => (b[o] << 8) | b[o + 1];
-const u32 = (b, o) => ((b[o] << 24) >>> 0) + (b[o + 1] << 16) + (b[o + 2] << 8) + b[o + 3];
-
-function xor(bytes, start, end) {
-  let x = 0;
-  for (let i = start; i < end; i++) x ^= bytes[i];
-  return x;
-}
-
-function bcdDigits(bytes) {
-  let s = '';
-  for (const b of bytes) {
-    const hi = b >> 4;
-    const lo = b & 0x0f;
-    if (hi > 9 || lo > 9) return null;
-    s += hi.toString() + lo.toString();
-  }
-  return s;
-}
-
-/** BCD[6] YYMMDDhhmmss as "20YY-MM-DD hh:mm:ss", or its hex (upper case) when not BCD. */
-function bcdTime(bytes) {
-  const d = bcdDigits(bytes);
-  if (d === null) return toHex(bytes).toUpperCase();
-  return `20${d.slice(0, 2)}-${d.slice(2, 4)}-${d.slice(4, 6)} ${d.slice(6, 8)}:${d.slice(8, 10)}:${d.slice(10, 12)}`;
-}
-
-/** Phone from BCD with leading zeros trimmed (JT808.md §2.4); hex when not BCD. */
-function phoneOf(bytes) {
-  const d = bcdDigits(bytes);
-  if (d === null) return toHex(bytes).toUpperCase();
-  const t = d.replace(/^0+/, '');
-  return t === '' ? '0' : t;
-}
-
-// ---------------------------------------------------------------- framing
-
-/** A frame content that failed a check: `check` is the Rust decoder's name for it. */
-class FrameError extends Error {
-  constructor(check, message) {
-    super(message);
-    this.check = check;
-  }
-}
-
-/**
- * Streaming 0x7E deframer for ONE connection. Every 0x7E is a boundary: bytes after an opening
- * 0x7E are a frame candidate at the next 0x7E; bytes after a closing one are garbage unless they
- * pass every check (devices that share one 0x7E between two frames). `onItem` gets
- * {frame, offset} | {reject: FrameError, offset} | {skipped: len, offset}.
- */
-export class Deframer {
-  constructor(maxFrameLen, onItem) {
-    this.max = maxFrameLen;
-    this.onItem = onItem;
-    this.inside = false;
-    this.cand = [];
-    this.tooLong = false;
-    this.start = 0;
-    this.offset = 0;
-  }
-
-  push(bytes) {
-    for (const b of bytes) {
-      if (b === FLAG) this.boundary();
-      else if (this.cand.length >= this.max) this.tooLong = true;
-      else this.cand.push(b);
-      this.offset++;
-    }
-  }
-
-  boundary() {
-    const at = this.start;
-    if (this.tooLong) {
-      this.onItem({ reject: new FrameError('too_long', `frame at byte ${at}: longer than ${this.max} bytes`), offset: at });
-    } else if (this.inside && this.cand.length > 0) {
-      this.emitCandidate(at, false);
-    } else if (!this.inside && this.cand.length > 0) {
-      this.emitCandidate(at, true);
-    }
-    // An empty candidate (7E 7E) only moves the opening; a closing 0x7E may open the next frame.
-    const closing = this.inside && this.cand.length > 0;
-    this.inside = !closing;
-    this.cand = [];
-    this.tooLong = false;
-    this.start = this.offset;
-  }
-
-  emitCandidate(at, outside) {
-    try {
-      this.onItem({ frame: checkFrame(this.cand, at), offset: at });
-    } catch (e) {
-      if (!(e instanceof FrameError)) throw e;
-      if (outside) this.onItem({ skipped: this.cand.length, offset: at + 1 });
-      else this.onItem({ reject: e, offset: at });
-    }
-  }
-
-  /** The connection ended: a frame it cut is reported, never carried over. */
-  close() {
-    if (this.inside && this.cand.length > 0) {
-      const e = new FrameError('unterminated', `frame at byte ${this.start}: cut off after ${this.cand.length} bytes by the end of the stream`);
-      this.onItem({ reject: e, offset: this.start });
-    } else if (!this.inside && this.cand.length > 0) {
-      this.onItem({ skipped: this.cand.length, offset: this.start + 1 });
-    }
-    this.cand = [];
-    this.inside = false;
-  }
-}
-
-/** Un-escapes and checks one candidate; returns {header, body} or throws a FrameError. */
-export function checkFrame(raw, at) {
-  const c = new Uint8Array(raw.length);
-  let n = 0;
-  for (let i = 0; i < raw.length; i++) {
-    if (raw[i] !== ESC) {
-      c[n++] = raw[i];
-      continue;
-    }
-    const next = raw[i + 1];
-    if (next === 0x01) c[n++] = ESC;
-    else if (next === 0x02) c[n++] = FLAG;
-    else {
-      const what = next === undefined ? 'a lone 0x7D at the end' : `invalid escape 0x7D 0x${next.toString(16).toUpperCase().padStart(2, '0')}`;
-      throw new FrameError('invalid_escape', `frame at byte ${at}: ${what} at byte ${at + 1 + i}`);
-    }
-    i++;
-  }
-  const content = c.subarray(0, n);
-  if (n < 13) throw new FrameError('too_short', `frame at byte ${at}: ${n} bytes, a frame has at least 13`);
-  const computed = xor(content, 0, n - 1);
-  if (computed !== content[n - 1]) {
-    const h = (x) => '0x' + x.toString(16).toUpperCase().padStart(2, '0');
-    throw new FrameError('bad_checksum', `frame at byte ${at}: check code ${h(content[n - 1])}, computed ${h(computed)}`);
-  }
-  const header = parseHeader(content, at);
-  return { header, body: content.slice(header.len, n - 1) };
-}
-
-/** 2011/2013 or 2019 header (JT808.md §2), the version flag checked against the length. */
-export function parseHeader(c, at) {
-  const msgId = u16(c, 0);
-  const props = u16(c, 2);
-  const bodyLen = props & 0x03ff;
-  const encryption = (props >> 10) & 0x07;
-  const packaged = (props & 0x2000) !== 0;
-  const flag2019 = (props & 0x4000) !== 0;
-  const avail = c.length - 1;
-  const len13 = 12 + (packaged ? 4 : 0);
-  const len19 = 17 + (packaged ? 4 : 0);
-  let v2019 = flag2019;
-  let quirk = null;
-  if (flag2019 && avail !== len19 + bodyLen && avail === len13 + bodyLen) {
-    v2019 = false;
-    quirk = 'version_flag_on_2013_layout';
-  }
-  const len = v2019 ? len19 : len13;
-  if (avail < len) throw new FrameError('too_short', `frame at byte ${at}: ${avail} bytes before the check code, the header needs ${len}`);
-  if (avail !== len + bodyLen) {
-    throw new FrameError('body_length_mismatch', `frame at byte ${at}: body length ${bodyLen} declared, ${avail - len} present`);
-  }
-  const h = { msgId, bodyLen, encryption, packaged, version: v2019 ? '2019' : '2013', quirk, len };
-  let o = 4;
-  if (v2019) h.protocolVersion = c[o++];
-  const phoneLen = v2019 ? 10 : 6;
-  h.phone = phoneOf(c.subarray(o, o + phoneLen));
-  o += phoneLen;
-  h.serial = u16(c, o);
-  o += 2;
-  if (packaged) {
-    h.total = u16(c, o);
-    h.index = u16(c, o + 2);
-  }
-  return h;
-}
+// The framing lives in frame.mjs; re-exported for the test fixtures that alter it.
+export { Deframer, FrameError, checkFrame, encodeFrame, fromHex, parseHeader, toHex };
 
 // ---------------------------------------------------------------- bodies
 
@@ -366,13 +195,18 @@ function missingRanges(parts, total) {
 
 /**
  * Per-SIM packet groups, keyed on (phone, msg id, total) and ordered by index (JT808.md §4);
- * not per connection: a terminal's group may finish after a reconnect.
+ * not per connection: a terminal's group may finish after a reconnect. A group idle for the
+ * timeout is given up, or, with a retransmit wait, reported stalled and given up only after that
+ * much more time without a packet. `onMissing(report, header)` hears of a group missing packets
+ * that may still come: when it stalls (with a wait), else when it is given up.
  */
 export class Reassembler {
-  constructor(opts, emit) {
+  constructor(opts, emit, onMissing = () => {}) {
     this.timeout = opts.groupTimeoutMs;
+    this.wait = opts.retransmitWaitMs ?? 0;
     this.maxGroups = opts.maxGroups;
     this.emit = emit;
+    this.onMissing = onMissing;
     this.groups = new Map();
   }
 
@@ -416,11 +250,24 @@ export class Reassembler {
     return { header: g.header, body: whole, packets: h.total, firstSerial: g.firstSerial };
   }
 
-  /** Gives up groups idle for the timeout, reporting what they miss. */
+  /** Gives up (or first reports stalled) groups idle for the timeout, reporting what they miss. */
   sweep(now) {
     for (const [key, g] of this.groups) {
-      if (now - g.last >= this.timeout) this.expire(key, g, 'timeout');
+      if (g.stalled !== undefined) {
+        if (now - Math.max(g.stalled, g.last) >= this.wait) this.expire(key, g, 'timeout');
+      } else if (now - g.last >= this.timeout) {
+        if (this.wait > 0) this.stall(g, now);
+        else this.expire(key, g, 'timeout');
+      }
     }
+  }
+
+  /** Reported once, kept open for the packets a 0x8003 asks for. */
+  stall(g, now) {
+    g.stalled = now;
+    const r = this.report(g, 'timeout');
+    this.emit({ type: 'group_stalled', ...r });
+    this.onMissing(r, g.header);
   }
 
   expireOldest() {
@@ -431,13 +278,19 @@ export class Reassembler {
 
   expire(key, g, reason) {
     this.groups.delete(key);
+    const r = this.report(g, reason);
+    this.emit({ type: 'group_expired', ...r });
+    if (this.wait === 0) this.onMissing(r, g.header);
+  }
+
+  /** What a stalled or expired group misses, in the Rust client's shape. */
+  report(g, reason) {
     const h = g.header;
-    const missing = missingRanges(g.parts, h.total);
-    this.emit({
-      type: 'group_expired', phone: h.phone, msg_id: idHex(h.msgId), version: h.version, total: h.total,
-      received: g.parts.size, missing, missing_count: h.total - g.parts.size,
+    return {
+      phone: h.phone, msg_id: idHex(h.msgId), version: h.version, total: h.total,
+      received: g.parts.size, missing: missingRanges(g.parts, h.total), missing_count: h.total - g.parts.size,
       first_serial: g.firstSerial & 0xffff, first_serial_known: g.firstKnown, reason,
-    });
+    };
   }
 }
 
@@ -454,6 +307,9 @@ function rng(seed) {
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
 }
+
+/** 0x8003: the platform asks for a group's missing packets (JT808.md §3). */
+const RETRANSMIT_REQUEST = 0x8003;
 
 /** Which answer confirms a command: 0x0001 for any, 0x1205 for 0x9205, 0x1206 for 0x9206. */
 const ANSWERS = { 0x1205: 0x9205, 0x1206: 0x9206 };
@@ -472,7 +328,8 @@ export class Jt808Client {
     this.callbacks = new Map();
     this.queue = [];
     this.inflight = new Map();
-    this.reasm = new Reassembler(this.o, (e) => this.emit(e));
+    this.reasm = new Reassembler(this.o, (e) => this.emit(e), (r, h) => this.requestMissing(r, h));
+    this.nextSerial = 0;
     this.attempt = 0;
     this.retry = 0;
     this.ws = null;
@@ -505,7 +362,7 @@ export class Jt808Client {
     const ws = new this.WS(this.url);
     ws.binaryType = 'arraybuffer';
     this.ws = ws;
-    this.deframer = new Deframer(this.o.maxFrameLen, (item) => this.onItem(item));
+    this.deframer = new Deframer(this.o.maxFrameLen, (item) => this.onItem(item), this.o.rejoinUnescapedFlag);
     ws.onopen = () => this.opened(attempt);
     ws.onmessage = (ev) => this.received(ev.data);
     ws.onclose = (ev) => this.closed(ws, ev);
@@ -566,6 +423,8 @@ export class Jt808Client {
       this.emit({ type: 'frame_rejected', check: item.reject.check, offset: item.offset, error: item.reject.message });
     } else if (item.skipped !== undefined) {
       this.emit({ type: 'skipped', offset: item.offset, len: item.skipped });
+    } else if (item.unescaped !== undefined) {
+      this.emit({ type: 'unescaped_flag', offset: item.offset, at: item.unescaped });
     } else {
       this.frame(item.frame.header, item.frame.body);
     }
@@ -614,7 +473,8 @@ export class Jt808Client {
     const { header } = checkFrame(Array.from(raw), 0);
     const m = {
       bytes: frame, msgId: header.msgId, phone: header.phone, serial: header.serial, writes: 0,
-      awaits: header.msgId >= 0x8000 && header.msgId !== 0x8001,
+      // 0x8001 answers, 0x8003 is answered by the packets it names: neither awaits a 0x0001.
+      awaits: header.msgId >= 0x8000 && header.msgId !== 0x8001 && header.msgId !== RETRANSMIT_REQUEST,
     };
     if (this.open) return this.write(m, null);
     if (this.queue.length >= this.o.queueCapacity) {
@@ -635,6 +495,31 @@ export class Jt808Client {
     else this.emit({ type: 'sent', ...ids, packets: 1, awaits_confirmation: m.awaits });
     if (m.awaits) this.inflight.set(`${m.phone}/${m.serial}`, m);
     return true;
+  }
+
+  /**
+   * Asks the terminal for a group's missing packets with 0x8003 (with `requestMissing`): packet
+   * 1's serial WORD, the count (BYTE in 2013, WORD in 2019), the indices as WORDs; in chunks that
+   * fit one count and one frame's 1023-byte body. Sent (or queued) like any command.
+   */
+  requestMissing(r, h) {
+    if (!this.o.requestMissing || r.missing_count === 0) return;
+    const indices = r.missing.flatMap(([a, b]) => Array.from({ length: b - a + 1 }, (_, i) => a + i));
+    const v2019 = h.version === '2019';
+    const per = v2019 ? 509 : 255;
+    for (let k = 0; k < indices.length; k += per) {
+      const chunk = indices.slice(k, k + per);
+      const count = v2019 ? [chunk.length >> 8, chunk.length & 0xff] : [chunk.length];
+      const body = [r.first_serial >> 8, r.first_serial & 0xff, ...count, ...chunk.flatMap((i) => [i >> 8, i & 0xff])];
+      const serial = this.nextSerial;
+      this.nextSerial = (this.nextSerial + 1) & 0xffff;
+      const frame = encodeFrame({ msgId: RETRANSMIT_REQUEST, version: h.version, protocolVersion: h.protocolVersion, phone: h.phone, serial, body });
+      this.emit({
+        type: 'retransmit_requested', phone: h.phone, first_serial: r.first_serial,
+        first_serial_known: r.first_serial_known, missing: chunk, serial,
+      });
+      this.send(frame);
+    }
   }
 
   /** Timers: group expiry, confirmation timeouts, pings and the idle timeout. */

@@ -13,7 +13,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::io::BufRead;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -252,28 +252,5 @@ impl fmt::Display for Summary {
         table(f, "messages by id", &g.messages_by_id, &c.messages_by_id)?;
         table(f, "rejected by check", &g.rejected_by_check, &c.rejected_by_check)?;
         Ok(())
-    }
-}
-
-/// `inspect` command: summarise a capture.
-#[derive(Debug, Clone, clap::Args)]
-pub struct InspectArgs {
-    /// The capture file (.jsonl).
-    pub capture: PathBuf,
-    /// Print JSON instead of a table.
-    #[arg(long)]
-    pub json: bool,
-}
-
-impl InspectArgs {
-    /// Runs the command and returns the text to print (a table, or pretty JSON with `--json`).
-    pub fn run(&self) -> Result<String, CaptureError> {
-        let s = inspect(&self.capture)?;
-        if self.json {
-            // A Summary holds only strings, numbers and maps with string keys: it always serialises.
-            Ok(serde_json::to_string_pretty(&s).unwrap_or_default())
-        } else {
-            Ok(s.to_string())
-        }
     }
 }

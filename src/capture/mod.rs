@@ -24,73 +24,7 @@ pub use format::{
     CaptureError, CaptureHeader, CaptureReader, CaptureWriter, FORMAT_NAME, FORMAT_VERSION, Payload, ReaderConfig,
     Record, RecordKind, Side, Truncation,
 };
-pub use inspect::{InspectArgs, Summary, inspect};
-pub use pcap::{ConnInfo, ImportOpts, ImportPcapArgs, ImportReport, PcapError, SkippedFlow, WsProblem, import_pcap};
+pub use inspect::{Summary, inspect};
+pub use pcap::{ConnInfo, ImportOpts, ImportReport, PcapError, SkippedFlow, WsProblem, import_pcap};
 pub use record::{PrefixSetting, RecordError, RecordOpts, RecordReport, Recorder};
-pub use redact::{RedactArgs, RedactError, RedactOpts, RedactReport, Redactor, redact};
-
-#[cfg(test)]
-mod cli_tests {
-    use clap::{Parser, Subcommand};
-
-    /// The shape the binary wires: one subcommand per options struct.
-    #[derive(Parser)]
-    struct Cli {
-        #[command(subcommand)]
-        cmd: Cmd,
-    }
-
-    #[derive(Subcommand)]
-    enum Cmd {
-        Record(super::RecordOpts),
-        ImportPcap(super::ImportPcapArgs),
-        Inspect(super::InspectArgs),
-    }
-
-    #[test]
-    fn options_structs_parse_as_subcommands() {
-        use clap::CommandFactory;
-        Cli::command().debug_assert();
-        let cli = Cli::try_parse_from([
-            "x",
-            "record",
-            "--listen",
-            "127.0.0.1:0",
-            "--upstream",
-            "ws://10.0.0.5:9001",
-            "--out",
-            "r.jsonl",
-        ])
-        .unwrap();
-        let Cmd::Record(o) = cli.cmd else { panic!() };
-        assert_eq!(
-            (
-                o.prefix_len,
-                o.connect_timeout_ms,
-                o.close_grace_ms,
-                o.handshake_timeout_ms
-            ),
-            (super::record::PrefixSetting::Auto, 10_000, 5_000, 10_000)
-        );
-
-        let cli = Cli::try_parse_from([
-            "x",
-            "import-pcap",
-            "f.pcapng",
-            "-o",
-            "c.jsonl",
-            "--port",
-            "7000",
-            "--port",
-            "808",
-        ])
-        .unwrap();
-        let Cmd::ImportPcap(a) = cli.cmd else { panic!() };
-        assert_eq!(a.opts.ports, [7000, 808]);
-        assert_eq!(a.opts.max_pending_bytes, super::pcap::DEFAULT_MAX_PENDING_BYTES);
-
-        let cli = Cli::try_parse_from(["x", "inspect", "c.jsonl", "--json"]).unwrap();
-        let Cmd::Inspect(a) = cli.cmd else { panic!() };
-        assert!(a.json);
-    }
-}
+pub use redact::{RedactError, RedactOpts, RedactReport, Redactor, redact};

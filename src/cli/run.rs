@@ -1,11 +1,14 @@
 //! `jt808-harness run [PATH...]`: runs scenarios, shows progress, prints a summary table and a
 //! readable diff for every transcript that changed against its stored insta snapshot, writes JUnit
-//! XML for CI systems, and exits non-zero on any failure.
+//! XML for CI systems, and exits non-zero on any failure. Relative paths resolve as [`super::paths`]
+//! says, so it runs the same from any directory; progress is a bar on a terminal and a line per
+//! finished scenario otherwise ([`super::progress`]).
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use super::progress::Progress;
 use crate::scenario::Scenario;
 use crate::scenario::external::{self, ExternalClient};
 use crate::scenario::runner::{self, Mode};
@@ -14,12 +17,14 @@ use crate::transcript::Transcript;
 /// Arguments of `run`.
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
-    /// Scenario files or directories. Default: `scenarios/`.
+    /// Scenario files or directories (none: the `scenarios/` of the project the current directory
+    /// is in).
     pub paths: Vec<PathBuf>,
     /// Also run every scenario live over loopback TCP (invariants only, no snapshot).
     #[arg(long)]
     pub live: bool,
-    /// Where the insta snapshots live. Default: `tests/snapshots`.
+    /// Where the insta snapshots live; a relative path is below each scenario's project root (the
+    /// nearest directory above it with a Cargo.toml).
     #[arg(long, default_value = "tests/snapshots")]
     pub snapshots: PathBuf,
     /// Write JUnit XML here.
@@ -28,7 +33,7 @@ pub struct RunArgs {
     /// Write each changed transcript next to its snapshot as `.snap.new` for `cargo insta review`.
     #[arg(long)]
     pub write_new: bool,
-    /// No progress bar.
+    /// No progress (bar or lines on stderr).
     #[arg(long)]
     pub quiet: bool,
     /// Run every scenario live against this external client process instead of the built-in
@@ -163,6 +168,19 @@ pub fn run_one(
     out
 }
 
+/// The result column of one outcome: `ok`, `FAILED`, `CHANGED` or `ERROR`.
+fn result_word(o: &Outcome) -> &'static str {
+    if o.error.is_some() {
+        "ERROR"
+    } else if !o.transcript.as_ref().is_some_and(Transcript::passed) {
+        "FAILED"
+    } else if matches!(o.snapshot, Some(Some(_))) {
+        "CHANGED"
+    } else {
+        "ok"
+    }
+}
+
 /// The summary table.
 pub fn table(outcomes: &[Outcome]) -> String {
     let mut rows = vec![[
@@ -175,19 +193,10 @@ pub fn table(outcomes: &[Outcome]) -> String {
         "reconnects".into(),
     ]];
     for o in outcomes {
-        let result = if o.error.is_some() {
-            "ERROR"
-        } else if !o.transcript.as_ref().is_some_and(Transcript::passed) {
-            "FAILED"
-        } else if matches!(o.snapshot, Some(Some(_))) {
-            "CHANGED"
-        } else {
-            "ok"
-        };
         rows.push([
             o.name.clone(),
             o.mode.as_str().into(),
-            result.into(),
+            result_word(o).into(),
             o.summary_value("frames_offered"),
             o.summary_value("messages_decoded"),
             o.summary_value("faults"),
@@ -286,7 +295,8 @@ fn failure_text(o: &Outcome) -> (String, String) {
 /// Runs `run`; returns whether everything passed.
 pub fn run(args: &RunArgs) -> Result<bool, crate::scenario::ScenarioError> {
     let roots = if args.paths.is_empty() {
-        vec![PathBuf::from("scenarios")]
+        let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+        vec![super::paths::default_scenarios(&cwd)]
     } else {
         args.paths.clone()
     };
@@ -299,16 +309,11 @@ pub fn run(args: &RunArgs) -> Result<bool, crate::scenario::ScenarioError> {
     } else {
         &[Mode::Snapshot]
     };
-    let bar = if args.quiet {
-        indicatif::ProgressBar::hidden()
-    } else {
-        let b = indicatif::ProgressBar::new((files.len() * modes.len()) as u64);
-        b.set_style(
-            indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        );
-        b
-    };
+    let progress = Progress::new(
+        args.quiet,
+        (files.len() * modes.len()) as u64,
+        "{bar:30} {pos}/{len} {msg}",
+    );
     let client_cmd = match args.client_cmd.as_deref().map(ExternalClient::parse_cli) {
         Some(Err(message)) => {
             return Err(crate::scenario::ScenarioError::Invalid {
@@ -326,12 +331,15 @@ pub fn run(args: &RunArgs) -> Result<bool, crate::scenario::ScenarioError> {
             if mode == Mode::Live && external::wanted(f, client_cmd.as_ref()) {
                 continue;
             }
-            bar.set_message(format!("{} ({})", f.display(), mode.as_str()));
-            outcomes.push(run_one(f, mode, &args.snapshots, args.write_new, client_cmd.as_ref()));
-            bar.inc(1);
+            progress.working_on(&format!("{} ({})", f.display(), mode.as_str()));
+            let snapshots = super::paths::snapshots_for(f, &args.snapshots);
+            let o = run_one(f, mode, &snapshots, args.write_new, client_cmd.as_ref());
+            progress.step();
+            progress.finished(&format!("{} {} ({})", result_word(&o), o.name, o.mode.as_str()));
+            outcomes.push(o);
         }
     }
-    bar.finish_and_clear();
+    progress.done();
     let mut report = String::new();
     for o in &outcomes {
         let (message, body) = failure_text(o);

@@ -317,12 +317,14 @@ impl Driver {
                     index,
                     serial,
                     differs,
+                    completed,
                 } => self.emit(EventKind::DuplicatePacket {
                     msg_id: key.msg_id,
                     phone: key.phone,
                     serial,
                     index,
                     differs,
+                    after_complete: completed,
                 }),
                 DecodeEvent::InvalidPacket { key, index, serial } => self.emit(EventKind::InvalidPacket {
                     msg_id: key.msg_id,

@@ -171,6 +171,10 @@ pub enum EventKind {
         index: u16,
         /// Whether its bytes differ from the copy held.
         differs: bool,
+        /// Its group had already completed: a late copy, not a new group (written only when
+        /// true, so a transcript of an in-group duplicate reads as it always has).
+        #[serde(skip_serializing_if = "std::ops::Not::not", default)]
+        after_complete: bool,
     },
     /// A packet with index 0 or above its total was dropped.
     InvalidPacket {

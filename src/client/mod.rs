@@ -15,7 +15,8 @@
 //!   0x0001, re-send after a reconnect (original serial kept). Pure.
 //! - [`replies`]: which answer belongs to which command; the 0x8003 retransmit request. Pure.
 //! - [`events`]: the [`Event`] stream transcripts are made of (virtual time, no addresses).
-//! - [`cli`]: `jt808-harness client`: events as JSON Lines.
+//!
+//! The command line, `jt808-harness client`, is `crate::cli::client`.
 //!
 //! Tokio is used only here (and in the gateway); the codec stays sans-IO.
 //!
@@ -43,7 +44,6 @@ use tokio::time::Instant;
 use crate::codec::{DecoderConfig, Message, Phone};
 
 pub mod backoff;
-pub mod cli;
 pub mod connection;
 mod driver;
 pub mod events;
@@ -51,7 +51,6 @@ pub mod outbox;
 pub mod replies;
 
 pub use backoff::{Backoff, BackoffConfig, Jitter};
-pub use cli::{ClientArgs, run_cli};
 pub use connection::{AsyncStream, BoxedStream, ConnectError, Connector, TcpConnector, UrlError, WsSettings};
 pub use events::{ConnectStage, DisconnectReason, Event, EventKind, Events};
 pub use outbox::{Outbox, OutboxConfig, OutboxFull, ResendReason};

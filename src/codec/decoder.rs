@@ -55,6 +55,9 @@ pub enum DecodeEvent {
         serial: u16,
         /// Whether its bytes differ from the copy held.
         differs: bool,
+        /// Its group had already completed: a late copy (serialised as `"after_complete": true`,
+        /// and only then).
+        completed: bool,
     },
     /// A packet with index 0 or index > total, dropped.
     InvalidPacket {
@@ -144,6 +147,7 @@ impl Serialize for DecodeEvent {
                 index,
                 serial,
                 differs,
+                completed,
             } => {
                 m.serialize_entry("type", "duplicate_packet")?;
                 m.serialize_entry("msg_id", &super::header::msg_id_hex(key.msg_id))?;
@@ -152,6 +156,9 @@ impl Serialize for DecodeEvent {
                 m.serialize_entry("index", index)?;
                 m.serialize_entry("total", &key.total)?;
                 m.serialize_entry("differs", differs)?;
+                if *completed {
+                    m.serialize_entry("after_complete", &true)?;
+                }
             }
             DecodeEvent::InvalidPacket { key, index, serial } => {
                 m.serialize_entry("type", "error")?;
@@ -347,11 +354,13 @@ fn from_reassembly(e: ReassemblyEvent) -> DecodeEvent {
             index,
             serial,
             differs,
+            completed,
         } => DecodeEvent::DuplicatePacket {
             key,
             index,
             serial,
             differs,
+            completed,
         },
         ReassemblyEvent::InvalidIndex { key, index, serial } => DecodeEvent::InvalidPacket { key, index, serial },
         ReassemblyEvent::Expired(e) => DecodeEvent::GroupExpired(e),

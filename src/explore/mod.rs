@@ -9,7 +9,8 @@
 //! - [`invariants`]: what holds in every run whatever its faults, and the run budgets.
 //! - [`shrink`]: delta debugging and simplification of a failing run.
 //! - [`report`]: reproducer files, the per-scenario line and `--json`.
-//! - [`cli`]: the command, its workers and progress bar.
+//!
+//! The command, its progress and output, is `crate::cli::explore`.
 //!
 //! Determinism: a run's outcome depends only on the scenario, `--seed` and its run number (each run
 //! on its own current-thread runtime with the paused clock), results are ordered by run number and
@@ -17,7 +18,6 @@
 //! whatever `--jobs` is. Only `--time` makes the number of runs depend on the machine.
 
 pub mod bounds;
-pub mod cli;
 pub mod invariants;
 pub mod report;
 pub mod schedule;
@@ -38,7 +38,7 @@ use shrink::Shrunk;
 use crate::scenario::Scenario;
 
 /// Where a run's schedule bounds come from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FaultsChoice {
     /// The scenario's `[explore]` table; the built-in survivable bounds when it has none.
     Auto,

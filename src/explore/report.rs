@@ -140,7 +140,7 @@ pub fn stem(scenario: &str, check: &str, seed: u64) -> String {
 
 /// The reproducer's text: a comment saying where it comes from, then the scenario as TOML.
 pub fn reproducer_text(t: &Target, f: &Finding) -> Result<String, String> {
-    let mut sc: Scenario = trial::with_schedule(&f.shrunk.scenario, &f.shrunk.decisions)?;
+    let mut sc: Scenario = trial::with_schedule(&f.shrunk.scenario, &f.shrunk.decisions)?.relocated();
     sc.description = format!(
         "{} (explore reproducer: check {} fails, seed {})",
         sc.description.trim_end(),
@@ -210,7 +210,7 @@ fn write_reproducer(t: &Target, f: &Finding, dir: &Path, budgets: Budgets) -> Re
 /// by running it): `DIR/<scenario>-<check>-<seed>.toml`.
 pub fn write_unshrunk(t: &Target, seed: u64, check: &str, dir: &Path) -> Result<PathBuf, String> {
     let decisions = t.schedule(seed);
-    let mut sc = trial::with_schedule(&t.scenario, &decisions)?;
+    let mut sc = trial::with_schedule(&t.scenario, &decisions)?.relocated();
     sc.description = format!(
         "{} (explore: check {check}, seed {seed}, not shrunk)",
         sc.description.trim_end()

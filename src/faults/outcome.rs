@@ -99,6 +99,13 @@ impl Outcome {
     pub fn duplicates(self) -> bool {
         self == Outcome::Duplicate
     }
+
+    /// The message this decision acted on may legitimately be decoded out of its terminal's order:
+    /// held back behind later messages (a whole message, or one of its packets, so it completes
+    /// only when that packet comes).
+    pub fn reorders(self) -> bool {
+        matches!(self, Outcome::Reorder | Outcome::ReorderPacket)
+    }
 }
 
 impl Serialize for Outcome {

@@ -10,6 +10,10 @@
 //! [`Pipeline::remove`], for the gateway's control API). A fault keeps its position for good (a
 //! removed one leaves a disarmed slot), so an added fault's RNG is seeded exactly as if it had been
 //! there from the start: a run is reproducible from its seed and the ordered list of changes.
+//! [`Pipeline::change`] edits a fault in place: it keeps its slot (position, name, seed, trigger
+//! counters, and on each open connection the random stream where it was), a fresh instance of the
+//! new parameters takes the next message, and the old instance is kept retired only to release
+//! what it holds.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -33,6 +37,11 @@ struct Slot {
     time_at: Option<Duration>,
     /// Removed at run time: passes every message through, but still releases what it held.
     disarmed: bool,
+    /// Instances replaced by [`Pipeline::change`], oldest first: they take no message, but are
+    /// still ticked and drained, so what they held is released on its schedule (or given back at
+    /// close) as a removed fault's is. Kept until the connection closes: a fault cannot say it
+    /// holds nothing (an endless stall has no deadline), and one box per change is cheap.
+    retired: Vec<Box<dyn Fault>>,
 }
 
 struct Conn {
@@ -165,6 +174,48 @@ impl Pipeline {
             }
         }
         true
+    }
+
+    /// Changes the fault in force named `name` to `spec` in place (the control API's `PATCH`). It
+    /// keeps its slot: its position (so its seed), its name, its trigger counters (`every`, `at`,
+    /// `times`, ... count on), and on every open connection its random stream, which continues
+    /// where it was. There a fresh instance built from `spec` takes the next message and the old
+    /// one is retired (see [`Slot::retired`]); a pending time-only firing (`after_ms` alone)
+    /// moves to the new trigger's instant, one that happened stays done. Connections opened later
+    /// get an instance of `spec` as if it had been there from the start. `spec` must keep the
+    /// type and direction (the chain and stream it sits in) and is validated first; on error
+    /// nothing changes. `Ok(false)` when no fault in force has that name.
+    pub fn change(&mut self, name: &str, spec: FaultSpec) -> Result<bool, FaultSpecError> {
+        let Some(i) = (0..self.specs.len()).find(|&i| !self.removed[i] && self.names[i] == name) else {
+            return Ok(false);
+        };
+        let invalid = |message: String| FaultSpecError::Invalid {
+            index: i,
+            fault: spec.kind.type_name().to_string(),
+            message,
+        };
+        spec.validate().map_err(invalid)?;
+        let old = &self.specs[i];
+        if old.kind.type_name() != spec.kind.type_name() || old.direction != spec.direction {
+            let was = format!("{} {:?}", old.kind.type_name(), old.direction);
+            return Err(invalid(format!("a changed fault keeps its type and direction ({was})")));
+        }
+        let old_trigger = old.trigger.clone();
+        let on_time = spec.kind.acts_on_time();
+        for c in self.conns.values_mut().filter(|c| !c.closed) {
+            let opened = c.opened;
+            for slot in c.chains[spec.direction.index()].iter_mut().filter(|s| s.spec == i) {
+                if let Some(fresh) = spec.kind.build() {
+                    slot.retired.push(std::mem::replace(&mut slot.fault, fresh));
+                }
+                let fired = slot.time_at.is_none() && old_trigger.time_only_deadline(opened).is_some();
+                if on_time && !fired {
+                    slot.time_at = spec.trigger.time_only_deadline(opened);
+                }
+            }
+        }
+        self.specs[i] = spec;
+        Ok(true)
     }
 
     /// Trigger counters back to zero (`every`, `at`, `after`, `times`, message-id counts), per
@@ -340,6 +391,11 @@ impl Pipeline {
                     c.chains[dir.index()][i].time_at = None;
                     outs.extend(env.call(c, dir, i, |f, cx| f.on_time(cx)));
                 }
+                for k in 0..c.chains[dir.index()][i].retired.len() {
+                    if c.chains[dir.index()][i].retired[k].deadline().is_some_and(|t| t <= now) {
+                        outs.extend(env.call_instance(c, dir, i, Some(k), |f, cx| f.on_tick(cx)));
+                    }
+                }
                 if c.chains[dir.index()][i].fault.deadline().is_some_and(|t| t <= now) {
                     outs.extend(env.call(c, dir, i, |f, cx| f.on_tick(cx)));
                 }
@@ -362,6 +418,14 @@ impl Pipeline {
         actions
     }
 
+    /// Whether a fault holds a message on some connection (to be released on a tick): a live run
+    /// is not settled while one does. Time triggers alone do not count (they may recur forever).
+    pub fn holds_messages(&self) -> bool {
+        self.conns
+            .values()
+            .any(|c| c.entry_hold.is_some() || c.chains.iter().flatten().any(|s| s.fault.deadline().is_some()))
+    }
+
     /// The earliest virtual time at which [`Pipeline::on_tick`] has something to do.
     pub fn next_deadline(&self, conn: u64) -> Option<Duration> {
         let c = self.conns.get(&conn)?;
@@ -369,8 +433,10 @@ impl Pipeline {
             return None;
         }
         let slots = c.chains.iter().flatten();
+        let retired = slots.clone().flat_map(|s| s.retired.iter().map(|f| f.deadline()));
         slots
             .flat_map(|s| [s.time_at, s.fault.deadline()])
+            .chain(retired)
             .chain([c.entry_hold.as_ref().and_then(EntryHold::until)])
             .flatten()
             .min()
@@ -403,7 +469,8 @@ impl Pipeline {
         };
         for dir in [Direction::ToClient, Direction::ToGateway] {
             for slot in &mut c.chains[dir.index()] {
-                for m in slot.fault.drain() {
+                let held: Vec<Msg> = slot.retired.iter_mut().flat_map(|f| f.drain()).collect();
+                for m in held.into_iter().chain(slot.fault.drain()) {
                     give_back(&mut self.log, dir, &self.names[slot.spec], m);
                 }
             }
@@ -439,6 +506,7 @@ fn new_slot(spec: &FaultSpec, i: usize, seed: u64, conn: u64, opened: Duration) 
             None
         },
         disarmed: false,
+        retired: Vec::new(),
     })
 }
 
@@ -476,12 +544,34 @@ impl Env<'_> {
         i: usize,
         f: impl FnOnce(&mut dyn Fault, &mut Cx<'_>) -> Vec<Out>,
     ) -> Vec<Out> {
+        self.call_instance(c, dir, i, None, f)
+    }
+
+    /// Calls fault `i` of `dir`'s chain, or its retired instance `k` ([`Slot::retired`]), with a
+    /// context: the slot's RNG, counters and trigger either way.
+    fn call_instance(
+        &mut self,
+        c: &mut Conn,
+        dir: Direction,
+        i: usize,
+        k: Option<usize>,
+        f: impl FnOnce(&mut dyn Fault, &mut Cx<'_>) -> Vec<Out>,
+    ) -> Vec<Out> {
         let Conn {
             chains, proto, opened, ..
         } = c;
         let Slot {
-            spec, fault, rng, seen, ..
+            spec,
+            fault,
+            rng,
+            seen,
+            retired,
+            ..
         } = &mut chains[dir.index()][i];
+        let fault = match k {
+            Some(k) => &mut retired[k],
+            None => fault,
+        };
         let mut cx = Cx {
             now: self.now,
             conn: self.conn,
@@ -566,87 +656,6 @@ impl Env<'_> {
     }
 }
 
+/// The pipeline's unit tests: run-time add, remove and change, seeding, reset.
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A 2013 heartbeat of 13800000001, serial 1, check code right.
-    fn frame() -> Vec<u8> {
-        hex::decode("7e0002000001380000000100013b7e").expect("hex")
-    }
-
-    fn corrupt() -> FaultSpec {
-        FaultSpec::parse_cli(r#"type="corrupt_checksum""#).expect("spec")
-    }
-
-    fn sent(actions: &[Action]) -> Vec<Vec<u8>> {
-        actions
-            .iter()
-            .filter_map(|a| match a {
-                Action::Send { bytes, .. } => Some(bytes.clone()),
-                _ => None,
-            })
-            .collect()
-    }
-
-    /// An added fault acts on an open connection from its next message; removed, it stops.
-    #[test]
-    fn a_fault_added_at_run_time_acts_from_the_next_message_until_removed() {
-        let mut p = Pipeline::new(&[], 9, 0).expect("pipeline");
-        let t = Duration::ZERO;
-        assert_eq!(p.on_connect(1, t), ConnectDecision::Accept);
-        let before = sent(&p.on_message(1, Direction::ToClient, frame(), t));
-        assert_eq!(before, vec![frame()]);
-        p.add(corrupt(), "cc".into()).expect("added");
-        assert_eq!(p.active().map(|(n, _)| n).collect::<Vec<_>>(), ["cc"]);
-        let during = sent(&p.on_message(1, Direction::ToClient, frame(), t));
-        assert_eq!(during.len(), 1);
-        assert_ne!(during[0], frame(), "corrupted");
-        assert!(p.remove("cc"));
-        assert!(!p.remove("cc"), "gone already");
-        assert_eq!(p.active().count(), 0);
-        let after = sent(&p.on_message(1, Direction::ToClient, frame(), t));
-        assert_eq!(after, vec![frame()]);
-    }
-
-    /// Seeded by position: a fault added at run time draws what it would have drawn had it been
-    /// configured at start.
-    #[test]
-    fn an_added_fault_is_seeded_as_if_it_had_been_there_from_the_start() {
-        let t = Duration::ZERO;
-        let mut from_start = Pipeline::new(&[corrupt()], 5, 0).expect("pipeline");
-        from_start.on_connect(3, t);
-        let mut added = Pipeline::new(&[], 5, 0).expect("pipeline");
-        added.on_connect(3, t);
-        added.add(corrupt(), "corrupt_checksum".into()).expect("added");
-        for _ in 0..5 {
-            let a = sent(&from_start.on_message(3, Direction::ToClient, frame(), t));
-            let b = sent(&added.on_message(3, Direction::ToClient, frame(), t));
-            assert_eq!(a, b);
-        }
-    }
-
-    /// A bad spec is refused whole: nothing is added.
-    #[test]
-    fn an_invalid_added_spec_changes_nothing() {
-        let mut p = Pipeline::new(&[], 1, 0).expect("pipeline");
-        let mut bad = corrupt();
-        bad.trigger.every = Some(0);
-        assert!(p.add(bad, "bad".into()).is_err());
-        assert_eq!(p.active().count(), 0);
-    }
-
-    /// After a reset a fault that used its `times` fires again.
-    #[test]
-    fn reset_counters_rearms_times() {
-        let once = FaultSpec::parse_cli(r#"type="corrupt_checksum", times=1"#).expect("spec");
-        let mut p = Pipeline::new(&[once], 2, 0).expect("pipeline");
-        let t = Duration::ZERO;
-        p.on_connect(1, t);
-        let changed = |p: &mut Pipeline| sent(&p.on_message(1, Direction::ToClient, frame(), t))[0] != frame();
-        assert!(changed(&mut p));
-        assert!(!changed(&mut p));
-        p.reset_counters();
-        assert!(changed(&mut p));
-    }
-}
+mod tests;

@@ -3,7 +3,7 @@
 //! [`Conn::serve`] loops over taking what is due ([`Conn::take_due`]), writing it
 //! ([`Conn::write_due`]), carrying out a fault's close ([`Conn::end_due`]) and sleeping until the
 //! next wake-up ([`Conn::next_wake`], [`Conn::wait`]), where an incoming message
-//! ([`Conn::incoming`]) or a storm's [`ConnCommand`] ([`Conn::command`]) may end it;
+//! ([`Conn::incoming`]) or an [`Order`] of a storm or the control API ([`Conn::command`]) may end it;
 //! [`Conn::finish`] gives back what a fault held and logs how it ended.
 //!
 //! The session lock is only held in `take_due`, `next_wake` and `finish`, never across an await.
@@ -23,7 +23,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message as WsMessage, http};
 
 use super::describe::describe_frames;
-use super::events::{Closed, ConnCommand, GatewayEvent};
+use super::events::{Closed, ConnCommand, GatewayEvent, Order};
 use super::session::{ClaimError, Session};
 use super::{Inner, LogLevel, MAX_BURST, stopped};
 use crate::codec::{DecodeEvent, Decoder};
@@ -83,6 +83,17 @@ impl ConnState {
         }
     }
 
+    /// The latest time a send in either direction is scheduled for.
+    fn last_scheduled(&self) -> Option<Duration> {
+        let last = |m: &BTreeMap<(Duration, u64), Vec<u8>>| m.keys().next_back().map(|k| k.0);
+        last(&self.outs).max(last(&self.ins))
+    }
+
+    /// Sends and closes scheduled and not yet carried out (what [`Inner::scheduled`] sums).
+    fn scheduled(&self) -> u64 {
+        (self.outs.len() + self.ins.len() + usize::from(self.ending.is_some())) as u64
+    }
+
     /// Neither stalled nor ending: the feed may be offered.
     fn open(&self) -> bool {
         self.stalled.is_none() && self.ending.is_none()
@@ -106,8 +117,8 @@ enum Wake {
     Timer,
     /// A newer connection of the same session took over.
     Superseded,
-    /// An order from outside ([`super::Gateway::command`]).
-    Command(Option<ConnCommand>),
+    /// An order from outside ([`super::Gateway::order`]).
+    Command(Option<Order>),
     /// The gateway shuts down.
     Shutdown,
 }
@@ -119,7 +130,7 @@ struct Conn {
     ws: Ws,
     session: Arc<Mutex<Session>>,
     superseded: Arc<Notify>,
-    commands: mpsc::UnboundedReceiver<ConnCommand>,
+    commands: mpsc::UnboundedReceiver<Order>,
     shutdown: watch::Receiver<bool>,
     st: ConnState,
     /// The terminal's decoder of what the client sends.
@@ -128,6 +139,8 @@ struct Conn {
     paused: watch::Receiver<bool>,
     /// WebSocket messages written (`GET /connections`).
     sent: Arc<AtomicU64>,
+    /// What this connection last added to [`Inner::scheduled`].
+    published: u64,
 }
 
 impl Conn {
@@ -162,6 +175,7 @@ impl Conn {
             commands,
             st: ConnState::default(),
             inbound: Decoder::default(),
+            published: 0,
         })
     }
 
@@ -182,6 +196,7 @@ impl Conn {
                 self.st.stalled = None;
                 continue;
             }
+            self.publish(self.st.scheduled());
             let wake = self.next_wake(now);
             let end = match self.wait(wake).await {
                 Wake::Incoming(msg) => self.incoming(msg),
@@ -196,6 +211,18 @@ impl Conn {
         }
     }
 
+    /// Makes `n` this connection's share of [`Inner::scheduled`] (atomics only on a change).
+    fn publish(&mut self, n: u64) {
+        if n != self.published {
+            if n > self.published {
+                self.inner.scheduled.fetch_add(n - self.published, Ordering::SeqCst);
+            } else {
+                self.inner.scheduled.fetch_sub(self.published - n, Ordering::SeqCst);
+            }
+            self.published = n;
+        }
+    }
+
     /// Everything due at `now`, under the session lock: the pipeline's timers, the client bytes
     /// whose delivery time has come (the terminal reads them), then the feed items due.
     fn take_due(&mut self, now: Duration) {
@@ -204,8 +231,9 @@ impl Conn {
         let ticked = s.pipeline.on_tick(self.conn, now);
         self.st.apply(ticked);
         self.read_due(&mut s, now);
-        if self.st.open() && !*self.paused.borrow() {
-            self.offer_due(&mut s, now);
+        if self.st.open() {
+            let answers_only = *self.paused.borrow();
+            self.offer_due(&mut s, now, answers_only);
         }
         for r in s.pipeline.take_log() {
             self.inner.log(self.conn, GatewayEvent::Fault(r));
@@ -236,17 +264,22 @@ impl Conn {
         }
     }
 
-    /// Feed items and replies due at `now`, at most [`MAX_BURST`], through the fault pipeline; a
+    /// Feed items and replies due at `now` (only the terminal's replies with `answers_only`, while
+    /// the control API paused the feed), at most [`MAX_BURST`], through the fault pipeline; a
     /// stall or an ending it decides stops the burst.
-    fn offer_due(&mut self, s: &mut Session, now: Duration) {
+    fn offer_due(&mut self, s: &mut Session, now: Duration, answers_only: bool) {
         let mut burst = 0;
         while burst < MAX_BURST
-            && let Some(item) = s.pop_due(&*self.inner.feeds, now)
+            && let Some(item) = s.pop_due(&*self.inner.feeds, now, answers_only)
         {
             if let Some(close) = item.close {
+                // After the sends already decided, as a fault's own close is: on TCP the bytes
+                // written before a close arrive before it, so a message a latency fault delayed
+                // is still delivered (found by `explore`: a recorded close overtook it).
+                let at = self.st.last_scheduled().map_or(now, |t| t.max(now));
                 self.st
                     .ending
-                    .get_or_insert((now, Closed::Recorded { code: close.code }));
+                    .get_or_insert((at, Closed::Recorded { code: close.code }));
                 return;
             }
             burst += 1;
@@ -317,11 +350,11 @@ impl Conn {
             // or with a close or abort pending at a later time, a due feed item would wake the
             // loop at once, forever, and the paused clock would never move (found by `explore`:
             // a delayed message ahead of a pending abort).
-            // A paused feed (control API) is not woken for either.
-            if st.open() && !*self.paused.borrow() {
-                s.peek_due(&*self.inner.feeds)
-            } else {
-                None
+            // A paused feed (control API) is not woken for either; the terminal's replies are.
+            match (st.open(), *self.paused.borrow()) {
+                (true, false) => s.peek_due(&*self.inner.feeds),
+                (true, true) => s.peek_reply(),
+                (false, _) => None,
             },
             st.outs.keys().next().map(|k| k.0),
             st.ins.keys().next().map(|k| k.0),
@@ -388,31 +421,38 @@ impl Conn {
         }
     }
 
-    /// A storm's order: close (1001), drop, or go silent until the client gives up (logged now;
-    /// the connection's real end is logged when it comes).
-    async fn command(&mut self, cmd: Option<ConnCommand>) -> Option<Closed> {
-        let mode = cmd?;
-        match mode {
+    /// A storm's or the control API's order: close (1001), drop, or go silent until the client
+    /// gives up or for the order's `for_ms` (logged now; the connection's real end is logged
+    /// when it comes). A stall ordered during another lasts until the later of their ends.
+    async fn command(&mut self, order: Option<Order>) -> Option<Closed> {
+        let order = order?;
+        match order.command {
             ConnCommand::Close => {
                 let frame = CloseFrame {
                     code: CloseCode::Away,
-                    reason: "storm".into(),
+                    reason: order.close_reason().into(),
                 };
                 let _ = self.ws.close(Some(frame)).await;
             }
             ConnCommand::Abort => {}
             ConnCommand::Stall => {
-                self.st.stalled = Some(None);
-                self.inner.log(self.conn, GatewayEvent::Closed(Closed::Storm { mode }));
+                let until = order.for_ms.map(|ms| self.inner.now() + Duration::from_millis(ms));
+                self.st.stalled = Some(match (self.st.stalled, until) {
+                    (None, until) => until,
+                    (Some(Some(a)), Some(b)) => Some(a.max(b)),
+                    (Some(_), _) => None,
+                });
+                self.inner.log(self.conn, GatewayEvent::Closed(order.closed()));
                 return None;
             }
         }
-        Some(Closed::Storm { mode })
+        Some(order.closed())
     }
 
     /// The connection ended with `end`: what the pipeline still held is logged as undelivered,
     /// what was scheduled and not written as lost in flight, then the close itself.
     fn finish(mut self, end: Closed) {
+        self.publish(0);
         let (inner, conn) = (self.inner.clone(), self.conn);
         let now = inner.now();
         {

@@ -43,6 +43,16 @@ pub enum Closed {
         /// What the storm ordered.
         mode: ConnCommand,
     },
+    /// The control API (`POST /connections/{id}/...`, `POST /storm`) closed or dropped it, or
+    /// (`stall`) silenced it, for `for_ms` when given: logged when it happens; after a stall the
+    /// connection's real end is logged later. The `control` record before it says which request.
+    Api {
+        /// What was ordered.
+        mode: ConnCommand,
+        /// How long a stall lasts; none: until the connection ends.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        for_ms: Option<u64>,
+    },
     /// The gateway shut down.
     Shutdown,
 }
@@ -156,8 +166,8 @@ fn fault_fields<S: serde::Serializer>(r: &FaultRecord, s: S) -> Result<S::Ok, S:
     .serialize(s)
 }
 
-/// Orders sent to live connections from outside (stress storms). Serialised as the storm's mode
-/// in the log (`close`, `abort`, `stall`).
+/// Orders sent to live connections from outside (stress storms, the control API). Serialised as
+/// the storm's mode in the log (`close`, `abort`, `stall`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ConnCommand {
@@ -165,8 +175,59 @@ pub enum ConnCommand {
     Close,
     /// Drop without a close frame.
     Abort,
-    /// Go silent, socket open, until the client gives up.
+    /// Go silent, socket open, until the client gives up (or for a while: [`Order::for_ms`]).
     Stall,
+}
+
+/// Who gives an [`Order`]: what its `closed` record's `how` says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OrderedBy {
+    /// A stress run's storm (`how: storm`).
+    Storm,
+    /// The control API (`how: api`).
+    Api,
+}
+
+/// An order to one live connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Order {
+    /// What to do.
+    pub command: ConnCommand,
+    /// Who asks.
+    pub by: OrderedBy,
+    /// A stall's length, ms; `None`: until the connection ends. Only the API gives one.
+    pub for_ms: Option<u64>,
+}
+
+impl Order {
+    /// A stress storm's order.
+    pub fn storm(command: ConnCommand) -> Order {
+        Order {
+            command,
+            by: OrderedBy::Storm,
+            for_ms: None,
+        }
+    }
+
+    /// How the connection's log names what this order did to it.
+    pub fn closed(&self) -> Closed {
+        let mode = self.command;
+        match self.by {
+            OrderedBy::Storm => Closed::Storm { mode },
+            OrderedBy::Api => Closed::Api {
+                mode,
+                for_ms: self.for_ms.filter(|_| mode == ConnCommand::Stall),
+            },
+        }
+    }
+
+    /// The reason of the close frame a `close` sends.
+    pub fn close_reason(&self) -> &'static str {
+        match self.by {
+            OrderedBy::Storm => "storm",
+            OrderedBy::Api => "control api",
+        }
+    }
 }
 
 #[cfg(test)]
@@ -182,6 +243,30 @@ mod tests {
         assert_eq!(
             serde_json::to_string(&e).expect("serialises"),
             r#"{"type":"closed","how":"storm","mode":"stall"}"#
+        );
+    }
+
+    /// An order of the control API is logged as such, a stall with its length.
+    #[test]
+    fn an_api_order_is_logged_as_api_with_a_stall_length() {
+        let stall = Order {
+            command: ConnCommand::Stall,
+            by: OrderedBy::Api,
+            for_ms: Some(250),
+        };
+        let abort = Order {
+            command: ConnCommand::Abort,
+            ..stall
+        };
+        let line = |o: Order| serde_json::to_string(&GatewayEvent::Closed(o.closed())).expect("serialises");
+        assert_eq!(
+            line(stall),
+            r#"{"type":"closed","how":"api","mode":"stall","for_ms":250}"#
+        );
+        assert_eq!(line(abort), r#"{"type":"closed","how":"api","mode":"abort"}"#);
+        assert_eq!(
+            line(Order::storm(ConnCommand::Abort)),
+            r#"{"type":"closed","how":"storm","mode":"abort"}"#
         );
     }
 }

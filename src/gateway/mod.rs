@@ -14,7 +14,6 @@
 //! Tokio lives here (and in `transport`, `client`, the runner); the feed, the faults and the codec
 //! are sans-IO and get `now` passed in.
 
-pub mod cli;
 mod conn;
 pub mod control;
 pub mod converse;
@@ -42,7 +41,7 @@ use crate::faults::{ConnectDecision, FaultSpec, FaultSpecError, Pipeline};
 use crate::transport::Listener;
 
 pub use describe::{FrameDesc, FrameId, describe_frames, describe_stream};
-pub use events::{Closed, ConnCommand, GatewayEvent, GatewayRecord};
+pub use events::{Closed, ConnCommand, GatewayEvent, GatewayRecord, Order, OrderedBy};
 pub use feed::{Feed, FeedItem, ListFeed};
 
 use session::{ClaimError, FeedFactory, Session, Sessions};
@@ -138,7 +137,7 @@ pub enum GatewayError {
 const MAX_BURST: usize = 256;
 
 /// A live connection's session key and command channel.
-type LiveConn = (Arc<str>, mpsc::UnboundedSender<ConnCommand>);
+type LiveConn = (Arc<str>, mpsc::UnboundedSender<Order>);
 
 struct Inner {
     cfg: GatewayConfig,
@@ -156,6 +155,9 @@ struct Inner {
     shutdown: watch::Receiver<bool>,
     /// Run-time control ([`control`]): faults changed, pause, the log ring, sent counters.
     control: control::State,
+    /// Sends and closes scheduled on connections and not yet carried out, summed over all
+    /// connections (each publishes its own count when it changes): [`Gateway::idle`] reads it.
+    scheduled: AtomicU64,
 }
 
 impl Inner {
@@ -317,6 +319,7 @@ impl Gateway {
                 limit,
                 shutdown,
                 control,
+                scheduled: AtomicU64::new(0),
             }),
         })
     }
@@ -387,23 +390,33 @@ impl Gateway {
             .collect()
     }
 
-    /// Orders one live connection to close, abort or stall. False if it is gone.
+    /// Orders one live connection to close, abort or stall, as a stress storm (logged `how:
+    /// storm`). False if it is gone.
     pub fn command(&self, conn: u64, cmd: ConnCommand) -> bool {
+        self.order(conn, Order::storm(cmd))
+    }
+
+    /// Gives one live connection an order. False if it is gone.
+    pub fn order(&self, conn: u64, order: Order) -> bool {
         self.inner
             .live
             .lock()
             .expect("live lock")
             .get(&conn)
-            .is_some_and(|(_, tx)| tx.send(cmd).is_ok())
+            .is_some_and(|(_, tx)| tx.send(order).is_ok())
     }
 
-    /// True when every session's feed is exhausted and no terminal reply is waiting: nothing more
-    /// will be offered unless the client sends something.
+    /// True when every session's feed is exhausted and no terminal reply is waiting, and no
+    /// connection has a send or close scheduled or a message held by a fault: nothing more will
+    /// reach the client unless it sends something.
     pub fn idle(&self) -> bool {
+        if self.inner.scheduled.load(Ordering::SeqCst) > 0 {
+            return false;
+        }
         let sessions = self.inner.sessions.lock().expect("sessions lock").all();
         sessions.iter().all(|s| {
             let mut s = s.lock().expect("session lock");
-            s.peek_due(&*self.inner.feeds).is_none()
+            s.peek_due(&*self.inner.feeds).is_none() && !s.pipeline.holds_messages()
         })
     }
 

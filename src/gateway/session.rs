@@ -67,8 +67,20 @@ impl Session {
         }
     }
 
-    /// The next item due at or before `now`: replies before feed items at equal times.
-    pub(super) fn pop_due(&mut self, make: &FeedFactory, now: Duration) -> Option<FeedItem> {
+    /// When the next terminal reply is due, `None` when none waits.
+    pub(super) fn peek_reply(&self) -> Option<Duration> {
+        self.replies.keys().next().map(|k| k.0)
+    }
+
+    /// The next item due at or before `now`: replies before feed items at equal times; with
+    /// `replies_only` (a paused feed) only replies.
+    pub(super) fn pop_due(&mut self, make: &FeedFactory, now: Duration, replies_only: bool) -> Option<FeedItem> {
+        if replies_only {
+            return match self.peek_reply() {
+                Some(due) if due <= now => self.replies.pop_first().map(|(_, v)| v),
+                _ => None,
+            };
+        }
         let due = self.peek_due(make)?;
         if due > now {
             return None;

@@ -35,7 +35,9 @@ impl Default for SourceSpec {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CaptureSource {
-    /// The capture (JSON Lines, see [`crate::capture`]); relative paths are from the working directory.
+    /// The capture (JSON Lines, see [`crate::capture`]). Read from a scenario file, a relative path
+    /// is relative to that file (`Scenario::parse` resolves it); given to `serve --capture`, to the
+    /// working directory.
     pub path: PathBuf,
     /// Playback speed: 1.0 is the capture's own timing, 10.0 ten times faster, 0 as fast as
     /// possible. Default 1.0.

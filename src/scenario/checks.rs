@@ -285,11 +285,8 @@ impl Facts {
             }
             GatewayEvent::Fault(x) => {
                 self.faults += 1;
-                if let (Some(Direction::ToClient), Some(msg)) = (x.dir, x.msg)
-                    && (x.what.destroys() || x.what.duplicates())
-                {
-                    let destroys = x.what.destroys();
-                    self.messages.fault_on(r.conn, msg, destroys, !destroys);
+                if let (Some(Direction::ToClient), Some(msg)) = (x.dir, x.msg) {
+                    self.messages.fault_on(r.conn, msg, x.what);
                 }
             }
             GatewayEvent::LostInFlight { frames, .. } => self.messages.lost(frames),

@@ -79,16 +79,27 @@ impl ExternalClient {
             .map_err(|e| format!("--client-cmd: {e}"))
     }
 
-    /// The client a scenario asks for: `overrides` (from `--client-cmd`) first, else its own
-    /// `[client] command`.
+    /// The client a scenario asks for: `overrides` (from `--client-cmd`, relative to the current
+    /// directory like any command line) first, else its own `[client] command`, in which a
+    /// relative path that names a file beside the scenario file is taken from there (so the
+    /// scenario runs from any directory; one found only from the current directory is left as
+    /// it is, as before).
     pub fn for_scenario(sc: &Scenario, overrides: Option<&ExternalClient>) -> Option<Result<ExternalClient, String>> {
         if let Some(o) = overrides {
             return Some(Ok(o.clone()));
         }
-        sc.client
-            .command
-            .clone()
-            .map(|c| ExternalClient::new(c).map_err(|e| format!("{}: {e}", sc.path.display())))
+        let dir = sc.path.parent().unwrap_or(std::path::Path::new(""));
+        let beside = |a: String| {
+            let p = dir.join(&a);
+            if std::path::Path::new(&a).is_relative() && a.contains('/') && p.is_file() {
+                p.to_string_lossy().into_owned()
+            } else {
+                a
+            }
+        };
+        sc.client.command.clone().map(|c| {
+            ExternalClient::new(c.into_iter().map(beside).collect()).map_err(|e| format!("{}: {e}", sc.path.display()))
+        })
     }
 }
 
@@ -216,6 +227,12 @@ fn environment(sc: &Scenario) -> Vec<(String, String)> {
         ("JT808_CONFIRM_TIMEOUT_MS", c.confirm_timeout_ms.map(|v| v.to_string())),
         ("JT808_MAX_RESENDS", c.max_resends.map(|v| v.to_string())),
         ("JT808_GROUP_TIMEOUT_MS", c.group_timeout_ms.map(|v| v.to_string())),
+        ("JT808_RETRANSMIT_WAIT_MS", c.retransmit_wait_ms.map(|v| v.to_string())),
+        ("JT808_REQUEST_MISSING", c.request_missing.map(|v| v.to_string())),
+        (
+            "JT808_REJOIN_UNESCAPED_FLAG",
+            c.rejoin_unescaped_flag.map(|v| v.to_string()),
+        ),
     ];
     env.extend(opt.into_iter().filter_map(|(k, v)| v.map(|v| (k.to_string(), v))));
     env

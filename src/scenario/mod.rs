@@ -2,7 +2,9 @@
 //! what it shows, its seed, its source (a generated fleet or a capture), the faults, the client's
 //! settings, the commands the client sends, and the invariants expected to hold.
 //!
-//! Unknown keys are rejected; every error names the file, line and column, and the key.
+//! Unknown keys are rejected; every error names the file, line and column, and the key. Relative
+//! paths in a scenario (a capture's `path`) are relative to the scenario file, so a scenario means
+//! the same from any working directory ([`Scenario::parse`] resolves them).
 
 pub mod checks;
 pub mod external;
@@ -238,6 +240,7 @@ impl Scenario {
             .file_stem()
             .map_or_else(|| "scenario".into(), |n| n.to_string_lossy().into_owned());
         s.path = path.to_path_buf();
+        s.resolve_paths();
         // Every count and duration in range, reported at its key like a parse error.
         if let Some(v) = validate::check(&s).into_iter().next() {
             let (line, column) = validate::offset_of(text, &v.path).map_or((1, 1), |o| line_col(text, o));
@@ -257,6 +260,32 @@ impl Scenario {
             }
         }
         Ok(s)
+    }
+
+    /// Makes the relative paths of the file relative to its directory: a capture's `path`.
+    /// (`[client] command` files are looked up beside the scenario by
+    /// [`external::ExternalClient::for_scenario`].)
+    fn resolve_paths(&mut self) {
+        let dir = self.path.parent().unwrap_or(Path::new("")).to_path_buf();
+        if let SourceSpec::Capture(c) = &mut self.source
+            && c.path.is_relative()
+        {
+            c.path = dir.join(&c.path);
+        }
+    }
+
+    /// The scenario as a file to be written at `file`: relative paths (already resolved against
+    /// where it was read) made absolute, so the text means the same wherever it is written (an
+    /// explore reproducer goes to `--out`).
+    pub fn relocated(&self) -> Scenario {
+        let mut sc = self.clone();
+        if let SourceSpec::Capture(c) = &mut sc.source
+            && c.path.is_relative()
+            && let Ok(abs) = std::path::absolute(&c.path)
+        {
+            c.path = abs;
+        }
+        sc
     }
 
     /// Every `*.toml` in a directory (sorted), or the file itself.

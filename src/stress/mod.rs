@@ -12,11 +12,11 @@
 //!   [`figures`] their types and table, [`gate`] the CI [`Gate`];
 //! - [`merge`]: shard outputs combined into one fleet's figures (`stress merge`);
 //! - [`sys`]: what Linux says about open files and loopback source addresses;
-//! - [`report`]: a self-contained HTML report with hand-written SVG plots, and the JSON figures;
-//! - [`cli`]: `jt808-harness stress` and `stress merge`.
+//! - [`report`]: a self-contained HTML report with hand-written SVG plots, and the JSON figures.
+//!
+//! The command line, `jt808-harness stress` and `stress merge`, is `crate::cli::stress`.
 
 pub mod book;
-pub mod cli;
 pub mod clients;
 pub mod figures;
 pub mod gate;
@@ -34,7 +34,6 @@ pub mod sys;
 /// The stress feed, from the gateway's sources (one place to change when its module moves).
 pub use crate::gateway::stress_feed as feed;
 
-pub use cli::{StressArgs, run_cli};
 pub use options::{GatewayPlacement, Shard, StormMode, StormSpec, StressOpts};
 pub use outcome::{Outcome, SideMemory, StressError};
 pub use run::run;

@@ -96,7 +96,7 @@ pub struct StormSpec {
     pub mode: StormMode,
 }
 
-/// A `--storm`, `--duration` or `--shard` value that does not parse.
+/// A `--shard` value (or a job index) that does not parse.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{what} {value:?}: {why}")]
 pub struct ParseError {
@@ -106,73 +106,6 @@ pub struct ParseError {
     pub value: String,
     /// What is wrong.
     pub why: String,
-}
-
-/// Parses `1.5`, `250ms`, `30s`, `2m` (a bare number is seconds).
-pub fn parse_duration(s: &str) -> Result<Duration, ParseError> {
-    let bad = |why: &str| ParseError {
-        what: "duration",
-        value: s.to_string(),
-        why: why.to_string(),
-    };
-    let t = s.trim();
-    let (num, unit) = match t.find(|c: char| c.is_ascii_alphabetic()) {
-        Some(i) => t.split_at(i),
-        None => (t, "s"),
-    };
-    let v: f64 = num.trim().parse().map_err(|_| bad("not a number"))?;
-    let secs = match unit {
-        "ms" => v / 1e3,
-        "s" => v,
-        "m" | "min" => v * 60.0,
-        "h" => v * 3600.0,
-        _ => return Err(bad("unit must be ms, s, m or h")),
-    };
-    Duration::try_from_secs_f64(secs).map_err(|e| bad(&e.to_string()))
-}
-
-impl FromStr for StormSpec {
-    type Err = ParseError;
-
-    fn from_str(s: &str) -> Result<StormSpec, ParseError> {
-        let bad = |why: String| ParseError {
-            what: "--storm",
-            value: s.to_string(),
-            why,
-        };
-        let (mut every, mut start, mut fraction, mut mode) = (None, None, None, None);
-        for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-            let (k, v) = part
-                .split_once('=')
-                .ok_or_else(|| bad(format!("{part:?} is not key=value")))?;
-            match k.trim() {
-                "every" => every = Some(parse_duration(v).map_err(|e| bad(e.to_string()))?),
-                "start" => start = Some(parse_duration(v).map_err(|e| bad(e.to_string()))?),
-                "fraction" => {
-                    let f: f64 = v
-                        .trim()
-                        .parse()
-                        .map_err(|_| bad(format!("fraction {v:?} is not a number")))?;
-                    if !(0.0..=1.0).contains(&f) {
-                        return Err(bad(format!("fraction {f} is outside 0..=1")));
-                    }
-                    fraction = Some(f);
-                }
-                "mode" => mode = Some(v.parse().map_err(bad)?),
-                other => return Err(bad(format!("unknown key {other:?} (every, start, fraction, mode)"))),
-            }
-        }
-        let every = every.ok_or_else(|| bad("every= is missing".into()))?;
-        if every.is_zero() {
-            return Err(bad("every= must be above zero".into()));
-        }
-        Ok(StormSpec {
-            every,
-            start,
-            fraction: fraction.ok_or_else(|| bad("fraction= is missing".into()))?,
-            mode: mode.unwrap_or(StormMode::Abort),
-        })
-    }
 }
 
 impl fmt::Display for StormSpec {
@@ -435,36 +368,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn storm_specs_parse_and_name_what_is_wrong() {
-        let s: StormSpec = "every=10s,fraction=0.3,mode=stall".parse().unwrap();
-        assert_eq!(
-            (s.every, s.start, s.fraction, s.mode),
-            (Duration::from_secs(10), None, 0.3, StormMode::Stall)
-        );
-        let s: StormSpec = "every=1.5,start=500ms,fraction=1".parse().unwrap();
-        assert_eq!(
-            (s.every, s.start, s.mode),
-            (
-                Duration::from_millis(1500),
-                Some(Duration::from_millis(500)),
-                StormMode::Abort
-            )
-        );
-        for bad in [
-            "fraction=0.3",
-            "every=1,fraction=2",
-            "every=1,fraction=0.1,mode=boom",
-            "every=0,fraction=1",
-        ] {
-            let e = bad.parse::<StormSpec>().unwrap_err();
-            assert_eq!(e.what, "--storm", "{bad}");
-        }
-    }
-
-    #[test]
     fn the_schedule_interleaves_specs_inside_the_phase() {
-        let a: StormSpec = "every=10,fraction=0.1,mode=close".parse().unwrap();
-        let b: StormSpec = "every=10,start=5,fraction=0.1,mode=abort".parse().unwrap();
+        let spec = |start: Option<u64>, mode| StormSpec {
+            every: Duration::from_secs(10),
+            start: start.map(Duration::from_secs),
+            fraction: 0.1,
+            mode,
+        };
+        let (a, b) = (spec(None, StormMode::Close), spec(Some(5), StormMode::Abort));
         let got: Vec<(u64, StormMode)> = storm_schedule(&[a, b], Duration::from_secs(30))
             .into_iter()
             .map(|(at, s)| (at.as_secs(), s.mode))
@@ -492,14 +403,6 @@ mod tests {
         assert_eq!(shards[1].local(6), None);
         assert!("3/3".parse::<Shard>().is_err());
         assert!("1-3".parse::<Shard>().is_err());
-    }
-
-    #[test]
-    fn durations_take_units() {
-        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
-        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
-        assert_eq!(parse_duration("1.5").unwrap(), Duration::from_millis(1500));
-        assert!(parse_duration("5 parsecs").is_err());
     }
 
     #[test]

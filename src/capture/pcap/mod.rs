@@ -117,33 +117,25 @@ pub const DEFAULT_PREFIX_PROBE_MESSAGES: u64 = 64;
 pub const MAX_LISTED: usize = 100;
 
 /// pcap import settings.
-#[derive(Debug, Clone, clap::Args)]
+#[derive(Debug, Clone)]
 pub struct ImportOpts {
     /// The capture file to write (.jsonl). Must not be the input.
-    #[arg(long, short)]
     pub out: PathBuf,
     /// A platform-side TCP port of raw JT808 flows (repeatable). Default: 808, 6808 and
     /// 8080-8089. WebSocket flows are found by their upgrade, on any port.
-    #[arg(long = "port", value_name = "N")]
     pub ports: Vec<u16>,
     /// Most out-of-order bytes held per flow direction while waiting for a gap to fill; past it
     /// the gap is given up (and counted).
-    #[arg(long, default_value_t = DEFAULT_MAX_PENDING_BYTES)]
     pub max_pending_bytes: usize,
     /// Largest WebSocket frame payload held; a larger frame's message is skipped and reported.
-    #[arg(long, default_value_t = DEFAULT_MAX_WS_FRAME_BYTES)]
     pub max_ws_frame_bytes: u64,
     /// Largest WebSocket message (fragments joined) held; a larger one is skipped and reported.
-    #[arg(long, default_value_t = DEFAULT_MAX_WS_MESSAGE_BYTES)]
     pub max_ws_message_bytes: usize,
     /// Largest HTTP upgrade request or response looked at; a longer one is not an upgrade.
-    #[arg(long, default_value_t = DEFAULT_MAX_HTTP_HEADER_BYTES)]
     pub max_http_header_bytes: usize,
     /// Binary gateway messages per WebSocket connection the envelope prefix is found from.
-    #[arg(long, default_value_t = DEFAULT_PREFIX_PROBE_MESSAGES)]
     pub prefix_probe_messages: u64,
     /// Free text for the capture header's "note".
-    #[arg(long)]
     pub note: Option<String>,
 }
 
@@ -178,23 +170,6 @@ impl ImportOpts {
                 max_message: self.max_ws_message_bytes,
             },
         }
-    }
-}
-
-/// `import-pcap` command: a pcap or pcapng file to a capture.
-#[derive(Debug, Clone, clap::Args)]
-pub struct ImportPcapArgs {
-    /// The pcap or pcapng file.
-    pub input: PathBuf,
-    /// Settings.
-    #[command(flatten)]
-    pub opts: ImportOpts,
-}
-
-impl ImportPcapArgs {
-    /// Runs the import; the report's `Display` is what to print.
-    pub fn run(&self) -> Result<ImportReport, PcapError> {
-        import_pcap(&self.input, &self.opts)
     }
 }
 

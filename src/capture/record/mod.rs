@@ -108,51 +108,39 @@ impl std::fmt::Display for PrefixSetting {
     }
 }
 
-/// Recording proxy settings (the `record` command).
-#[derive(Debug, Clone, clap::Args)]
+/// Recording proxy settings (the `record` command: `crate::cli::record`). Durations in ms.
+#[derive(Debug, Clone)]
 pub struct RecordOpts {
     /// Address to accept clients on, e.g. 127.0.0.1:9000 (port 0 picks a free port; the bound
     /// address is printed).
-    #[arg(long, value_name = "ADDR")]
     pub listen: SocketAddr,
     /// The real gateway, e.g. ws://10.0.0.5:9001/feed (ws:// only).
-    #[arg(long, value_name = "URL")]
     pub upstream: String,
     /// The capture file to write (created or truncated).
-    #[arg(long, short, value_name = "FILE")]
     pub out: PathBuf,
     /// Envelope prefix bytes on each gateway message, for the capture header: `auto` finds it
     /// from the first gateway messages (18 for the seed client's feed, 0 for a bare JT808 stream);
     /// a number is written as given and checked against the bytes (a disagreement is warned
     /// about). Recorded bytes are never altered.
-    #[arg(long, default_value = "auto", value_name = "auto|N")]
     pub prefix_len: PrefixSetting,
     /// Gateway messages the prefix is found from (the header may be restated until then; 0: no
     /// probe, the header keeps the initial value).
-    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(0..=100_000))]
     pub prefix_probe_messages: u64,
     /// Longest time (ms, from the first gateway message) the prefix is still being found.
-    #[arg(long, default_value_t = 10_000)]
     pub prefix_probe_ms: u64,
     /// Free text for the capture header's "note".
-    #[arg(long)]
     pub note: Option<String>,
     /// Give up connecting to the upstream after this many milliseconds (0: no limit).
-    #[arg(long, default_value_t = 10_000)]
     pub connect_timeout_ms: u64,
     /// After one side sent a close frame, wait this long for the other side's close before
     /// dropping the connection (0: no limit).
-    #[arg(long, default_value_t = 5_000)]
     pub close_grace_ms: u64,
     /// A client that has not finished its WebSocket handshake by then is dropped (0: no limit).
-    #[arg(long, default_value_t = 10_000)]
     pub handshake_timeout_ms: u64,
     /// Most client connections relayed at once; more are answered HTTP 503.
-    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub max_connections: u64,
     /// Largest WebSocket message (and frame) either side may send, in bytes; a larger one ends
     /// its connection (recorded as a close with the reason).
-    #[arg(long, default_value_t = 16 << 20, value_parser = clap::value_parser!(u64).range(1..=(1 << 30)))]
     pub max_message_size: u64,
 }
 
@@ -270,18 +258,6 @@ impl std::fmt::Display for RecordReport {
         }
         Ok(())
     }
-}
-
-/// Binds, prints the bound address to stderr, and records until `shutdown` completes.
-pub async fn run(opts: RecordOpts, shutdown: impl Future<Output = ()>) -> Result<RecordReport, RecordError> {
-    let recorder = Recorder::bind(opts).await?;
-    eprintln!(
-        "recording: clients connect to ws://{}, relayed to {}, written to {}",
-        recorder.local_addr(),
-        recorder.opts.upstream,
-        recorder.opts.out.display()
-    );
-    recorder.run(shutdown).await
 }
 
 /// A bound recorder: the listening socket and the capture file, ready to [`Recorder::run`].

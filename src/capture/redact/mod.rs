@@ -64,7 +64,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::fs::File;
 use std::io::{self, BufRead, BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::Serialize;
 use thiserror::Error;
@@ -133,73 +133,6 @@ impl fmt::Debug for RedactOpts {
             .field("note", &self.note)
             .field("allow_prefix_mismatch", &self.allow_prefix_mismatch)
             .finish()
-    }
-}
-
-/// `redact` command: a capture with SIM numbers, positions and credentials rewritten.
-#[derive(Debug, Clone, clap::Args)]
-#[command(group(clap::ArgGroup::new("secret").required(true).args(["key", "key_file"])))]
-pub struct RedactArgs {
-    /// The capture to redact (.jsonl).
-    pub input: PathBuf,
-    /// The redacted capture to write (.jsonl); must not be the input.
-    #[arg(long, short)]
-    pub out: PathBuf,
-    /// The secret key (the same key maps a SIM to the same stand-in every time). Prefer
-    /// --key-file: a key on the command line ends up in shell history.
-    #[arg(long, value_name = "K")]
-    pub key: Option<String>,
-    /// Read the key from this file (trailing newline ignored).
-    #[arg(long, value_name = "PATH")]
-    pub key_file: Option<PathBuf>,
-    /// Keep frames that cannot be checked as they came (they may still carry personal data).
-    #[arg(long)]
-    pub keep_undecodable: bool,
-    /// Keep the envelope prefix of gateway messages instead of zeroing it.
-    #[arg(long)]
-    pub keep_prefix: bool,
-    /// Most payload bytes held while a frame spanning messages is incomplete.
-    #[arg(long, default_value_t = DEFAULT_MAX_HELD_BYTES)]
-    pub max_held_bytes: usize,
-    /// Free text for the output header's "note" (default: the input's note).
-    #[arg(long)]
-    pub note: Option<String>,
-    /// Redact even when the capture's stated envelope prefix cuts into frames (it is refused
-    /// otherwise, naming the first record where it shows).
-    #[arg(long)]
-    pub allow_prefix_mismatch: bool,
-}
-
-impl RedactArgs {
-    /// The settings these arguments give (reads --key-file).
-    pub fn opts(&self) -> Result<RedactOpts, RedactError> {
-        let key = match (&self.key, &self.key_file) {
-            (Some(k), _) => k.as_bytes().to_vec(),
-            (None, Some(path)) => {
-                let mut k = std::fs::read(path).map_err(|source| RedactError::KeyFile {
-                    path: path.display().to_string(),
-                    source,
-                })?;
-                while matches!(k.last(), Some(b'\n' | b'\r')) {
-                    k.pop();
-                }
-                k
-            }
-            (None, None) => Vec::new(),
-        };
-        Ok(RedactOpts {
-            key,
-            keep_undecodable: self.keep_undecodable,
-            keep_prefix: self.keep_prefix,
-            max_held_bytes: self.max_held_bytes,
-            note: self.note.clone(),
-            allow_prefix_mismatch: self.allow_prefix_mismatch,
-        })
-    }
-
-    /// Runs the redaction; the report's `Display` is what to print.
-    pub fn run(&self) -> Result<RedactReport, RedactError> {
-        redact(&self.input, &self.out, &self.opts()?)
     }
 }
 
@@ -463,44 +396,4 @@ pub fn redact_reader<R: BufRead, W: Write>(
     report.terminals = run.redactor.phones.len() as u64;
     report.key_id = run.redactor.key_id();
     Ok(report)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use clap::Parser;
-
-    #[derive(Parser)]
-    struct Cli {
-        #[command(flatten)]
-        args: RedactArgs,
-    }
-
-    #[test]
-    fn arguments_need_a_key_or_a_key_file() {
-        let cli = Cli::try_parse_from(["x", "in.jsonl", "-o", "out.jsonl", "--key", "s3"]).unwrap();
-        let opts = cli.args.opts().unwrap();
-        assert_eq!(opts.key, b"s3");
-        assert_eq!(opts.max_held_bytes, DEFAULT_MAX_HELD_BYTES);
-        assert!(!format!("{opts:?}").contains("s3"), "Debug never shows the key");
-        assert!(Cli::try_parse_from(["x", "in.jsonl", "-o", "out.jsonl"]).is_err());
-        let dir = tempfile::tempdir().unwrap();
-        let key = dir.path().join("key");
-        std::fs::write(&key, "from file\n").unwrap();
-        let cli = Cli::try_parse_from([
-            "x",
-            "in.jsonl",
-            "-o",
-            "out.jsonl",
-            "--key-file",
-            key.to_str().unwrap(),
-            "--keep-undecodable",
-        ])
-        .unwrap();
-        let opts = cli.args.opts().unwrap();
-        assert_eq!(
-            (opts.key.as_slice(), opts.keep_undecodable),
-            (b"from file".as_slice(), true)
-        );
-    }
 }

@@ -27,7 +27,7 @@ pub const LOG_DROPPED_HEADER: &str = "x-log-dropped";
 pub fn router(gw: Gateway) -> Router {
     Router::new()
         .route("/faults", get(list_faults).post(add_fault))
-        .route("/faults/{name}", delete(remove_fault))
+        .route("/faults/{name}", delete(remove_fault).patch(change_fault))
         .route("/connections", get(list_connections))
         .route("/connections/{id}/{action}", post(command_connection))
         .route("/storm", post(storm))
@@ -99,22 +99,55 @@ async fn add_fault(State(gw): State<Gateway>, body: axum::body::Bytes) -> Result
     Ok((StatusCode::CREATED, axum::Json(fault_json(&name, &spec))).into_response())
 }
 
+/// `PATCH /faults/{name}`: a JSON Merge Patch (RFC 7396) of the fault as `GET /faults` shows it:
+/// a key given replaces its value, `null` removes it (back to its default). The result is read
+/// by the same code as `POST /faults`; the fault keeps its name, type and direction. Answers the
+/// fault as it is now.
+async fn change_fault(
+    State(gw): State<Gateway>,
+    Path(name): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<axum::Json<Value>, Rejected> {
+    let patch = object(&body)?;
+    let spec = gw.change_fault(&name, |current| {
+        let mut merged = fault_json(&name, current);
+        json_patch::merge(&mut merged, &Value::Object(patch.clone()));
+        let Value::Object(obj) = merged else {
+            unreachable!("a merge patch of an object into an object is an object")
+        };
+        serde_json::from_value(Value::Object(obj.clone())).map_err(|e| {
+            let keys: Vec<&str> = patch.keys().map(String::as_str).collect();
+            spec_rejected_among(&obj, &keys, &e.to_string())
+        })
+    })?;
+    Ok(axum::Json(fault_json(&name, &spec)))
+}
+
 /// Names the field a spec error is about: `type` when the type is missing or unknown; else the
 /// first key whose removal changes the error (serde's messages do not always name the key: an
 /// out-of-range `xor` reads "invalid value: integer `300`, expected u8"); else `type`.
 fn spec_rejected(obj: &Map<String, Value>, message: &str) -> Rejected {
+    spec_rejected_among(obj, &[], message)
+}
+
+/// [`spec_rejected`], trying the keys of `first` (a patch's) before the others.
+fn spec_rejected_among(obj: &Map<String, Value>, first: &[&str], message: &str) -> Rejected {
     let ty = obj.get("type");
     let known = ty.and_then(Value::as_str).is_some_and(|t| FAULT_TYPES.contains(&t));
     let field = if known {
         let parse = |o: Map<String, Value>| serde_json::from_value::<FaultSpec>(Value::Object(o));
-        obj.keys()
+        let rest = obj.keys().map(String::as_str).filter(|k| !first.contains(k));
+        first
+            .iter()
+            .copied()
+            .filter(|k| obj.contains_key(*k))
+            .chain(rest)
             .filter(|k| *k != "type")
             .find(|k| {
                 let mut without = obj.clone();
                 without.remove(*k);
                 parse(without).err().is_none_or(|e| e.to_string() != message)
             })
-            .map(String::as_str)
             .unwrap_or("type")
     } else {
         "type"
@@ -142,9 +175,30 @@ fn command(field: &str, s: &str) -> Result<ConnCommand, Rejected> {
     }
 }
 
+/// A stall's optional `for_ms` (the `stall` fault's key), taken out of `obj`.
+fn for_ms(obj: &mut Map<String, Value>) -> Result<Option<u64>, Rejected> {
+    match obj.remove("for_ms") {
+        None => Ok(None),
+        Some(v) => match v.as_u64() {
+            Some(ms) => Ok(Some(ms)),
+            None => Err(Rejected::new("for_ms", v, "a whole number of milliseconds")),
+        },
+    }
+}
+
+/// The first key left in a body that took only `fields`, as an error.
+fn no_more(obj: Map<String, Value>, fields: &str) -> Result<(), Rejected> {
+    match obj.into_iter().next() {
+        Some((k, v)) => Err(Rejected::new(&k, v, format!("unknown field (fields: {fields})"))),
+        None => Ok(()),
+    }
+}
+
+/// `POST /connections/{id}/close|abort|stall`; a stall's body may give `{"for_ms": N}`.
 async fn command_connection(
     State(gw): State<Gateway>,
     Path((id, action)): Path<(String, String)>,
+    body: axum::body::Bytes,
 ) -> Result<Response, Rejected> {
     let cmd = command("action", &action).map_err(|r| Rejected {
         kind: RejectKind::NotFound,
@@ -153,11 +207,19 @@ async fn command_connection(
     let id: u64 = id
         .parse()
         .map_err(|_| Rejected::new("id", id.as_str(), "a connection id: a whole number (GET /connections)"))?;
-    gw.command_connection(id, cmd)?;
-    Ok(axum::Json(json!({"id": id, "command": cmd})).into_response())
+    let mut obj = object(&body)?;
+    let for_ms = for_ms(&mut obj)?;
+    no_more(obj, "for_ms, with stall")?;
+    gw.command_connection(id, cmd, for_ms)?;
+    let mut answer = json!({"id": id, "command": cmd});
+    if let Some(ms) = for_ms {
+        answer["for_ms"] = ms.into();
+    }
+    Ok(axum::Json(answer).into_response())
 }
 
-/// `POST /storm {"fraction": 0.5, "mode": "close", "seed": 7}`; `seed` defaults to the gateway's.
+/// `POST /storm {"fraction": 0.5, "mode": "close", "seed": 7}`; `seed` defaults to the gateway's;
+/// `for_ms` with `"mode": "stall"` ends the stalls after that long.
 async fn storm(State(gw): State<Gateway>, body: axum::body::Bytes) -> Result<axum::Json<Value>, Rejected> {
     let mut obj = object(&body)?;
     let fraction = match obj.remove("fraction") {
@@ -183,10 +245,9 @@ async fn storm(State(gw): State<Gateway>, body: axum::body::Bytes) -> Result<axu
                 .ok_or_else(|| Rejected::new("seed", v, "a whole number 0..=2^64-1"))?,
         ),
     };
-    if let Some((k, v)) = obj.into_iter().next() {
-        return Err(Rejected::new(&k, v, "unknown field (fields: fraction, mode, seed)"));
-    }
-    let conns = gw.storm(fraction, mode, seed)?;
+    let for_ms = for_ms(&mut obj)?;
+    no_more(obj, "fraction, mode, seed, for_ms")?;
+    let conns = gw.storm(fraction, mode, seed, for_ms)?;
     Ok(axum::Json(json!({"mode": mode, "conns": conns})))
 }
 

@@ -1,6 +1,7 @@
-//! Run-time control of a running gateway (issue 15): faults added and removed while clients are
-//! connected, connections closed, aborted or stalled one by one or as a seeded storm, the feed
-//! paused and resumed, trigger counters reset, and the log read from a cursor. [`http`] serves
+//! Run-time control of a running gateway (issue 15): faults added, changed in place and removed
+//! while clients are connected, connections closed, aborted or stalled (for a while or for good)
+//! one by one or as a seeded storm, the feed paused and resumed (the terminal's answers still
+//! flow), trigger counters reset, and the log read from a cursor. [`http`] serves
 //! these over HTTP+JSON (`serve --control ADDR`); the operations themselves are methods of
 //! [`Gateway`] here, so tests and other front ends use them without HTTP.
 //!
@@ -8,9 +9,9 @@
 //! sees cause beside effect. A rejected request changes nothing: each operation checks everything
 //! before touching any session.
 //!
-//! Reproducibility: faults keep their position for good (see the pipeline), and a session created
-//! after changes replays them in order on its fresh pipeline, so every session's faults depend on
-//! the seed and the ordered list of changes only.
+//! Reproducibility: faults keep their position for good, a changed one too (see the pipeline),
+//! and a session created after changes replays them in order on its fresh pipeline, so every
+//! session's faults depend on the seed and the ordered list of changes only.
 
 pub mod http;
 mod ring;
@@ -26,7 +27,8 @@ use tokio::sync::watch;
 
 pub use ring::{DEFAULT_LOG_CAPACITY, MAX_LOG_CAPACITY, Ring, Slice};
 
-use super::{ConnCommand, Gateway, GatewayEvent, GatewayRecord};
+use super::{ConnCommand, Gateway, GatewayEvent, GatewayRecord, Order, OrderedBy};
+use crate::faults::limits::MAX_MS;
 use crate::faults::{FaultSpec, Pipeline};
 
 /// Most faults in force at once through the API (the chain every message walks grows with it).
@@ -43,6 +45,13 @@ pub enum ControlEvent {
         /// The spec, as `GET /faults` shows it.
         spec: Box<FaultSpec>,
     },
+    /// A fault was changed in place (`PATCH /faults/{name}`).
+    FaultChanged {
+        /// Its name.
+        name: String,
+        /// The spec after the change, as `GET /faults` shows it.
+        spec: Box<FaultSpec>,
+    },
     /// A fault was removed.
     FaultRemoved {
         /// Its name.
@@ -52,6 +61,9 @@ pub enum ControlEvent {
     Command {
         /// The order.
         command: ConnCommand,
+        /// A stall's length, ms; none: until the connection ends.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        for_ms: Option<u64>,
     },
     /// A storm: a seeded fraction of the open connections ordered at once.
     Storm {
@@ -63,6 +75,9 @@ pub enum ControlEvent {
         seed: u64,
         /// The connections chosen, in id order.
         conns: Vec<u64>,
+        /// A stall's length, ms; none: until the connection ends.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        for_ms: Option<u64>,
     },
     /// The feed stopped being offered.
     Pause,
@@ -76,6 +91,7 @@ pub enum ControlEvent {
 #[derive(Debug, Clone)]
 enum Change {
     Add(Box<FaultSpec>, String),
+    Edit(Box<FaultSpec>, String),
     Remove(String),
 }
 
@@ -94,12 +110,24 @@ impl FaultBook {
         for c in &self.changes {
             match c {
                 Change::Add(spec, name) => p.add((**spec).clone(), name.clone()).map_err(|e| e.to_string())?,
+                Change::Edit(spec, name) => {
+                    p.change(name, (**spec).clone()).map_err(|e| e.to_string())?;
+                }
                 Change::Remove(name) => {
                     p.remove(name);
                 }
             }
         }
         Ok(())
+    }
+
+    /// Where the fault in force named `name` is, or the 404 listing those in force.
+    fn position(&self, name: &str) -> Result<usize, Rejected> {
+        self.active.iter().position(|(n, _)| n == name).ok_or_else(|| {
+            let names: Vec<&str> = self.active.iter().map(|(n, _)| n.as_str()).collect();
+            let why = format!("no fault of that name in force (in force: {})", names.join(", "));
+            Rejected::new("name", name, why).kind(RejectKind::NotFound)
+        })
     }
 }
 
@@ -294,11 +322,7 @@ impl Gateway {
     /// Removes the fault in force named `name` everywhere.
     pub fn remove_fault(&self, name: &str) -> Result<(), Rejected> {
         let mut book = self.inner.control.book();
-        let Some(pos) = book.active.iter().position(|(n, _)| n == name) else {
-            let names: Vec<&str> = book.active.iter().map(|(n, _)| n.as_str()).collect();
-            let why = format!("no fault of that name in force (in force: {})", names.join(", "));
-            return Err(Rejected::new("name", name, why).kind(RejectKind::NotFound));
-        };
+        let pos = book.position(name)?;
         for s in self.inner.sessions.lock().expect("sessions lock").all() {
             s.lock().expect("session lock").pipeline.remove(name);
         }
@@ -307,6 +331,39 @@ impl Gateway {
         drop(book);
         self.log_control(0, ControlEvent::FaultRemoved { name: name.into() });
         Ok(())
+    }
+
+    /// Changes the fault in force named `name` in place: `edit` gets its spec and returns the new
+    /// one (or why not), under the fault book's lock, so two changes never interleave. The fault
+    /// keeps its name, type and direction (400 naming the field otherwise) and its slot: see
+    /// [`Pipeline::change`] for what its counters and random stream do. Returns the new spec.
+    pub fn change_fault(
+        &self,
+        name: &str,
+        edit: impl FnOnce(&FaultSpec) -> Result<FaultSpec, Rejected>,
+    ) -> Result<FaultSpec, Rejected> {
+        let mut book = self.inner.control.book();
+        let pos = book.position(name)?;
+        let old = &book.active[pos].1;
+        let spec = edit(old)?;
+        keeps_its_slot(name, old, &spec)?;
+        spec.validate()
+            .map_err(|m| Rejected::new("type", spec.kind.type_name(), m))?;
+        for s in self.inner.sessions.lock().expect("sessions lock").all() {
+            let changed = s.lock().expect("session lock").pipeline.change(name, spec.clone());
+            // Checked above; a pipeline refuses only what `validate` and `keeps_its_slot` refuse.
+            debug_assert_eq!(changed, Ok(true));
+        }
+        book.active[pos].1 = spec.clone();
+        book.changes
+            .push(Change::Edit(Box::new(spec.clone()), name.to_string()));
+        drop(book);
+        let event = ControlEvent::FaultChanged {
+            name: name.into(),
+            spec: Box::new(spec.clone()),
+        };
+        self.log_control(0, event);
+        Ok(spec)
     }
 
     /// Open connections with their session, start and messages sent, in id order.
@@ -323,14 +380,16 @@ impl Gateway {
             .collect()
     }
 
-    /// Orders connection `id` to close, abort or stall (logged first, then carried out).
-    pub fn command_connection(&self, id: u64, cmd: ConnCommand) -> Result<(), Rejected> {
+    /// Orders connection `id` to close, abort or stall (for `for_ms`, or until it ends): logged
+    /// first, then carried out; its `closed` record says `how: api`.
+    pub fn command_connection(&self, id: u64, cmd: ConnCommand, for_ms: Option<u64>) -> Result<(), Rejected> {
+        stall_length(cmd, for_ms)?;
         if !self.live_connections().contains(&id) {
             let why = "no open connection with that id (GET /connections lists them)";
             return Err(Rejected::new("id", id, why).kind(RejectKind::NotFound));
         }
-        self.log_control(id, ControlEvent::Command { command: cmd });
-        if self.command(id, cmd) {
+        self.log_control(id, ControlEvent::Command { command: cmd, for_ms });
+        if self.order(id, api_order(cmd, for_ms)) {
             Ok(())
         } else {
             Err(Rejected::new("id", id, "the connection ended meanwhile").kind(RejectKind::NotFound))
@@ -338,11 +397,19 @@ impl Gateway {
     }
 
     /// A storm: `round(fraction × open)` of the open connections, chosen with `seed` (the same
-    /// open set and seed always choose the same ones), ordered `mode`. Returns the ids.
-    pub fn storm(&self, fraction: f64, mode: ConnCommand, seed: Option<u64>) -> Result<Vec<u64>, Rejected> {
+    /// open set and seed always choose the same ones), ordered `mode` (a stall for `for_ms` when
+    /// given). Returns the ids.
+    pub fn storm(
+        &self,
+        fraction: f64,
+        mode: ConnCommand,
+        seed: Option<u64>,
+        for_ms: Option<u64>,
+    ) -> Result<Vec<u64>, Rejected> {
         if !(0.0..=1.0).contains(&fraction) {
             return Err(Rejected::new("fraction", fraction, "must be within 0.0..=1.0"));
         }
+        stall_length(mode, for_ms)?;
         let seed = seed.unwrap_or(self.inner.cfg.seed);
         let live: Vec<usize> = self.live_connections().iter().map(|&c| c as usize).collect();
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
@@ -355,16 +422,19 @@ impl Gateway {
             fraction,
             seed,
             conns: conns.clone(),
+            for_ms,
         };
         self.log_control(0, event);
         for &c in &conns {
-            self.command(c, mode);
+            self.order(c, api_order(mode, for_ms));
         }
         Ok(conns)
     }
 
-    /// Stops (`true`) or resumes offering the feed and the terminal's answers to every
-    /// connection; reading, pongs and orders go on. Logged only when it changes something.
+    /// Stops (`true`) or resumes offering the feed to every connection. The terminal's answers
+    /// to what the client sends are still offered while paused (a test that paused the feed to
+    /// look at its client still gets its commands answered; `stall` silences everything), and
+    /// reading, pongs and orders go on. Logged only when it changes something.
     pub fn set_paused(&self, paused: bool) -> bool {
         let changed = self
             .inner
@@ -395,4 +465,39 @@ impl Gateway {
         }
         self.log_control(0, ControlEvent::Reset);
     }
+}
+
+/// An order of the control API.
+fn api_order(command: ConnCommand, for_ms: Option<u64>) -> Order {
+    Order {
+        command,
+        by: OrderedBy::Api,
+        for_ms,
+    }
+}
+
+/// A stall's `for_ms`: only a stall takes one, within the stall fault's range (1..=[`MAX_MS`]).
+fn stall_length(cmd: ConnCommand, for_ms: Option<u64>) -> Result<(), Rejected> {
+    let Some(ms) = for_ms else { return Ok(()) };
+    if cmd != ConnCommand::Stall {
+        return Err(Rejected::new("for_ms", ms, "only a stall lasts for a time"));
+    }
+    crate::faults::limits::check("for_ms", ms, 1..=MAX_MS).map_err(|m| Rejected::new("for_ms", ms, m))
+}
+
+/// A change keeps the fault's name, type and direction (its slot, its chain and its stream):
+/// otherwise the field and the value asked for.
+fn keeps_its_slot(name: &str, old: &FaultSpec, new: &FaultSpec) -> Result<(), Rejected> {
+    let why = "a fault keeps its name, type and direction when changed (DELETE it and POST a new one)";
+    if let Some(n) = new.name.as_deref().filter(|n| *n != name) {
+        return Err(Rejected::new("name", n, why));
+    }
+    if new.kind.type_name() != old.kind.type_name() {
+        return Err(Rejected::new("type", new.kind.type_name(), why));
+    }
+    if new.direction != old.direction {
+        let dir = serde_json::to_value(new.direction).unwrap_or_default();
+        return Err(Rejected::new("direction", dir, why));
+    }
+    Ok(())
 }

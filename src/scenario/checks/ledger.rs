@@ -17,6 +17,7 @@ use std::collections::HashMap;
 use std::fmt;
 
 use crate::codec::Phone;
+use crate::faults::Outcome;
 use crate::gateway::{FrameDesc, FrameId};
 
 /// A message: id, terminal, and the serial of the frame or of packet 1.
@@ -63,6 +64,9 @@ struct Entry {
     decoded: u32,
     destroyed: bool,
     duplicated: bool,
+    /// A fault held it back behind later messages ([`Outcome::reorders`]): not judged by
+    /// `order_per_terminal`, since no client can decode a message before its last byte comes.
+    reordered: bool,
     /// Position of its latest offer among all offers of the run.
     position: Option<usize>,
     /// The sweep period it was last touched in.
@@ -108,6 +112,8 @@ pub(super) struct Ledger {
     /// Per terminal: the offer position of the last message decoded.
     last_position: HashMap<Phone, usize>,
     order_problems: Vec<String>,
+    /// Decodings of reordered messages the order check did not judge.
+    order_exempt: u64,
     period: u64,
 }
 
@@ -142,8 +148,13 @@ impl Ledger {
         frames_offered
     }
 
-    /// A fault that destroys (or duplicates) message `msg` of `conn`.
-    pub fn fault_on(&mut self, conn: u64, msg: u64, destroys: bool, duplicates: bool) {
+    /// A fault `what` on message `msg` of `conn`: one that destroys, duplicates or reorders it
+    /// marks its entries; any other changes nothing here.
+    pub fn fault_on(&mut self, conn: u64, msg: u64, what: Outcome) {
+        let (destroys, duplicates, reorders) = (what.destroys(), what.duplicates(), what.reorders());
+        if !(destroys || duplicates || reorders) {
+            return;
+        }
         let keys = self
             .by_index
             .get(&(conn, msg))
@@ -152,7 +163,8 @@ impl Ledger {
         for k in keys {
             let e = self.touch(k);
             e.destroyed |= destroys;
-            e.duplicated |= duplicates;
+            e.duplicated |= duplicates && !destroys;
+            e.reordered |= reorders && !destroys && !duplicates;
         }
     }
 
@@ -171,6 +183,10 @@ impl Ledger {
         let e = self.touch(k);
         e.decoded += 1;
         let Some(p) = e.position else { return };
+        if e.reordered {
+            self.order_exempt += 1;
+            return;
+        }
         if let Some(&prev) = self.last_position.get(&phone)
             && p < prev
         {
@@ -258,8 +274,13 @@ impl Ledger {
 
     /// Each terminal's messages decoded in the order they were offered.
     pub fn order_per_terminal(&self) -> (bool, String) {
-        let detail = if self.order_problems.is_empty() {
-            format!("{} terminals in order", self.last_position.len())
+        let terminals = self.last_position.len();
+        let detail = if self.order_problems.is_empty() && self.order_exempt > 0 {
+            let exempt = self.order_exempt;
+            let noun = if exempt == 1 { "message" } else { "messages" };
+            format!("{terminals} terminals in order ({exempt} {noun} a fault reordered not judged)")
+        } else if self.order_problems.is_empty() {
+            format!("{terminals} terminals in order")
         } else {
             self.order_problems.join("; ")
         };
@@ -292,7 +313,7 @@ mod tests {
         }
         l.decoded(0x0200, phone(), 1);
         l.decoded(0x0200, phone(), 2);
-        l.fault_on(1, 3, true, false);
+        l.fault_on(1, 3, Outcome::Drop);
         l
     }
 
@@ -342,7 +363,7 @@ mod tests {
         let mut l = Ledger::default();
         l.offered(1, &[frame(1)]);
         l.sweep();
-        l.fault_on(1, 1, true, false);
+        l.fault_on(1, 1, Outcome::Drop);
         assert_eq!(
             l.every_frame_once().1,
             "0 offered messages decoded once each; 1 destroyed by faults"
@@ -351,7 +372,32 @@ mod tests {
         l.offered(1, &[frame(1)]);
         l.sweep();
         l.sweep();
-        l.fault_on(1, 1, true, false);
+        l.fault_on(1, 1, Outcome::Drop);
         assert!(!l.every_frame_once().0, "the fault no longer finds message 1");
+    }
+
+    /// A message a reorder fault held back may be decoded after later ones of its terminal: it is
+    /// not judged (and said so); without the fault the same decodings fail the check.
+    #[test]
+    fn a_reordered_message_is_exempt_from_the_order_check() {
+        let decoded_backwards = |fault: Option<Outcome>| {
+            let mut l = Ledger::default();
+            l.offered(1, &[frame(1)]);
+            l.offered(1, &[frame(2)]);
+            if let Some(what) = fault {
+                l.fault_on(1, 1, what);
+            }
+            l.decoded(0x0200, phone(), 2);
+            l.decoded(0x0200, phone(), 1);
+            l.order_per_terminal()
+        };
+        assert_eq!(
+            decoded_backwards(Some(Outcome::Reorder)),
+            (true, "1 terminals in order (1 message a fault reordered not judged)".into())
+        );
+        assert_eq!(
+            decoded_backwards(None),
+            (false, "0x0200 13800000001 #1 decoded after a later message of that terminal".into())
+        );
     }
 }

@@ -9,7 +9,7 @@
 //! only the client can report (its rejections, its packet groups) are "not applicable" when it
 //! does not report them.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use serde_json::{Map, Value, json};
@@ -20,7 +20,7 @@ use crate::client::replies::{ANSWERS, final_answer_id};
 use crate::codec::Phone;
 use crate::gateway::replay::ReplayErrors;
 use crate::gateway::source::ConversationReports;
-use crate::gateway::{Gateway, GatewayEvent, GatewayRecord};
+use crate::gateway::{FrameDesc, Gateway, GatewayEvent, GatewayRecord};
 use crate::scenario::Scenario;
 use crate::scenario::checks::{self, ClientFact, Facts, OpenGroups};
 use crate::scenario::harness::HarnessEvent;
@@ -139,8 +139,79 @@ fn reply_serial(body: &Value, answer_id: u16) -> Option<u64> {
     u64::from_str_radix(raw.get(..4)?, 16).ok()
 }
 
-/// Whether a decoded message (`message` line) answers command `c` with `answer_id`.
-fn answers(line: &ClientLine, c: &Command, answer_id: u16) -> bool {
+/// The command each serial-less answer the client decoded answers, as `(line, command index)`:
+/// 0x0107, 0x0608, 0x1003 (the rows of [`ANSWERS`] without a reply serial) name no serial, so,
+/// as the built-in client takes them ([`crate::client::outbox::Outbox::confirm_answer`]), each
+/// answers the oldest command of its id to that terminal that is still open: one the gateway
+/// received before it offered the answer (the log's order: the terminal answers what it read),
+/// and that no earlier such answer took.
+#[derive(Debug, Default)]
+pub struct SerialLess(BTreeSet<(usize, usize)>);
+
+impl SerialLess {
+    /// Matches the serial-less answers of `lines` to `cmds` by the gateway's log.
+    pub fn new(lines: &[ClientLine], cmds: &[Command], gateway: &[GatewayRecord]) -> SerialLess {
+        let mut offered: BTreeMap<(u16, Phone, u16), usize> = BTreeMap::new();
+        let mut received: BTreeMap<usize, usize> = BTreeMap::new();
+        for (at, r) in gateway.iter().enumerate() {
+            match &r.event {
+                GatewayEvent::Offered { frames, .. } => {
+                    for f in frames {
+                        if let FrameDesc::Frame(id) = f {
+                            offered.entry((id.msg_id, id.phone, id.serial)).or_insert(at);
+                        }
+                    }
+                }
+                GatewayEvent::Received { .. } => {
+                    for c in cmds.iter().filter(|c| receipt_of(r, c)) {
+                        received.entry(c.index).or_insert(at);
+                    }
+                }
+                _ => {}
+            }
+        }
+        let mut pairs = BTreeSet::new();
+        let mut taken = BTreeSet::new();
+        for l in lines.iter().filter(|l| l.kind == "message") {
+            let e = &l.event;
+            let (Some(id), Some(phone), Some(serial)) = (id_of(e.get("msg_id")), phone_of(e), u16_of(e, "serial"))
+            else {
+                continue;
+            };
+            let Some(&(_, answered, _)) = ANSWERS.iter().find(|a| a.0 == id && !a.2) else {
+                continue;
+            };
+            let Some(&offer) = offered.get(&(id, phone, serial)) else {
+                continue;
+            };
+            let open = cmds.iter().find(|c| {
+                c.msg_id == answered
+                    && c.phone == phone
+                    && !taken.contains(&c.index)
+                    && received.get(&c.index).is_some_and(|&r| r < offer)
+            });
+            if let Some(c) = open {
+                taken.insert(c.index);
+                pairs.insert((l.line, c.index));
+            }
+        }
+        SerialLess(pairs)
+    }
+}
+
+/// Whether `answer_id` is an answer without a reply serial (a row of [`ANSWERS`]).
+fn is_serial_less(answer_id: u16) -> bool {
+    ANSWERS.iter().any(|a| a.0 == answer_id && !a.2)
+}
+
+/// Whether a decoded message (`message` line) answers command `c` with `answer_id`; a serial-less
+/// answer by `serial_less`.
+fn answers(line: &ClientLine, c: &Command, answer_id: u16, serial_less: &SerialLess) -> bool {
+    if is_serial_less(answer_id) {
+        return line.kind == "message"
+            && id_of(line.event.get("msg_id")) == Some(answer_id)
+            && serial_less.0.contains(&(line.line, c.index));
+    }
     let e = &line.event;
     let body = e.get("body").cloned().unwrap_or(Value::Null);
     let reply = reply_serial(&body, answer_id);
@@ -194,10 +265,12 @@ pub fn settled(gw: &Gateway, cmds: &[Command], lines: &[ClientLine]) -> bool {
     }
     let log = gw.log();
     let delivered = cmds.iter().all(|c| log.iter().any(|r| receipt_of(r, c)));
-    let answered = cmds
-        .iter()
-        .filter(|c| c.request)
-        .all(|c| lines.iter().any(|l| answers(l, c, final_answer_id(c.msg_id))));
+    let serial_less = SerialLess::new(lines, cmds, &log);
+    let answered = cmds.iter().filter(|c| c.request).all(|c| {
+        lines
+            .iter()
+            .any(|l| answers(l, c, final_answer_id(c.msg_id), &serial_less))
+    });
     let mut open = OpenGroups::default();
     lines.iter().filter_map(line_fact).for_each(|f| open.follow(&f));
     delivered && answered && open.is_empty()
@@ -282,18 +355,19 @@ impl Evidence<'_> {
             f.gateway_record(r);
         }
         self.harness.iter().for_each(|h| f.harness_event(h));
-        self.requests().iter().for_each(|h| f.harness_event(h));
-        self.client_facts(&mut f);
+        let serial_less = SerialLess::new(self.lines, self.commands, self.gateway);
+        self.requests(&serial_less).iter().for_each(|h| f.harness_event(h));
+        self.client_facts(&mut f, &serial_less);
         f
     }
 
     /// Each request answered or failed, judged from what the client decoded.
-    fn requests(&self) -> Vec<HarnessEvent> {
+    fn requests(&self, serial_less: &SerialLess) -> Vec<HarnessEvent> {
         let requests = self.commands.iter().filter(|c| c.request);
         requests
             .map(|c| {
                 let answer = final_answer_id(c.msg_id);
-                match self.lines.iter().any(|l| answers(l, c, answer)) {
+                match self.lines.iter().any(|l| answers(l, c, answer, serial_less)) {
                     true => HarnessEvent::Answered {
                         msg_id: c.msg_id,
                         answer,
@@ -309,17 +383,17 @@ impl Evidence<'_> {
     }
 
     /// What the client decoded, and the confirmations it shows: a command is confirmed by its
-    /// 0x0001, or by its answer (0x1205 for 0x9205) when no 0x0001 came first, as the built-in
-    /// client counts it.
-    fn client_facts(&self, f: &mut Facts) {
+    /// 0x0001, or by its answer (0x1205 for 0x9205; a serial-less 0x0107 by [`SerialLess`]) when
+    /// no 0x0001 came first, as the built-in client counts it.
+    fn client_facts(&self, f: &mut Facts, serial_less: &SerialLess) {
         let mut general = BTreeSet::new();
         for l in self.lines {
             let Some(fact) = line_fact(l) else { continue };
             f.client_fact(&fact);
             for c in self.commands {
                 let answer = final_answer_id(c.msg_id);
-                let by_general = answers(l, c, 0x0001);
-                let by_answer = answer != 0x0001 && answers(l, c, answer) && !general.contains(&c.index);
+                let by_general = answers(l, c, 0x0001, serial_less);
+                let by_answer = answer != 0x0001 && answers(l, c, answer, serial_less) && !general.contains(&c.index);
                 if by_general {
                     general.insert(c.index);
                 }
@@ -385,6 +459,7 @@ impl Evidence<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::codec::body::Body;
     use crate::scenario::external::contract::parse_line;
 
     fn line(text: &str) -> ClientLine {
@@ -460,9 +535,82 @@ mod tests {
             ))
         };
         assert_eq!(final_answer_id(c.msg_id), 0x0104);
-        assert!(answers(&answer("0x0104", "000202"), &c, 0x0104));
-        assert!(!answers(&answer("0x0104", "000302"), &c, 0x0104));
-        assert!(!answers(&answer("0x0200", "000202"), &c, 0x0200));
+        let none = SerialLess::default();
+        assert!(answers(&answer("0x0104", "000202"), &c, 0x0104, &none));
+        assert!(!answers(&answer("0x0104", "000302"), &c, 0x0104, &none));
+        assert!(!answers(&answer("0x0200", "000202"), &c, 0x0200, &none));
+    }
+
+    /// Serial-less answers take the oldest open command of their id to that terminal: one the
+    /// gateway received before offering the answer and no earlier answer took. An 0x0107 the
+    /// feed offered before any 0x8107 arrived answers none.
+    #[test]
+    fn serial_less_answers_take_the_oldest_open_command_of_their_id() {
+        use crate::codec::body::RawBody;
+        use crate::codec::{Message, Version};
+        use crate::gateway::FrameId;
+        let p = phone();
+        let cmd = |index: usize, msg_id: u16, serial: u16| Command {
+            index,
+            at: Duration::ZERO,
+            msg_id,
+            phone: p,
+            serial,
+            request: true,
+            hex: String::new(),
+        };
+        let cmds = [cmd(0, 0x8107, 0), cmd(1, 0x8107, 1), cmd(2, 0x9003, 2)];
+        let record = |event| GatewayRecord {
+            t_us: 0,
+            conn: 1,
+            seq: 0,
+            event,
+        };
+        let received = |c: &Command| {
+            let body = Body::Raw(RawBody { raw: Vec::new() });
+            let message = Message::new(c.msg_id, Version::V2013, p, c.serial, body);
+            record(GatewayEvent::Received { message })
+        };
+        let offered = |msg_id: u16, serial: u16| {
+            let id = FrameId {
+                msg_id,
+                phone: p,
+                serial,
+                packet: None,
+            };
+            record(GatewayEvent::Offered {
+                index: 1,
+                frames: vec![FrameDesc::Frame(id)],
+            })
+        };
+        let gateway = [
+            offered(0x0107, 3),
+            received(&cmds[0]),
+            received(&cmds[1]),
+            offered(0x0107, 5),
+            received(&cmds[2]),
+            offered(0x1003, 6),
+            offered(0x0107, 7),
+        ];
+        let decoded = |n: usize, id: &str, serial: u16| {
+            let text =
+                format!(r#"{{"type":"message","msg_id":"{id}","phone":"13800000001","serial":{serial},"body":{{}}}}"#);
+            parse_line(n, &text).expect("a line")
+        };
+        let lines = [
+            decoded(1, "0x0107", 3),
+            decoded(2, "0x0107", 5),
+            decoded(3, "0x1003", 6),
+            decoded(4, "0x0107", 7),
+        ];
+        let m = SerialLess::new(&lines, &cmds, &gateway);
+        assert_eq!(m.0, BTreeSet::from([(2, 0), (3, 2), (4, 1)]));
+        assert!(answers(&lines[1], &cmds[0], 0x0107, &m));
+        assert!(!answers(&lines[1], &cmds[1], 0x0107, &m));
+        assert!(
+            !answers(&lines[0], &cmds[0], 0x0107, &m),
+            "offered before the command arrived"
+        );
     }
 
     /// A packet opens its group; the reassembled message closes it.

@@ -16,15 +16,29 @@
 //! [`ReassemblyConfig::retransmit_wait`] set, a group idle for the timeout is first reported as
 //! *stalled* ([`ReassemblyEvent::Stalled`], same report as an expiry) and kept that much longer:
 //! the re-sent packets complete it, and only a group still incomplete then is given up.
+//!
+//! A copy of a packet can also come *after* its group completed (a link that duplicates, a
+//! terminal re-sending a packet it was not sure of). Taken as the first packet of a new group it
+//! would open a group that can never complete and is reported missing everything else a timeout
+//! later: a phantom message loss. So the last [`ReassemblyConfig::remember_completed`] completed
+//! groups are remembered for the timeout, each as the serial and a fragment hash of every packet
+//! (8 bytes a packet, counted in [`Reassembler::bytes_held`] and forgotten first when room is
+//! needed), and a packet with a remembered group's key, index and serial is a duplicate
+//! ([`ReassemblyEvent::Duplicate`] with `completed` set). A packet of the same key with another
+//! serial is a new group: serials are per message, so a new message has new ones (JT808.md §4).
 
-use std::collections::BTreeMap;
-use std::ops::{Range, RangeInclusive};
+use std::collections::{BTreeMap, VecDeque};
+use std::hash::{Hash, Hasher};
+use std::ops::Range;
 use std::time::Duration;
 
 use serde::Serialize;
 
 use super::header::{Header, Phone, Version};
 use super::message::Assembled;
+
+mod missing;
+pub use missing::Missing;
 
 /// Reassembly settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -44,6 +58,10 @@ pub struct ReassemblyConfig {
     /// up at the timeout.
     #[serde(with = "crate::codec::reassembly::duration_ms", rename = "retransmit_wait_ms")]
     pub retransmit_wait: Duration,
+    /// How many completed groups are remembered (for the timeout after completing) so that a late
+    /// copy of one of their packets is a duplicate, not a new group that can never complete (see
+    /// the module doc). Default 64; 0 remembers none.
+    pub remember_completed: usize,
 }
 
 impl Default for ReassemblyConfig {
@@ -53,6 +71,7 @@ impl Default for ReassemblyConfig {
             max_groups: 1024,
             max_bytes: 16 << 20,
             retransmit_wait: Duration::ZERO,
+            remember_completed: 64,
         }
     }
 }
@@ -123,112 +142,6 @@ pub struct Expired {
     pub reason: ExpireReason,
 }
 
-/// The packet indices a group never received, as inclusive ranges (one per gap) and their count.
-///
-/// Ranges, not a list: a group declares up to 65,535 packets, so a hostile stream of one-packet
-/// groups would otherwise make every report 65,534 indices long (460 KB of input once gave 7.65 GB
-/// of JSON). A report is linear in the packets received, never in the declared total. Serialised
-/// as `"missing": [[2, 5], [9, 9]], "missing_count": 5`.
-#[derive(Clone, PartialEq, Eq, Default, Serialize)]
-pub struct Missing {
-    /// The gaps, ascending and disjoint, never adjacent.
-    #[serde(rename = "missing", serialize_with = "ser_ranges")]
-    ranges: Vec<RangeInclusive<u16>>,
-    /// Indices in all the gaps.
-    #[serde(rename = "missing_count")]
-    count: u32,
-}
-
-impl Missing {
-    /// From indices in any order (duplicates ignored).
-    pub fn from_indices(indices: impl IntoIterator<Item = u16>) -> Missing {
-        let mut all: Vec<u16> = indices.into_iter().collect();
-        all.sort_unstable();
-        all.dedup();
-        let mut m = Missing::default();
-        for i in all {
-            m.push(i..=i);
-        }
-        m
-    }
-
-    /// Adds a gap above every gap held (merged with the last one when adjacent).
-    fn push(&mut self, gap: RangeInclusive<u16>) {
-        if gap.is_empty() {
-            return;
-        }
-        self.count += u32::from(gap.end() - gap.start()) + 1;
-        match self.ranges.last_mut() {
-            Some(last) if last.end().checked_add(1) == Some(*gap.start()) => *last = *last.start()..=*gap.end(),
-            _ => self.ranges.push(gap),
-        }
-    }
-
-    /// The gaps as inclusive ranges, ascending.
-    pub fn ranges(&self) -> &[RangeInclusive<u16>] {
-        &self.ranges
-    }
-
-    /// How many indices are missing.
-    pub fn len(&self) -> usize {
-        self.count as usize
-    }
-
-    /// Nothing is missing.
-    pub fn is_empty(&self) -> bool {
-        self.count == 0
-    }
-
-    /// Whether `index` is missing.
-    pub fn contains(&self, index: u16) -> bool {
-        let at = self.ranges.partition_point(|r| *r.end() < index);
-        self.ranges.get(at).is_some_and(|r| r.contains(&index))
-    }
-
-    /// Every missing index, ascending (lazily: the count may be large).
-    pub fn iter(&self) -> impl Iterator<Item = u16> + '_ {
-        self.ranges.iter().flat_map(|r| r.clone())
-    }
-
-    /// The missing indices in lists of at most `n` (`n` >= 1), ascending: one list per 0x8003
-    /// request, whose count field limits how many it can name.
-    pub fn chunks(&self, n: usize) -> impl Iterator<Item = Vec<u16>> + '_ {
-        let n = n.max(1);
-        let mut it = self.iter();
-        std::iter::from_fn(move || {
-            let chunk: Vec<u16> = it.by_ref().take(n).collect();
-            (!chunk.is_empty()).then_some(chunk)
-        })
-    }
-}
-
-/// Compact: single indices as `5`, gaps as `2..=4`, so a debug print stays as short as the JSON.
-impl std::fmt::Debug for Missing {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let mut l = f.debug_list();
-        for r in &self.ranges {
-            if r.start() == r.end() {
-                l.entry(r.start());
-            } else {
-                l.entry(r);
-            }
-        }
-        l.finish()
-    }
-}
-
-/// Compares the indices (for tests and callers holding a list).
-impl<const N: usize> PartialEq<[u16; N]> for Missing {
-    fn eq(&self, other: &[u16; N]) -> bool {
-        self.len() == N && self.iter().eq(other.iter().copied())
-    }
-}
-
-/// Each gap as a two-element array `[first, last]`.
-fn ser_ranges<S: serde::Serializer>(ranges: &[RangeInclusive<u16>], s: S) -> Result<S::Ok, S::Error> {
-    s.collect_seq(ranges.iter().map(|r| [*r.start(), *r.end()]))
-}
-
 fn ser_id<S: serde::Serializer>(id: &u16, s: S) -> Result<S::Ok, S::Error> {
     s.collect_str(&format_args!("0x{id:04X}"))
 }
@@ -246,7 +159,8 @@ pub enum ReassemblyEvent {
         /// Packet count and first serial.
         assembled: Assembled,
     },
-    /// The index was already held; the packet is ignored (the first copy is kept).
+    /// The index was already held, or belongs to a group completed lately (`completed`); the
+    /// packet is ignored (the first copy is kept).
     Duplicate {
         /// Group.
         key: GroupKey,
@@ -254,8 +168,11 @@ pub enum ReassemblyEvent {
         index: u16,
         /// Serial of the duplicate.
         serial: u16,
-        /// Whether its bytes differ from the copy held.
+        /// Whether its bytes differ from the copy held (for a completed group: from the hash of
+        /// the copy it was completed with).
         differs: bool,
+        /// The group had already completed: a late copy of one of its packets.
+        completed: bool,
     },
     /// Index 0, index > total, or total 0: the packet is dropped.
     InvalidIndex {
@@ -274,7 +191,54 @@ pub enum ReassemblyEvent {
 }
 
 /// Bytes one packet's index slot takes in a group, counted in [`Reassembler::bytes_held`].
-pub const SLOT_BYTES: usize = std::mem::size_of::<(u16, Range<usize>)>();
+pub const SLOT_BYTES: usize = std::mem::size_of::<Slot>();
+
+/// Bytes a remembered completed group keeps per packet, counted in [`Reassembler::bytes_held`].
+pub const PRINT_BYTES: usize = std::mem::size_of::<Print>();
+
+/// One packet of a group held: its index, serial and where its fragment lies in the group's data.
+#[derive(Debug, Clone)]
+struct Slot {
+    index: u16,
+    serial: u16,
+    range: Range<usize>,
+}
+
+/// What is remembered of one packet of a completed group: enough to know a late copy of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Print {
+    serial: u16,
+    hash: u32,
+}
+
+impl Print {
+    fn of(serial: u16, fragment: &[u8]) -> Print {
+        // std's SipHash with fixed keys: deterministic within a run, which is all a comparison
+        // between two packets of one stream needs. A collision (2^-32) reports a differing late
+        // copy as identical; it is still reported as a duplicate.
+        let mut h = std::hash::DefaultHasher::new();
+        fragment.hash(&mut h);
+        Print {
+            serial,
+            hash: h.finish() as u32,
+        }
+    }
+}
+
+/// A group completed lately (see the module doc).
+#[derive(Debug)]
+struct Completed {
+    key: GroupKey,
+    at: Duration,
+    /// By packet index - 1.
+    prints: Vec<Print>,
+}
+
+impl Completed {
+    fn cost(&self) -> usize {
+        self.prints.capacity() * PRINT_BYTES
+    }
+}
 
 #[derive(Debug)]
 struct Group {
@@ -318,33 +282,34 @@ impl Group {
 /// index order, so an insert is a push at the end (a `BTreeMap` cost a node search and often an
 /// allocation per packet); out of order it is a binary search and a shift of the few held.
 #[derive(Debug, Default)]
-struct Parts(Vec<(u16, Range<usize>)>);
+struct Parts(Vec<Slot>);
 
 impl Parts {
     fn get(&self, index: u16) -> Option<&Range<usize>> {
         match self.0.last() {
-            Some((last, _)) if *last < index => None,
+            Some(last) if last.index < index => None,
             _ => self
                 .0
-                .binary_search_by_key(&index, |(i, _)| *i)
+                .binary_search_by_key(&index, |s| s.index)
                 .ok()
-                .map(|at| &self.0[at].1),
+                .map(|at| &self.0[at].range),
         }
     }
 
     /// Where `index` goes among the held ones.
     fn position(&self, index: u16) -> usize {
-        self.0.partition_point(|(i, _)| *i < index)
+        self.0.partition_point(|s| s.index < index)
     }
 
-    /// Adds `index` (not held: checked with [`Parts::get`] first). Room was reserved by the caller.
-    fn insert(&mut self, index: u16, range: Range<usize>) {
+    /// Adds a packet whose index is not held (checked with [`Parts::get`] first). Room was
+    /// reserved by the caller.
+    fn insert(&mut self, slot: Slot) {
         match self.0.last() {
-            Some((last, _)) if *last > index => {
-                let at = self.position(index);
-                self.0.insert(at, (index, range));
+            Some(last) if last.index > slot.index => {
+                let at = self.position(slot.index);
+                self.0.insert(at, slot);
             }
-            _ => self.0.push((index, range)),
+            _ => self.0.push(slot),
         }
     }
 
@@ -354,7 +319,7 @@ impl Parts {
 
     /// The indices held, ascending.
     fn indices(&self) -> impl Iterator<Item = u16> + '_ {
-        self.0.iter().map(|(i, _)| *i)
+        self.0.iter().map(|s| s.index)
     }
 }
 
@@ -374,7 +339,9 @@ fn grown(cap: usize, len: usize, extra: usize, room: usize) -> usize {
 pub struct Reassembler {
     cfg: ReassemblyConfig,
     groups: BTreeMap<GroupKey, Group>,
-    /// The running sum of [`Group::cost`].
+    /// Groups completed lately, oldest first (see the module doc).
+    completed: VecDeque<Completed>,
+    /// The running sum of [`Group::cost`] and [`Completed::cost`].
     bytes: usize,
 }
 
@@ -384,6 +351,7 @@ impl Reassembler {
         Reassembler {
             cfg,
             groups: BTreeMap::new(),
+            completed: VecDeque::new(),
             bytes: 0,
         }
     }
@@ -398,8 +366,14 @@ impl Reassembler {
         self.groups.len()
     }
 
+    /// Completed groups remembered now (see [`ReassemblyConfig::remember_completed`]).
+    pub fn remembered_groups(&self) -> usize {
+        self.completed.len()
+    }
+
     /// Bytes reserved for packet storage, the figure [`ReassemblyConfig::max_bytes`] bounds: every
-    /// open group's fragment buffer and index slots ([`SLOT_BYTES`] each) by capacity. Never above
+    /// open group's fragment buffer and index slots ([`SLOT_BYTES`] each) by capacity, and the
+    /// remembered completed groups ([`PRINT_BYTES`] a packet). Never above
     /// `max_bytes` between calls. The fixed record of a group (its key and two headers, about 100
     /// bytes) is not in it: that is bounded by [`ReassemblyConfig::max_groups`].
     pub fn bytes_held(&self) -> usize {
@@ -410,8 +384,10 @@ impl Reassembler {
     /// group: a check on the running account (tests, fuzzing), not for a hot path.
     pub fn reserved_bytes(&self) -> usize {
         // Spelt out, not `Group::cost`: an independent check of the account.
-        let slots = |g: &Group| g.parts.0.capacity() * std::mem::size_of::<(u16, Range<usize>)>();
-        self.groups.values().map(|g| g.data.capacity() + slots(g)).sum()
+        let slots = |g: &Group| g.parts.0.capacity() * std::mem::size_of::<(u16, u16, Range<usize>)>();
+        let open: usize = self.groups.values().map(|g| g.data.capacity() + slots(g)).sum();
+        let prints = |c: &Completed| c.prints.capacity() * std::mem::size_of::<(u16, u32)>();
+        open + self.completed.iter().map(prints).sum::<usize>()
     }
 
     /// The earliest time at which [`Reassembler::expire`] will report or give up a group.
@@ -451,6 +427,9 @@ impl Reassembler {
             // evict a real group under the limits.
             return f(single(header, fragment));
         }
+        if let Some(late) = self.late_copy(key, p.index, header.serial, fragment) {
+            return f(late);
+        }
         match self.groups.get(&key) {
             Some(g) => {
                 if let Some(held) = g.parts.get(p.index) {
@@ -460,6 +439,7 @@ impl Reassembler {
                         index: p.index,
                         serial: header.serial,
                         differs,
+                        completed: false,
                     });
                 }
             }
@@ -481,7 +461,7 @@ impl Reassembler {
         }
         if g.parts.len() + 1 == usize::from(p.total) {
             // The last packet is not stored: the body is built from the group and it directly.
-            return f(self.complete(key, p.index, fragment));
+            return f(self.complete(key, p.index, header.serial, fragment, now));
         }
         if !self.reserve(key, fragment.len(), &mut f) {
             // This group alone would hold more than the limit: it can never complete within it, and
@@ -492,7 +472,57 @@ impl Reassembler {
         let g = self.groups.get_mut(&key).expect("group kept by reserve");
         let start = g.data.len();
         g.data.extend_from_slice(fragment);
-        g.parts.insert(p.index, start..g.data.len());
+        g.parts.insert(Slot {
+            index: p.index,
+            serial: header.serial,
+            range: start..g.data.len(),
+        });
+    }
+
+    /// A packet of a group remembered as completed (same key, index and serial): reported as a
+    /// late duplicate. Newest first, so a key completed twice is matched to the latest group.
+    fn late_copy(&self, key: GroupKey, index: u16, serial: u16, fragment: &[u8]) -> Option<ReassemblyEvent> {
+        let c = self.completed.iter().rev().find(|c| c.key == key)?;
+        let held = c.prints.get(usize::from(index) - 1)?;
+        (held.serial == serial).then(|| ReassemblyEvent::Duplicate {
+            key,
+            index,
+            serial,
+            differs: Print::of(serial, fragment).hash != held.hash,
+            completed: true,
+        })
+    }
+
+    /// Remembers a completed group (see the module doc), forgetting the oldest past the count
+    /// limit or the byte limit; a group whose prints alone pass the byte limit is not remembered.
+    fn remember(&mut self, c: Completed) {
+        let max = self.cfg.remember_completed;
+        if max == 0 || c.cost() > self.cfg.max_bytes {
+            return;
+        }
+        self.bytes += c.cost();
+        self.completed.push_back(c);
+        while self.completed.len() > max || self.bytes > self.cfg.max_bytes {
+            self.forget_oldest();
+        }
+    }
+
+    /// Forgets the oldest remembered group; false when none is left.
+    fn forget_oldest(&mut self) -> bool {
+        match self.completed.pop_front() {
+            Some(c) => {
+                self.bytes -= c.cost();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Forgets the groups remembered for the timeout already.
+    fn forget_expired(&mut self, now: Duration) {
+        while self.completed.front().is_some_and(|c| now >= c.at + self.cfg.timeout) {
+            self.forget_oldest();
+        }
     }
 
     /// Grows `key`'s storage for one more packet with `extra` fragment bytes, first evicting the
@@ -514,6 +544,7 @@ impl Reassembler {
         if new > max {
             return false;
         }
+        while self.bytes - old + new > max && self.forget_oldest() {}
         if self.bytes - old + new > max {
             self.evict_until(|r| r.bytes - old + new <= max, ExpireReason::ByteLimit, Some(key), f);
         }
@@ -528,18 +559,28 @@ impl Reassembler {
         self.bytes <= max
     }
 
-    /// Removes `key`, whose last packet `index` just came with `fragment`, and puts the body
-    /// together in index order.
-    fn complete(&mut self, key: GroupKey, index: u16, fragment: &[u8]) -> ReassemblyEvent {
+    /// Removes `key`, whose last packet `index` (serial `serial`) just came with `fragment`, puts
+    /// the body together in index order and remembers the group as completed.
+    fn complete(&mut self, key: GroupKey, index: u16, serial: u16, fragment: &[u8], now: Duration) -> ReassemblyEvent {
         let g = self.groups.remove(&key).expect("group present");
         self.bytes -= g.cost();
+        if self.cfg.remember_completed > 0 {
+            // Every index 1..=total is held or is `index`: the prints in index order.
+            let at = g.parts.position(index);
+            let print = |s: &Slot| Print::of(s.serial, &g.data[s.range.clone()]);
+            let mut prints = Vec::with_capacity(usize::from(key.total));
+            prints.extend(g.parts.0[..at].iter().map(print));
+            prints.push(Print::of(serial, fragment));
+            prints.extend(g.parts.0[at..].iter().map(print));
+            self.remember(Completed { key, at: now, prints });
+        }
         let mut first = g.first.expect("index 1 is among `total` distinct valid indices");
         let at = g.parts.position(index);
         let mut next = 0;
         let in_order = at == g.parts.len()
-            && g.parts.0.iter().all(|(_, r)| {
-                let follows = r.start == next;
-                next = r.end;
+            && g.parts.0.iter().all(|s| {
+                let follows = s.range.start == next;
+                next = s.range.end;
                 follows
             });
         let body = if in_order {
@@ -548,11 +589,11 @@ impl Reassembler {
             body
         } else {
             let mut body = Vec::with_capacity(g.data.len() + fragment.len());
-            for (n, (_, r)) in g.parts.0.iter().enumerate() {
+            for (n, s) in g.parts.0.iter().enumerate() {
                 if n == at {
                     body.extend_from_slice(fragment);
                 }
-                body.extend_from_slice(&g.data[r.clone()]);
+                body.extend_from_slice(&g.data[s.range.clone()]);
             }
             if at == g.parts.len() {
                 body.extend_from_slice(fragment);
@@ -575,6 +616,9 @@ impl Reassembler {
     /// Reports as stalled, or gives up, every group due at `now` (see
     /// [`ReassemblyConfig::retransmit_wait`]).
     pub fn expire(&mut self, now: Duration, mut f: impl FnMut(ReassemblyEvent)) {
+        if !self.completed.is_empty() {
+            self.forget_expired(now);
+        }
         if self.groups.is_empty() {
             return;
         }

@@ -1,26 +1,27 @@
 //! `jt808-harness client`: run the client against a gateway and print what it did as JSON Lines
-//! on stdout (one [`Event`](super::Event) per line, messages in the `decode` shape); progress and
-//! problems are logged with `tracing` on stderr.
+//! on stdout (one [`Event`](crate::client::Event) per line, messages in the `decode` shape);
+//! progress and problems are logged with `tracing` on stderr.
 //!
 //! Every numeric option has a range, the one a scenario's `[client]` section allows
 //! ([`crate::scenario::validate`]): no value can make the client allocate without bound (a queue
 //! of 2^64 entries), spin (a ping interval of 0) or wait beyond a day; a value outside it is a
-//! clap error naming the option and the range.
+//! clap error naming the option and the range. Durations take the one form of
+//! [`super::duration`]; the `--*-ms` names they had stay as aliases.
 
 use std::io::Write;
 use std::time::Duration;
 
+use clap::builder::RangedU64ValueParser;
 use tokio::time::{Instant, sleep_until};
 
-use clap::builder::RangedU64ValueParser;
-
-use super::backoff::BackoffConfig;
-use super::events::EventKind;
-use super::outbox::OutboxConfig;
-use super::{Client, ClientConfig, ClientError};
+use super::duration::{self, Bare, DAY, WEEK, between, ms};
+use crate::client::backoff::BackoffConfig;
+use crate::client::events::EventKind;
+use crate::client::outbox::OutboxConfig;
+use crate::client::{Client, ClientConfig, ClientError};
 use crate::codec::reassembly::ReassemblyConfig;
 use crate::codec::{DecodeEvent, Decoder, DecoderConfig, Message};
-use crate::scenario::validate::{MAX_CLIENT_MS, MAX_DURATION_MS, MAX_PREFIX_LEN, MAX_QUEUE_CAPACITY};
+use crate::scenario::validate::{MAX_PREFIX_LEN, MAX_QUEUE_CAPACITY};
 
 /// Most messages `--count` may wait for.
 pub const MAX_COUNT: u64 = 1_000_000_000_000;
@@ -29,11 +30,6 @@ pub const MAX_RESENDS: u32 = 1000;
 /// Largest `--backoff-factor` (as a scenario's `backoff_factor`); the smallest is 1.0.
 pub const MAX_BACKOFF_FACTOR: f64 = 100.0;
 
-/// A duration in ms from `lo`, at most [`MAX_CLIENT_MS`] (one day).
-fn client_ms(lo: u64) -> RangedU64ValueParser<u64> {
-    clap::value_parser!(u64).range(lo..=MAX_CLIENT_MS)
-}
-
 /// `--backoff-factor`: a finite number within 1.0..=100.0.
 fn parse_factor(s: &str) -> Result<f64, String> {
     let f: f64 = s.parse().map_err(|e| format!("{s:?} is not a number: {e}"))?;
@@ -41,17 +37,6 @@ fn parse_factor(s: &str) -> Result<f64, String> {
         Ok(f)
     } else {
         Err(format!("{s} is not in 1.0..={MAX_BACKOFF_FACTOR:.1}"))
-    }
-}
-
-/// `--idle-exit`: seconds, above 0 and at most 7 days.
-fn parse_idle_exit(s: &str) -> Result<f64, String> {
-    let secs: f64 = s.parse().map_err(|e| format!("{s:?} is not a number: {e}"))?;
-    let max = (MAX_DURATION_MS / 1000) as f64;
-    if secs.is_finite() && secs > 0.0 && secs <= max {
-        Ok(secs)
-    } else {
-        Err(format!("{s} is not in (0, {max}] seconds (above 0, at most 7 days)"))
     }
 }
 
@@ -73,32 +58,45 @@ pub struct ClientArgs {
     /// Exit (status 0) after this many decoded messages (1..=10^12).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=MAX_COUNT))]
     pub count: Option<u64>,
-    /// Exit (status 0) after this many seconds without a decoded message (above 0, at most 7 days).
-    #[arg(long, value_name = "SECS", value_parser = parse_idle_exit)]
-    pub idle_exit: Option<f64>,
-    /// Connect timeout (transport, TLS and handshake), milliseconds (1..=86400000).
-    #[arg(long, default_value_t = 10_000, value_parser = client_ms(1))]
-    pub connect_timeout_ms: u64,
-    /// WebSocket ping interval, milliseconds (1..=86400000).
-    #[arg(long, default_value_t = 15_000, value_parser = client_ms(1))]
-    pub ping_interval_ms: u64,
-    /// Nothing read for this long means the connection is dead, milliseconds (1..=86400000).
-    #[arg(long, default_value_t = 45_000, value_parser = client_ms(1))]
-    pub idle_timeout_ms: u64,
-    /// Backoff: ceiling of the first retry delay, milliseconds (0..=86400000, at most
-    /// --backoff-max-ms).
-    #[arg(long, default_value_t = 500, value_parser = client_ms(0))]
-    pub backoff_min_ms: u64,
-    /// Backoff: largest delay, milliseconds (0..=86400000).
-    #[arg(long, default_value_t = 30_000, value_parser = client_ms(0))]
-    pub backoff_max_ms: u64,
+    /// Exit (status 0) after this long without a decoded message (`5s`, `500ms`; above 0, at most
+    /// 7 days). A bare number is SECONDS here, the one option where it is not milliseconds.
+    //
+    // Why: `--idle-exit` took bare seconds before the convention and old scripts say
+    // `--idle-exit 5`. Reading that as 5 ms would make them exit at once, and a new name with the
+    // old one hidden would leave the scripts on a name the help no longer shows; so the name stays,
+    // takes every suffixed form like the others, and keeps its bare unit, said here and in the
+    // README.
+    #[arg(long, value_name = "DURATION",
+          value_parser = between(Duration::from_nanos(1), WEEK).bare(Bare::Seconds))]
+    pub idle_exit: Option<Duration>,
+    /// Connect timeout: transport, TLS and handshake (1ms..=1day).
+    #[arg(long, alias = "connect-timeout-ms", value_name = "DURATION", default_value = "10s",
+          value_parser = between(ms(1), DAY))]
+    pub connect_timeout: Duration,
+    /// WebSocket ping interval (1ms..=1day).
+    #[arg(long, alias = "ping-interval-ms", value_name = "DURATION", default_value = "15s",
+          value_parser = between(ms(1), DAY))]
+    pub ping_interval: Duration,
+    /// Nothing read for this long means the connection is dead (1ms..=1day).
+    #[arg(long, alias = "idle-timeout-ms", value_name = "DURATION", default_value = "45s",
+          value_parser = between(ms(1), DAY))]
+    pub idle_timeout: Duration,
+    /// Backoff: ceiling of the first retry delay (0s..=1day, at most --backoff-max).
+    #[arg(long, alias = "backoff-min-ms", value_name = "DURATION", default_value = "500ms",
+          value_parser = between(ms(0), DAY))]
+    pub backoff_min: Duration,
+    /// Backoff: largest delay (0s..=1day).
+    #[arg(long, alias = "backoff-max-ms", value_name = "DURATION", default_value = "30s",
+          value_parser = between(ms(0), DAY))]
+    pub backoff_max: Duration,
     /// Backoff: growth of the ceiling per retry (1.0..=100.0).
     #[arg(long, default_value_t = 2.0, value_parser = parse_factor)]
     pub backoff_factor: f64,
-    /// Backoff: a connection up this long resets the retry count, milliseconds (0..=86400000).
-    #[arg(long, default_value_t = 10_000, value_parser = client_ms(0))]
-    pub backoff_reset_ms: u64,
-    /// Give up after this many failed retries in a row (default: never).
+    /// Backoff: a connection up this long resets the retry count (0s..=1day).
+    #[arg(long, alias = "backoff-reset-ms", value_name = "DURATION", default_value = "10s",
+          value_parser = between(ms(0), DAY))]
+    pub backoff_reset: Duration,
+    /// Give up after this many failed retries in a row (none: never).
     #[arg(long)]
     pub max_attempts: Option<u32>,
     /// Seed of the backoff jitter.
@@ -108,29 +106,31 @@ pub struct ClientArgs {
     #[arg(long, default_value_t = 1024,
           value_parser = RangedU64ValueParser::<usize>::new().range(1..=MAX_QUEUE_CAPACITY as u64))]
     pub queue_capacity: usize,
-    /// Wait for a command's 0x0001 before re-sending it, milliseconds (1..=86400000).
-    #[arg(long, default_value_t = 10_000, value_parser = client_ms(1))]
-    pub confirm_timeout_ms: u64,
+    /// Wait for a command's 0x0001 before re-sending it (1ms..=1day).
+    #[arg(long, alias = "confirm-timeout-ms", value_name = "DURATION", default_value = "10s",
+          value_parser = between(ms(1), DAY))]
+    pub confirm_timeout: Duration,
     /// Re-sends of an unconfirmed command before it is given up (0..=1000).
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(0..=MAX_RESENDS as i64))]
     pub max_resends: u32,
-    /// Ask for the missing packets of a stalled (or, without --retransmit-wait-ms, expired) packet
+    /// Ask for the missing packets of a stalled (or, without --retransmit-wait, expired) packet
     /// group with 0x8003.
     #[arg(long)]
     pub retransmit_requests: bool,
     /// Keep a packet group idle for the group timeout open this much longer for the packets 0x8003
-    /// asks for, milliseconds (0: give it up at the timeout; 0..=86400000).
-    #[arg(long, default_value_t = 0, value_parser = client_ms(0))]
-    pub retransmit_wait_ms: u64,
+    /// asks for (0s: give it up at the timeout; 0s..=1day).
+    #[arg(long, alias = "retransmit-wait-ms", value_name = "DURATION", default_value = "0s",
+          value_parser = between(ms(0), DAY))]
+    pub retransmit_wait: Duration,
 }
 
 impl ClientArgs {
     /// Checks what a single option's range cannot: the backoff floor not above its ceiling.
     pub fn check(&self) -> Result<(), ClientError> {
-        if self.backoff_min_ms > self.backoff_max_ms {
+        if self.backoff_min > self.backoff_max {
             return Err(ClientError::Argument {
-                arg: format!("--backoff-min-ms {}", self.backoff_min_ms),
-                why: format!("above --backoff-max-ms {}", self.backoff_max_ms),
+                arg: format!("--backoff-min {}", duration::show(self.backoff_min)),
+                why: format!("above --backoff-max {}", duration::show(self.backoff_max)),
             });
         }
         Ok(())
@@ -138,31 +138,30 @@ impl ClientArgs {
 
     /// The client settings these arguments describe.
     pub fn config(&self) -> ClientConfig {
-        let ms = Duration::from_millis;
         ClientConfig {
             prefix_len: self.prefix_len,
-            connect_timeout: ms(self.connect_timeout_ms),
-            ping_interval: ms(self.ping_interval_ms),
-            idle_timeout: ms(self.idle_timeout_ms),
+            connect_timeout: self.connect_timeout,
+            ping_interval: self.ping_interval,
+            idle_timeout: self.idle_timeout,
             backoff: BackoffConfig {
-                min: ms(self.backoff_min_ms),
-                max: ms(self.backoff_max_ms),
+                min: self.backoff_min,
+                max: self.backoff_max,
                 factor: self.backoff_factor,
-                reset_after: ms(self.backoff_reset_ms),
+                reset_after: self.backoff_reset,
                 max_attempts: self.max_attempts,
                 seed: self.seed,
                 ..BackoffConfig::default()
             },
             outbox: OutboxConfig {
                 capacity: self.queue_capacity,
-                confirm_timeout: ms(self.confirm_timeout_ms),
+                confirm_timeout: self.confirm_timeout,
                 max_resends: self.max_resends,
                 ..OutboxConfig::default()
             },
             retransmit_requests: self.retransmit_requests,
             decoder: DecoderConfig {
                 reassembly: ReassemblyConfig {
-                    retransmit_wait: ms(self.retransmit_wait_ms),
+                    retransmit_wait: self.retransmit_wait,
                     ..ReassemblyConfig::default()
                 },
                 ..DecoderConfig::default()
@@ -200,22 +199,16 @@ pub fn parse_send_hex(hex_text: &str) -> Result<Message, ClientError> {
 }
 
 /// Runs `jt808-harness client`: connects, sends the `--send` messages, prints every event as one
-/// JSON line on stdout until `--count` messages were decoded, `--idle-exit` seconds passed without
-/// one, or the client gave up (an error, so a non-zero exit).
-pub async fn run_cli(args: ClientArgs) -> Result<(), ClientError> {
+/// JSON line on stdout until `--count` messages were decoded, `--idle-exit` passed without one, or
+/// the client gave up (an error, so a non-zero exit).
+pub async fn run(args: ClientArgs) -> Result<(), ClientError> {
     args.check()?;
     let messages = args
         .send
         .iter()
         .map(|h| parse_send_hex(h))
         .collect::<Result<Vec<_>, _>>()?;
-    let idle_exit = match args.idle_exit {
-        Some(s) => Some(Duration::try_from_secs_f64(s).map_err(|e| ClientError::Argument {
-            arg: "--idle-exit".into(),
-            why: e.to_string(),
-        })?),
-        None => None,
-    };
+    let idle_exit = args.idle_exit;
     let (client, mut events) = Client::connect(&args.url, args.config())?;
     for m in messages {
         client.send(m).map_err(|e| ClientError::Argument {

@@ -2,11 +2,12 @@
 //! [`StressOpts`], runs once (or twice for `--jitter both`), prints the figures table, writes the
 //! JSON and the HTML report, and says whether the gates passed. `stress merge` ([`run_merge`])
 //! does the same for the outputs of a sharded fleet's runs, read back and merged
-//! ([`super::merge`]). `--shards N` takes the shard index from `JOB_COMPLETION_INDEX`.
+//! ([`crate::stress::merge`]). `--shards N` takes the shard index from `JOB_COMPLETION_INDEX`.
 //!
 //! Every numeric option has a range (a clap error naming the option and the range): no value can
 //! make a run allocate without bound (`--clients`, `--ws-buffer` size per-client state), spin (a
-//! zero interval, a storm every nanosecond) or last beyond a week.
+//! zero interval, a storm every nanosecond) or last beyond a week. Durations, a storm's `every=`
+//! and `start=` included, take the one form of [`super::duration`].
 
 use std::ops::RangeInclusive;
 use std::path::PathBuf;
@@ -14,16 +15,15 @@ use std::time::Duration;
 
 use clap::builder::RangedU64ValueParser;
 
-use super::feed::FeedSettings;
-use super::metrics::{Gate, RunFigures};
-use super::options::{GatewayPlacement, JOB_INDEX_VAR, ParseError, Shard, StormSpec, StressOpts, parse_duration};
-use super::outcome::{Outcome, StressError};
-use super::run::run;
-use super::{merge, output};
+use super::duration::{self, Bare, DAY, WEEK, between, ms};
 use crate::client::{ClientError, Jitter};
-use crate::scenario::validate::{MAX_CLIENT_MS, MAX_DURATION_MS};
+use crate::stress::feed::FeedSettings;
+use crate::stress::metrics::{Gate, RunFigures};
+use crate::stress::options::{GatewayPlacement, JOB_INDEX_VAR, Shard, StormMode, StormSpec, StressOpts};
+use crate::stress::outcome::{Outcome, StressError};
+use crate::stress::{merge, output, run};
 
-pub use super::feed::MAX_CLIENTS;
+pub use crate::stress::feed::MAX_CLIENTS;
 /// Most clients started per second.
 pub const MAX_CONNECT_RATE: u32 = 1_000_000;
 /// Smallest and largest WebSocket read buffer per connection, bytes.
@@ -33,43 +33,45 @@ pub const MAX_RSS_PER_CONN: u64 = 1 << 30;
 /// Shortest storm period (and shortest `--duration`): 1 ms, the timer's resolution.
 const MIN_PERIOD: Duration = Duration::from_millis(1);
 
-/// A duration in ms from `lo`, at most [`MAX_CLIENT_MS`] (one day).
-fn ms_option(lo: u64) -> RangedU64ValueParser<u64> {
-    clap::value_parser!(u64).range(lo..=MAX_CLIENT_MS)
-}
-
-/// Whether `d` is in `lo..=hi`, else why not (in the option's own units).
-fn duration_in(s: &str, lo: Duration, hi: Duration) -> Result<Duration, String> {
-    let d = parse_duration(s).map_err(|e| e.to_string())?;
-    if (lo..=hi).contains(&d) {
-        Ok(d)
-    } else {
-        Err(format!("{s} is not in {lo:?}..={hi:?}"))
-    }
-}
-
-/// `--duration`: 1 ms to 7 days.
-fn parse_run_duration(s: &str) -> Result<Duration, String> {
-    duration_in(s, MIN_PERIOD, Duration::from_millis(MAX_DURATION_MS))
-}
-
-/// `--drain-timeout`: 0 to one day.
-fn parse_drain_timeout(s: &str) -> Result<Duration, String> {
-    duration_in(s, Duration::ZERO, Duration::from_millis(MAX_CLIENT_MS))
-}
-
-/// `--storm`: as [`StormSpec`] parses it, with `every` and `start` within 1 ms..=7 days.
-fn parse_storm(s: &str) -> Result<StormSpec, String> {
-    let spec: StormSpec = s.parse().map_err(|e: ParseError| e.to_string())?;
-    let range = MIN_PERIOD..=Duration::from_millis(MAX_DURATION_MS);
-    for (key, d) in [("every", Some(spec.every)), ("start", spec.start)] {
-        if let Some(d) = d
-            && !range.contains(&d)
-        {
-            return Err(format!("{key}={d:?} is not in {:?}..={:?}", range.start(), range.end()));
+/// `--storm every=S,fraction=F[,mode=close|abort|stall][,start=T]`: `every` and `start` durations
+/// within 1ms..=7days (a bare number is milliseconds, with a note: it was seconds before), `fraction`
+/// within 0..=1, `mode` abort unless given.
+pub fn parse_storm(s: &str) -> Result<StormSpec, String> {
+    let bad = |why: String| format!("--storm {s:?}: {why}");
+    let (mut every, mut start, mut fraction, mut mode) = (None, None, None, None);
+    let range = between(MIN_PERIOD, WEEK);
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (k, v) = part
+            .split_once('=')
+            .ok_or_else(|| bad(format!("{part:?} is not key=value")))?;
+        let time = |key: &str| -> Result<Duration, String> {
+            let d = range.check(v).map_err(|e| bad(format!("{key}={v}: {e}")))?;
+            duration::note_if_bare(&format!("--storm {key}="), v, d);
+            Ok(d)
+        };
+        match k.trim() {
+            "every" => every = Some(time("every")?),
+            "start" => start = Some(time("start")?),
+            "fraction" => {
+                let f: f64 = v
+                    .trim()
+                    .parse()
+                    .map_err(|_| bad(format!("fraction {v:?} is not a number")))?;
+                if !(0.0..=1.0).contains(&f) {
+                    return Err(bad(format!("fraction {f} is outside 0..=1")));
+                }
+                fraction = Some(f);
+            }
+            "mode" => mode = Some(v.parse::<StormMode>().map_err(bad)?),
+            other => return Err(bad(format!("unknown key {other:?} (every, start, fraction, mode)"))),
         }
     }
-    Ok(spec)
+    Ok(StormSpec {
+        every: every.ok_or_else(|| bad("every= is missing".into()))?,
+        start,
+        fraction: fraction.ok_or_else(|| bad("fraction= is missing".into()))?,
+        mode: mode.unwrap_or(StormMode::Abort),
+    })
 }
 
 /// Which backoff jitter the clients use.
@@ -83,6 +85,55 @@ pub enum JitterChoice {
     Both,
 }
 
+/// What a run and a merge both write and judge by: the report, the JSON and the gate (one
+/// struct, flattened into both, so the two commands cannot drift apart).
+#[derive(Debug, Clone, clap::Args)]
+pub struct VerdictArgs {
+    /// Write report.html, figures.json and outcome.json into this directory.
+    #[arg(long, value_name = "DIR")]
+    pub report: Option<PathBuf>,
+    /// Write the figures as JSON to this file; `--json` alone or `--json -`: to stdout, after the
+    /// table.
+    #[arg(long, value_name = "FILE", num_args = 0..=1, default_missing_value = "-")]
+    pub json: Option<PathBuf>,
+    /// Fail when the reconnect p99 exceeds this (0s..=1day; a bare number is milliseconds, as it
+    /// always was here).
+    #[arg(long, value_name = "DURATION", value_parser = between(ms(0), DAY))]
+    pub max_p99: Option<Duration>,
+    /// Fail when memory per idle connection exceeds this many bytes (1..=1073741824).
+    #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(1..=MAX_RSS_PER_CONN))]
+    pub max_rss_per_conn: Option<u64>,
+}
+
+impl VerdictArgs {
+    /// The gate these arguments set: nothing lost always, thresholds when given.
+    pub fn gate(&self) -> Gate {
+        Gate {
+            max_p99: self.max_p99,
+            max_rss_per_conn: self.max_rss_per_conn,
+            nothing_lost: true,
+        }
+    }
+
+    /// Prints the verdict and writes the JSON and the report.
+    fn write(
+        &self,
+        out: &mut dyn std::io::Write,
+        passed: bool,
+        runs: &[RunFigures],
+        outcomes: &[Outcome],
+    ) -> Result<(), StressError> {
+        output::print_verdict(out, passed)?;
+        if let Some(path) = &self.json {
+            output::write_json(out, path, outcomes)?;
+        }
+        if let Some(dir) = &self.report {
+            output::write_report_dir(out, dir, runs, outcomes)?;
+        }
+        Ok(())
+    }
+}
+
 /// Arguments of `jt808-harness stress`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct StressArgs {
@@ -90,12 +141,13 @@ pub struct StressArgs {
     #[arg(long, default_value_t = 1000,
           value_parser = RangedU64ValueParser::<usize>::new().range(1..=MAX_CLIENTS))]
     pub clients: usize,
-    /// Length of the storm phase, after every client is connected (`30s`, `2m`, `1500ms`; 1 ms to
-    /// 7 days).
-    #[arg(long, default_value = "30s", value_parser = parse_run_duration)]
+    /// Length of the storm phase, after every client is connected (`30s`, `2m`, `1500ms`;
+    /// 1ms..=7days).
+    #[arg(long, value_name = "DURATION", default_value = "30s",
+          value_parser = between(MIN_PERIOD, WEEK).bare(Bare::MillisWasSeconds))]
     pub duration: Duration,
-    /// A storm schedule: `every=S,fraction=F,mode=close|abort|stall[,start=T]` (every and start
-    /// 1 ms to 7 days, fraction 0..=1); repeatable.
+    /// A storm schedule: `every=D,fraction=F,mode=close|abort|stall[,start=D]` (every and start
+    /// 1ms..=7days, fraction 0..=1); repeatable.
     #[arg(long = "storm", value_name = "SPEC", value_parser = parse_storm)]
     pub storms: Vec<StormSpec>,
     /// Seed of the storm choices and of the backoff jitter.
@@ -104,18 +156,9 @@ pub struct StressArgs {
     /// Backoff jitter of the clients.
     #[arg(long, value_enum, default_value_t = JitterChoice::Full)]
     pub jitter: JitterChoice,
-    /// Write report.html and figures.json into this directory.
-    #[arg(long, value_name = "DIR")]
-    pub report: Option<PathBuf>,
-    /// Write the figures as JSON to this file (`-` for stdout, after the table).
-    #[arg(long, value_name = "FILE")]
-    pub json: Option<PathBuf>,
-    /// Fail when the reconnect p99 exceeds this many milliseconds (0..=86400000).
-    #[arg(long, value_name = "MS", value_parser = ms_option(0))]
-    pub max_p99: Option<u64>,
-    /// Fail when memory per idle connection exceeds this many bytes (1..=1073741824).
-    #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(1..=MAX_RSS_PER_CONN))]
-    pub max_rss_per_conn: Option<u64>,
+    /// Report, JSON and gate.
+    #[command(flatten)]
+    pub verdict: VerdictArgs,
     /// Use this external gateway (`ws://host:port`) instead of starting one; no storms.
     #[arg(long)]
     pub url: Option<String>,
@@ -131,37 +174,42 @@ pub struct StressArgs {
     /// client instead of two, and each side's memory is measured apart.
     #[arg(long, conflicts_with = "url")]
     pub gateway_process: bool,
-    /// One numbered frame per client this often, milliseconds (1..=86400000).
-    #[arg(long, default_value_t = 1000, value_parser = ms_option(1))]
-    pub frame_interval_ms: u64,
-    /// Numbered frames per client, then none (1..=4294967295; default: until the drain). Against
+    /// One numbered frame per client this often (1ms..=1day).
+    #[arg(long, alias = "frame-interval-ms", value_name = "DURATION", default_value = "1s",
+          value_parser = between(ms(1), DAY))]
+    pub frame_interval: Duration,
+    /// Numbered frames per client, then none (1..=4294967295; none: until the drain). Against
     /// `serve --feed stress --frames N` give the same N: the clients then wait for every frame.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=u64::from(u32::MAX)))]
     pub frames: Option<u64>,
-    /// One command per client this often during the storm phase, milliseconds (0: none;
-    /// 0..=86400000).
-    #[arg(long, default_value_t = 5000, value_parser = ms_option(0))]
-    pub command_interval_ms: u64,
+    /// One command per client this often during the storm phase (0s: none; 0s..=1day).
+    #[arg(long, alias = "command-interval-ms", value_name = "DURATION", default_value = "5s",
+          value_parser = between(ms(0), DAY))]
+    pub command_interval: Duration,
     /// Clients started per second (1..=1000000).
     #[arg(long, default_value_t = 2000,
           value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_CONNECT_RATE)))]
     pub connect_rate: u32,
-    /// Backoff ceiling of the first retry, milliseconds (0..=86400000, at most --backoff-max-ms).
-    #[arg(long, default_value_t = 500, value_parser = ms_option(0))]
-    pub backoff_min_ms: u64,
-    /// Largest backoff delay, milliseconds (0..=86400000).
-    #[arg(long, default_value_t = 10_000, value_parser = ms_option(0))]
-    pub backoff_max_ms: u64,
-    /// Client ping interval, milliseconds (1..=86400000).
-    #[arg(long, default_value_t = 2000, value_parser = ms_option(1))]
-    pub ping_interval_ms: u64,
-    /// Client idle timeout (how long a stalled connection takes to notice), milliseconds
-    /// (1..=86400000).
-    #[arg(long, default_value_t = 6000, value_parser = ms_option(1))]
-    pub idle_timeout_ms: u64,
+    /// Backoff ceiling of the first retry (0s..=1day, at most --backoff-max).
+    #[arg(long, alias = "backoff-min-ms", value_name = "DURATION", default_value = "500ms",
+          value_parser = between(ms(0), DAY))]
+    pub backoff_min: Duration,
+    /// Largest backoff delay (0s..=1day).
+    #[arg(long, alias = "backoff-max-ms", value_name = "DURATION", default_value = "10s",
+          value_parser = between(ms(0), DAY))]
+    pub backoff_max: Duration,
+    /// Client ping interval (1ms..=1day).
+    #[arg(long, alias = "ping-interval-ms", value_name = "DURATION", default_value = "2s",
+          value_parser = between(ms(1), DAY))]
+    pub ping_interval: Duration,
+    /// Client idle timeout: how long a stalled connection takes to notice (1ms..=1day).
+    #[arg(long, alias = "idle-timeout-ms", value_name = "DURATION", default_value = "6s",
+          value_parser = between(ms(1), DAY))]
+    pub idle_timeout: Duration,
     /// After the storm phase, wait at most this long for every client, frame and confirmation
-    /// (0 to one day).
-    #[arg(long, default_value = "30s", value_parser = parse_drain_timeout)]
+    /// (0s..=1day).
+    #[arg(long, value_name = "DURATION", default_value = "30s",
+          value_parser = between(ms(0), DAY).bare(Bare::MillisWasSeconds))]
     pub drain_timeout: Duration,
     /// WebSocket read buffer per connection on both sides, bytes (256..=1048576).
     #[arg(long, default_value_t = 4096,
@@ -191,45 +239,20 @@ pub struct MergeArgs {
     /// Shard outputs: `--report` directories (their outcome.json) or `--json` files.
     #[arg(required = true, value_name = "DIR|FILE")]
     pub paths: Vec<PathBuf>,
-    /// Write report.html, figures.json and outcome.json of the fleet into this directory.
-    #[arg(long, value_name = "DIR")]
-    pub report: Option<PathBuf>,
-    /// Write the fleet's figures as JSON to this file (`-` for stdout, after the table).
-    #[arg(long, value_name = "FILE")]
-    pub json: Option<PathBuf>,
-    /// Fail when the fleet's reconnect p99 exceeds this many milliseconds (0..=86400000).
-    #[arg(long, value_name = "MS", value_parser = ms_option(0))]
-    pub max_p99: Option<u64>,
-    /// Fail when the fleet's memory per idle connection exceeds this many bytes (1..=1073741824).
-    #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(1..=MAX_RSS_PER_CONN))]
-    pub max_rss_per_conn: Option<u64>,
-}
-
-impl MergeArgs {
-    /// The gate of the fleet, as `stress` sets it for one run.
-    pub fn gate(&self) -> Gate {
-        gate(self.max_p99, self.max_rss_per_conn)
-    }
-}
-
-fn gate(max_p99: Option<u64>, max_rss_per_conn: Option<u64>) -> Gate {
-    Gate {
-        max_p99: max_p99.map(Duration::from_millis),
-        max_rss_per_conn,
-        nothing_lost: true,
-    }
+    /// The fleet's report, JSON and gate, as for one run.
+    #[command(flatten)]
+    pub verdict: VerdictArgs,
 }
 
 impl StressArgs {
     /// The options of one run with jitter `jitter`.
     pub fn opts(&self, jitter: Jitter) -> Result<StressOpts, StressError> {
-        if self.backoff_min_ms > self.backoff_max_ms {
+        if self.backoff_min > self.backoff_max {
             return Err(StressError::Client(ClientError::Argument {
-                arg: format!("--backoff-min-ms {}", self.backoff_min_ms),
-                why: format!("above --backoff-max-ms {}", self.backoff_max_ms),
+                arg: format!("--backoff-min {}", duration::show(self.backoff_min)),
+                why: format!("above --backoff-max {}", duration::show(self.backoff_max)),
             }));
         }
-        let ms = Duration::from_millis;
         let gateway = match (&self.url, self.gateway_process) {
             (Some(url), _) => GatewayPlacement::External { url: url.clone() },
             (None, true) => GatewayPlacement::ChildProcess {
@@ -248,14 +271,14 @@ impl StressArgs {
             jitter,
             gateway,
             shard: self.shard_from(std::env::var(JOB_INDEX_VAR).ok().as_deref())?,
-            frame_interval: ms(self.frame_interval_ms.max(1)),
+            frame_interval: self.frame_interval.max(MIN_PERIOD),
             frames: self.frames,
-            command_interval: ms(self.command_interval_ms),
+            command_interval: self.command_interval,
             connect_rate: self.connect_rate.max(1),
-            backoff_min: ms(self.backoff_min_ms),
-            backoff_max: ms(self.backoff_max_ms),
-            ping_interval: ms(self.ping_interval_ms),
-            idle_timeout: ms(self.idle_timeout_ms),
+            backoff_min: self.backoff_min,
+            backoff_max: self.backoff_max,
+            ping_interval: self.ping_interval,
+            idle_timeout: self.idle_timeout,
             drain_timeout: self.drain_timeout,
             ws_buffer: self.ws_buffer,
             progress: !self.quiet,
@@ -269,7 +292,7 @@ impl StressArgs {
 
     /// The gate these arguments set: nothing lost always, thresholds when given.
     pub fn gate(&self) -> Gate {
-        gate(self.max_p99, self.max_rss_per_conn)
+        self.verdict.gate()
     }
 
     /// The shard to run: `--shard`, or with `--shards N` the index from `job_index` (the value of
@@ -292,10 +315,10 @@ pub async fn run_cli(args: StressArgs) -> Result<bool, StressError> {
     }
     if args.serve_gateway {
         let feed = FeedSettings {
-            interval: Duration::from_millis(args.frame_interval_ms.max(1)),
+            interval: args.frame_interval.max(MIN_PERIOD),
             frames: args.frames,
         };
-        super::side::serve_gateway(args.clients, args.seed, feed, args.ws_buffer).await?;
+        crate::stress::side::serve_gateway(args.clients, args.seed, feed, args.ws_buffer).await?;
         return Ok(true);
     }
     let jitters: &[Jitter] = match args.jitter {
@@ -312,14 +335,8 @@ pub async fn run_cli(args: StressArgs) -> Result<bool, StressError> {
     }
     let mut out = std::io::stdout().lock();
     let passed = output::print_outcomes(&mut out, &outcomes, &gate)?;
-    output::print_verdict(&mut out, passed)?;
-    if let Some(path) = &args.json {
-        output::write_json(&mut out, path, &outcomes)?;
-    }
-    if let Some(dir) = &args.report {
-        let runs: Vec<RunFigures> = outcomes.iter().map(|o| o.run.clone()).collect();
-        output::write_report_dir(&mut out, dir, &runs, &outcomes)?;
-    }
+    let runs: Vec<RunFigures> = outcomes.iter().map(|o| o.run.clone()).collect();
+    args.verdict.write(&mut out, passed, &runs, &outcomes)?;
     Ok(passed)
 }
 
@@ -339,7 +356,7 @@ pub fn run_merge(args: &MergeArgs) -> Result<bool, StressError> {
         what: "writing the figures".into(),
         source,
     };
-    let passed = output::print_outcomes(&mut out, &fleet, &args.gate())?;
+    let passed = output::print_outcomes(&mut out, &fleet, &args.verdict.gate())?;
     let mut runs: Vec<RunFigures> = Vec::new();
     for m in &merged {
         runs.push(m.merged.run.clone());
@@ -350,13 +367,7 @@ pub fn run_merge(args: &MergeArgs) -> Result<bool, StressError> {
             runs.push(o.run);
         }
     }
-    output::print_verdict(&mut out, passed)?;
-    if let Some(path) = &args.json {
-        output::write_json(&mut out, path, &fleet)?;
-    }
-    if let Some(dir) = &args.report {
-        output::write_report_dir(&mut out, dir, &runs, &fleet)?;
-    }
+    args.verdict.write(&mut out, passed, &runs, &fleet)?;
     Ok(passed)
 }
 
@@ -365,7 +376,6 @@ mod tests {
     use clap::Parser;
 
     use super::*;
-    use crate::stress::metrics::StormMode;
 
     #[derive(Parser)]
     struct Cmd {
@@ -414,8 +424,34 @@ mod tests {
     }
 
     #[test]
+    fn storm_specs_parse_and_name_what_is_wrong() {
+        let s = parse_storm("every=10s,fraction=0.3,mode=stall").unwrap();
+        assert_eq!(
+            (s.every, s.start, s.fraction, s.mode),
+            (Duration::from_secs(10), None, 0.3, StormMode::Stall)
+        );
+        let s = parse_storm("every=1.5s,start=500,fraction=1").unwrap();
+        assert_eq!(
+            (s.every, s.start, s.mode),
+            (ms(1500), Some(ms(500)), StormMode::Abort),
+            "a bare number is milliseconds"
+        );
+        for (bad, why) in [
+            ("fraction=0.3", "every= is missing"),
+            ("every=1s,fraction=2", "outside 0..=1"),
+            ("every=1s,fraction=0.1,mode=boom", "close, abort or stall"),
+            ("every=0s,fraction=1", "every=0s: 0s is not in 1ms..=7days"),
+            ("every=8days,fraction=1", "not in 1ms..=7days"),
+            ("every=1s,fraction=1,when=2", "unknown key"),
+        ] {
+            let e = parse_storm(bad).unwrap_err();
+            assert!(e.starts_with("--storm") && e.contains(why), "{bad}: {e}");
+        }
+    }
+
+    #[test]
     fn bad_values_are_refused_with_the_option_named() {
-        let e = parse(&["--storm", "every=1,fraction=3"]).err().unwrap().to_string();
+        let e = parse(&["--storm", "every=1s,fraction=3"]).err().unwrap().to_string();
         assert!(e.contains("--storm") && e.contains("outside 0..=1"), "{e}");
         let e = parse(&["--shard", "4/4"]).err().unwrap().to_string();
         assert!(e.contains("--shard"), "{e}");
