@@ -393,11 +393,17 @@ mod tests {
         };
         assert_eq!(
             decoded_backwards(Some(Outcome::Reorder)),
-            (true, "1 terminals in order (1 message a fault reordered not judged)".into())
+            (
+                true,
+                "1 terminals in order (1 message a fault reordered not judged)".into()
+            )
         );
         assert_eq!(
             decoded_backwards(None),
-            (false, "0x0200 13800000001 #1 decoded after a later message of that terminal".into())
+            (
+                false,
+                "0x0200 13800000001 #1 decoded after a later message of that terminal".into()
+            )
         );
     }
 }
