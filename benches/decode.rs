@@ -35,14 +35,14 @@ use jt808_harness::codec::{DecodeEvent, Decoder, Deframer, Item, Message, Phone,
 #[path = "../tests/bodies/cases.rs"]
 #[allow(dead_code)]
 mod cases;
-/// The shared vector loader of the tests (`yz-1205-18pkt-*` for the mixed stream).
-#[path = "../tests/support/vectors.rs"]
-#[allow(dead_code)]
-mod vectors;
 /// The tests' frame builders (a vector re-framed with another serial).
 #[path = "../tests/support/frames.rs"]
 #[allow(dead_code)]
 mod frames;
+/// The shared vector loader of the tests (`yz-1205-18pkt-*` for the mixed stream).
+#[path = "../tests/support/vectors.rs"]
+#[allow(dead_code)]
+mod vectors;
 
 /// Socket read size the streams are pushed in.
 const CHUNK: usize = 4096;

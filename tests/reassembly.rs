@@ -12,9 +12,7 @@ use rand_chacha::ChaCha8Rng;
 use jt808_harness::codec::body::{Body, RawBody};
 use jt808_harness::codec::frame::frame_into;
 use jt808_harness::codec::reassembly::{ExpireReason, GroupKey, Missing, PRINT_BYTES, ReassemblyConfig, SLOT_BYTES};
-use jt808_harness::codec::{
-    DecodeEvent, Decoder, DecoderConfig, Header, Message, PacketInfo, Phone, Version,
-};
+use jt808_harness::codec::{DecodeEvent, Decoder, DecoderConfig, Header, Message, PacketInfo, Phone, Version};
 
 #[allow(dead_code)] // each test binary uses a part of the shared fixtures
 mod support;
