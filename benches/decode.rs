@@ -4,7 +4,8 @@
 //! - `location_0200`: 10,000 JT/T 808-2013 0x0200 location reports, each with the 12 additional
 //!   items of the `yz-0200-2013` vector (0x01 0x02 0x03 0x04 0x11 0x12 0x13 0x25 0x2A 0x2B 0x30
 //!   0x31), distinct serials (so some headers carry escapes) and drifting positions.
-//! - `mixed_1205`: the real 18-packet 0x1205 resource list (`yz-1205-18pkt-*`) 200 times, with two
+//! - `mixed_1205`: the real 18-packet 0x1205 resource list (`yz-1205-18pkt-*`) 200 times (each
+//!   time with new serials, as a terminal sends a new message), with two
 //!   0x0200 reports after every packet: sub-packet reassembly under interleaving.
 //! - `every_id_mix`: every body of the body table (tests/bodies/cases.rs: every typed id, 2013 and
 //!   2019 layouts; 0x0200 as the 12-item report above) round-robin, 10,000 frames: the cost of the
@@ -34,6 +35,10 @@ use jt808_harness::codec::{DecodeEvent, Decoder, Deframer, Item, Message, Phone,
 #[path = "../tests/bodies/cases.rs"]
 #[allow(dead_code)]
 mod cases;
+/// The tests' frame builders (a vector re-framed with another serial).
+#[path = "../tests/support/frames.rs"]
+#[allow(dead_code)]
+mod frames;
 /// The shared vector loader of the tests (`yz-1205-18pkt-*` for the mixed stream).
 #[path = "../tests/support/vectors.rs"]
 #[allow(dead_code)]
@@ -118,9 +123,11 @@ fn mixed_stream() -> Stream {
     let packets = vectors::resource_list_packets();
     let mut bytes = Vec::new();
     let (mut frames, mut messages, mut i) = (0, 0, 0u32);
-    for _ in 0..200 {
-        for p in &packets {
-            bytes.extend(p);
+    for round in 0..200u16 {
+        for (k, p) in packets.iter().enumerate() {
+            // Each round is a new message, so new serials (JT808.md §4): the same packets again
+            // would be late copies of a completed group, which the decoder reports as duplicates.
+            bytes.extend(frames::with_serial(p, 0x8000 + round * 18 + k as u16));
             for _ in 0..2 {
                 bytes.extend(location_frame(phone, i as u16, i));
                 i += 1;

@@ -61,6 +61,20 @@ pub fn parse_status(status: &str) -> io::Result<Memory> {
     })
 }
 
+/// Starts `VmHWM` afresh from the resident size now (writes `5` to `/proc/self/clear_refs`, Linux
+/// 4.0 and later; see proc(5)), so one process can measure the peak of several runs in turn.
+pub fn reset_peak() -> io::Result<()> {
+    const PATH: &str = "/proc/self/clear_refs";
+    if cfg!(target_os = "linux") {
+        std::fs::write(PATH, "5").map_err(|e| io::Error::new(e.kind(), format!("{PATH}: {e}")))
+    } else {
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            format!("{PATH}: /proc is Linux only"),
+        ))
+    }
+}
+
 /// CPU time this process has used, user + system, from `/proc/self/stat` (fields 14 `utime` and
 /// 15 `stime`, in clock ticks of `sysconf(_SC_CLK_TCK)`, see proc(5)).
 pub fn cpu_time() -> io::Result<Duration> {

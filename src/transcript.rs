@@ -31,18 +31,61 @@ pub enum Side {
     Harness,
 }
 
-/// One event.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Entry {
+/// One event, rendered: a transcript keeps the line it shows, not the event behind it, so a long
+/// run holds a few hundred bytes of text per event instead of its typed event and a JSON tree.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Line {
     /// Virtual time, µs since the run started.
     pub t_us: u64,
-    /// Who.
-    pub side: Side,
-    /// Causal order among entries of the same time ([`next_seq`]); not rendered.
+    /// Causal order among lines of the same time ([`next_seq`]); not rendered.
     #[serde(skip)]
     pub seq: u64,
-    /// The event's own JSON object (has a `"type"` key).
-    pub event: Value,
+    /// Who.
+    pub side: Side,
+    /// The line's JSON object: `t`, `by`, then the event's own keys (`type` first).
+    pub text: Box<str>,
+}
+
+impl Line {
+    /// The line of an event already serialised as a compact JSON object (`{"type":...}`): `t`
+    /// and `by`, then its keys, as [`Line::new`] renders it.
+    pub fn from_object(t_us: u64, seq: u64, side: Side, event: &str) -> Line {
+        let fields = event.strip_prefix('{').expect("an event serialises as a JSON object");
+        let by = match side {
+            Side::Gateway => "gateway",
+            Side::Client => "client",
+            Side::Harness => "harness",
+        };
+        let sep = if fields.starts_with('}') { "" } else { "," };
+        let mut text = String::with_capacity(event.len() + 32);
+        let _ = write!(text, "{{\"t\":\"{}\",\"by\":\"{by}\"{sep}{fields}", format_t(t_us));
+        Line {
+            t_us,
+            seq,
+            side,
+            text: text.into_boxed_str(),
+        }
+    }
+
+    /// Renders `event` (a JSON object with a `"type"` key; anything else is kept under `event`)
+    /// at `t_us` from `side`.
+    pub fn new(t_us: u64, seq: u64, side: Side, event: Value) -> Line {
+        let mut obj = Map::new();
+        obj.insert("t".into(), Value::String(format_t(t_us)));
+        obj.insert("by".into(), serde_json::to_value(side).expect("side serialises"));
+        match event {
+            Value::Object(o) => obj.extend(o),
+            other => {
+                obj.insert("event".into(), other);
+            }
+        }
+        Line {
+            t_us,
+            seq,
+            side,
+            text: json(&Value::Object(obj)).into_boxed_str(),
+        }
+    }
 }
 
 /// The outcome of one invariant.
@@ -67,14 +110,17 @@ pub struct Transcript {
     pub summary: Map<String, Value>,
     /// Invariants checked.
     pub checks: Vec<Check>,
-    /// Events in order.
-    pub events: Vec<Entry>,
+    /// Events in order, rendered (empty when the run kept none: live mode, or a run judged by
+    /// its checks alone).
+    pub events: Vec<Line>,
 }
 
 impl Transcript {
-    /// Sorts events by time, and by the order they happened in at equal times.
+    /// Sorts events by time, by the order they happened in at equal times, and at equal stamps
+    /// gateway before client before harness (a stable sort: lines equal in all three keep the
+    /// order they were made in).
     pub fn order_events(&mut self) {
-        self.events.sort_by_key(|e| (e.t_us, e.seq));
+        self.events.sort_by_key(|e| (e.t_us, e.seq, e.side));
     }
 
     /// True when every check held.
@@ -84,7 +130,8 @@ impl Transcript {
 
     /// The YAML text that snapshots hold.
     pub fn to_yaml(&self) -> String {
-        let mut s = String::new();
+        let lines: usize = self.events.iter().map(|e| e.text.len() + 5).sum();
+        let mut s = String::with_capacity(lines + 4096);
         let _ = writeln!(s, "scenario: {}", json(&Value::String(self.scenario.clone())));
         let _ = writeln!(s, "seed: {}", self.seed);
         s.push_str("summary:\n");
@@ -103,17 +150,9 @@ impl Transcript {
         }
         s.push_str("events:\n");
         for e in &self.events {
-            let mut obj = Map::new();
-            obj.insert("t".into(), Value::String(format_t(e.t_us)));
-            obj.insert("by".into(), serde_json::to_value(e.side).expect("side serialises"));
-            if let Value::Object(o) = &e.event {
-                for (k, v) in o {
-                    obj.insert(k.clone(), v.clone());
-                }
-            } else {
-                obj.insert("event".into(), e.event.clone());
-            }
-            let _ = writeln!(s, "  - {}", json(&Value::Object(obj)));
+            s.push_str("  - ");
+            s.push_str(&e.text);
+            s.push('\n');
         }
         s
     }
@@ -148,24 +187,9 @@ mod tests {
                 detail: "1 of 1".into(),
             }],
             events: vec![
-                Entry {
-                    t_us: 1500,
-                    side: Side::Client,
-                    seq: 3,
-                    event: serde_json::json!({"type": "message"}),
-                },
-                Entry {
-                    t_us: 1500,
-                    side: Side::Gateway,
-                    seq: 2,
-                    event: serde_json::json!({"type": "offered"}),
-                },
-                Entry {
-                    t_us: 250,
-                    side: Side::Client,
-                    seq: 1,
-                    event: serde_json::json!({"type": "connected"}),
-                },
+                Line::new(1500, 3, Side::Client, serde_json::json!({"type": "message"})),
+                Line::new(1500, 2, Side::Gateway, serde_json::json!({"type": "offered"})),
+                Line::new(250, 1, Side::Client, serde_json::json!({"type": "connected"})),
             ],
         };
         t.order_events();

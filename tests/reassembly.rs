@@ -10,44 +10,14 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
 use jt808_harness::codec::body::{Body, RawBody};
-use jt808_harness::codec::deframer::Item;
 use jt808_harness::codec::frame::frame_into;
 use jt808_harness::codec::reassembly::{ExpireReason, GroupKey, Missing, PRINT_BYTES, ReassemblyConfig, SLOT_BYTES};
-use jt808_harness::codec::{
-    DecodeEvent, Decoder, DecoderConfig, Deframer, Header, Message, PacketInfo, Phone, Version,
-};
+use jt808_harness::codec::{DecodeEvent, Decoder, DecoderConfig, Header, Message, PacketInfo, Phone, Version};
 
 #[allow(dead_code)] // each test binary uses a part of the shared fixtures
 mod support;
+use support::frames::{reframed, split_frame, with_serial};
 use support::vectors::{resource_list_packets, wire as vector};
-
-/// Header and fragment of one wire frame.
-fn split_frame(wire: &[u8]) -> (Header, Vec<u8>) {
-    let mut out = None;
-    Deframer::default().push(wire, |item| match item {
-        Item::Frame(f) => out = Some((f.header.clone(), f.body().to_vec())),
-        other => panic!("not a frame: {other:?}"),
-    });
-    out.expect("one frame")
-}
-
-/// The same frame with its header and fragment changed by `edit` (length and check code
-/// recomputed).
-fn reframed(wire: &[u8], edit: impl FnOnce(&mut Header, &mut Vec<u8>)) -> Vec<u8> {
-    let (mut h, mut fragment) = split_frame(wire);
-    edit(&mut h, &mut fragment);
-    let mut content = Vec::new();
-    h.write(fragment.len(), &mut content);
-    content.extend(&fragment);
-    let mut out = Vec::new();
-    frame_into(&content, &mut out);
-    out
-}
-
-/// The same frame with another serial (check code recomputed).
-fn with_serial(wire: &[u8], serial: u16) -> Vec<u8> {
-    reframed(wire, |h, _| h.serial = serial)
-}
 
 fn heartbeat(phone: &str, serial: u16) -> Vec<u8> {
     let phone = Phone::parse(phone).expect("digits");

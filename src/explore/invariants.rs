@@ -1,5 +1,5 @@
-//! Checks that hold for every run whatever its faults and expectations, read off the transcript
-//! (the same evidence a reviewer sees): nothing decoded that was never offered, no command
+//! Checks that hold for every run whatever its faults and expectations, read off the evidence the
+//! transcript shows (the same a reviewer sees), as the run goes: nothing decoded that was never offered, no command
 //! confirmed twice, no terminal's messages out of order, and the run within its budgets.
 //!
 //! A message is named by (message id, phone, serial) as the gateway's `offered` events and the
@@ -12,9 +12,11 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use serde_json::Value;
-
-use crate::transcript::{Side, Transcript};
+use crate::client::EventKind;
+use crate::codec::Phone;
+use crate::faults::Outcome;
+use crate::gateway::{FrameDesc, GatewayEvent};
+use crate::scenario::observe::{Evidence, Observer};
 
 /// A check that failed, with what it measured.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -50,90 +52,79 @@ impl Default for Budgets {
     }
 }
 
-type Key = (String, String, u64);
+/// A message as the gateway's offers and the client's decodings name it: id, terminal, serial.
+type Key = (u16, Phone, u16);
 
-fn text(v: &Value, k: &str) -> String {
-    match v.get(k) {
-        Some(Value::String(s)) => s.clone(),
-        Some(other) => other.to_string(),
-        None => String::new(),
-    }
-}
-
-/// `0x0200 13800000001 #5 [1/3]` -> the key, and whether it is a sub-packet.
-fn frame_key(s: &str) -> Option<(Key, bool)> {
-    let mut it = s.split_whitespace();
-    let id = it.next().filter(|i| i.starts_with("0x"))?;
-    let phone = it.next()?;
-    let serial = it.next()?.strip_prefix('#')?.parse().ok()?;
-    let packet = it.next().is_some_and(|p| p.starts_with('['));
-    Some(((id.to_string(), phone.to_string(), serial), packet))
-}
-
-/// What the invariants read off the events.
-#[derive(Default)]
-struct Seen {
+/// What the invariants read off the evidence, as it comes ([`Observer`]): the runner feeds each
+/// offer before its decoding, so a decoding is judged when it comes.
+#[derive(Debug, Default)]
+pub struct Invariants {
+    /// Evidence read (each is one transcript event) and the latest virtual time, µs.
+    events: usize,
+    last_us: u64,
     /// Offer position of each frame key, and how often it was offered.
     offered: HashMap<Key, (usize, u32)>,
     /// Single-frame messages decoded, in order.
     decoded: Vec<Key>,
     /// Decoded keys no offer shows.
     never_offered: Vec<Key>,
+    /// Confirmations per (phone, serial), as the transcript writes them.
     confirmed: BTreeMap<(String, u64), u32>,
     message_reorder: bool,
+    /// The client's last event was an `unescaped_flag`: its next message is a rejoined one.
+    rejoined: bool,
 }
 
-impl Seen {
-    fn gather(t: &Transcript) -> Seen {
-        let mut s = Seen::default();
-        let mut client_messages = Vec::new();
-        let mut rejoined = false;
-        for e in &t.events {
-            if e.side == Side::Client {
-                let was = std::mem::replace(&mut rejoined, text(&e.event, "type") == "unescaped_flag");
-                if was && text(&e.event, "type") == "message" {
-                    continue;
-                }
-            }
-            let v = &e.event;
-            match (e.side, text(v, "type").as_str()) {
-                (Side::Gateway, "offered") => {
-                    for fr in v.get("frames").and_then(Value::as_array).into_iter().flatten() {
-                        if let Some((k, _)) = fr.as_str().and_then(frame_key) {
-                            let next = s.offered.len();
-                            s.offered.entry(k).or_insert((next, 0)).1 += 1;
-                        }
-                    }
-                }
-                (Side::Gateway, "fault") if text(v, "what") == "reorder" => s.message_reorder = true,
-                (Side::Client, "message") => {
-                    let k = (
-                        text(v, "msg_id"),
-                        text(v, "phone"),
-                        v.get("serial").and_then(Value::as_u64).unwrap_or(0),
-                    );
-                    client_messages.push((k, v.get("packets").is_some()));
-                }
-                (Side::Client, "confirmed") => {
-                    let k = (text(v, "phone"), v.get("serial").and_then(Value::as_u64).unwrap_or(0));
-                    *s.confirmed.entry(k).or_insert(0) += 1;
-                }
-                _ => {}
-            }
+impl Observer for Invariants {
+    fn observe(&mut self, e: Evidence<'_>) {
+        self.events += 1;
+        self.last_us = self.last_us.max(e.order().0);
+        match e {
+            Evidence::Gateway(r) => self.gateway(&r.event),
+            Evidence::Client(c) => self.client(&c.kind),
+            Evidence::Harness(_) => {}
         }
-        // Offers come before their decoding, but a whole pass keeps this independent of that.
-        for (k, packets) in client_messages {
-            if !s.offered.contains_key(&k) {
-                s.never_offered.push(k);
-            } else if !packets {
-                s.decoded.push(k);
+    }
+}
+
+impl Invariants {
+    fn gateway(&mut self, e: &GatewayEvent) {
+        match e {
+            GatewayEvent::Offered { frames, .. } => {
+                for d in frames.iter().filter_map(FrameDesc::frame) {
+                    let next = self.offered.len();
+                    self.offered.entry((d.msg_id, d.phone, d.serial)).or_insert((next, 0)).1 += 1;
+                }
             }
+            GatewayEvent::Fault(x) if x.what == Outcome::Reorder => self.message_reorder = true,
+            _ => {}
         }
-        s
+    }
+
+    fn client(&mut self, e: &EventKind) {
+        let was = std::mem::replace(&mut self.rejoined, matches!(e, EventKind::UnescapedFlag { .. }));
+        match e {
+            EventKind::Message(m) if !was => {
+                let h = &m.header;
+                let k = (h.msg_id, h.phone, h.serial);
+                if !self.offered.contains_key(&k) {
+                    self.never_offered.push(k);
+                } else if m.assembled.is_none() {
+                    self.decoded.push(k);
+                }
+            }
+            EventKind::Confirmed { phone, serial, .. } => {
+                *self
+                    .confirmed
+                    .entry((phone.to_string(), u64::from(*serial)))
+                    .or_insert(0) += 1;
+            }
+            _ => {}
+        }
     }
 
     fn order_problems(&self) -> Vec<String> {
-        let mut last: HashMap<&str, usize> = HashMap::new();
+        let mut last: HashMap<Phone, usize> = HashMap::new();
         let mut first_decode = std::collections::HashSet::new();
         let mut problems = Vec::new();
         for k in &self.decoded {
@@ -141,118 +132,156 @@ impl Seen {
             if !first_decode.insert(k) {
                 continue;
             }
-            if let Some(&prev) = last.get(k.1.as_str())
+            if let Some(&prev) = last.get(&k.1)
                 && pos < prev
             {
-                problems.push(format!(
-                    "{} {} #{} decoded after a later message of its terminal",
-                    k.0, k.1, k.2
-                ));
+                problems.push(format!("{} decoded after a later message of its terminal", name(k)));
             }
-            last.insert(k.1.as_str(), pos);
+            last.insert(k.1, pos);
         }
         problems
     }
+
+    /// Every invariant and budget the run broke, in a fixed order.
+    pub fn check(&self, duration_ms: u64, budgets: Budgets) -> Vec<Failure> {
+        let mut out = Vec::new();
+        let mut fail = |check: &str, detail: String| {
+            out.push(Failure {
+                check: check.into(),
+                detail,
+            })
+        };
+        if self.events > budgets.max_events {
+            fail(
+                "event_budget",
+                format!("{} events, budget {} (--max-events)", self.events, budgets.max_events),
+            );
+        }
+        let limit = duration_ms.saturating_add(budgets.grace_ms).saturating_mul(1000);
+        if self.last_us > limit {
+            fail(
+                "time_budget",
+                format!(
+                    "last event at {} s of virtual time, budget {} s (duration_ms + --grace-ms)",
+                    crate::transcript::format_t(self.last_us),
+                    crate::transcript::format_t(limit)
+                ),
+            );
+        }
+        if let Some(k) = self.never_offered.first() {
+            fail(
+                "decoded_never_offered",
+                format!(
+                    "{} decoded but never offered ({} such messages)",
+                    name(k),
+                    self.never_offered.len()
+                ),
+            );
+        }
+        let twice: Vec<String> = self
+            .confirmed
+            .iter()
+            .filter(|(_, n)| **n > 1)
+            .map(|((phone, serial), n)| format!("{phone} serial {serial} confirmed {n} times"))
+            .collect();
+        if !twice.is_empty() {
+            fail("confirmed_twice", twice.join("; "));
+        }
+        if !self.message_reorder {
+            let mut problems = self.order_problems();
+            if !problems.is_empty() {
+                let n = problems.len();
+                problems.truncate(3);
+                fail("order_within_terminal", format!("{} ({n} in all)", problems.join("; ")));
+            }
+        }
+        out
+    }
 }
 
-/// Every invariant and budget `t` breaks, in a fixed order.
-pub fn check(t: &Transcript, duration_ms: u64, budgets: Budgets) -> Vec<Failure> {
-    let mut out = Vec::new();
-    let mut fail = |check: &str, detail: String| {
-        out.push(Failure {
-            check: check.into(),
-            detail,
-        })
-    };
-    if t.events.len() > budgets.max_events {
-        fail(
-            "event_budget",
-            format!(
-                "{} events, budget {} (--max-events)",
-                t.events.len(),
-                budgets.max_events
-            ),
-        );
-    }
-    let last = t.events.iter().map(|e| e.t_us).max().unwrap_or(0);
-    let limit = duration_ms.saturating_add(budgets.grace_ms).saturating_mul(1000);
-    if last > limit {
-        fail(
-            "time_budget",
-            format!(
-                "last event at {} s of virtual time, budget {} s (duration_ms + --grace-ms)",
-                crate::transcript::format_t(last),
-                crate::transcript::format_t(limit)
-            ),
-        );
-    }
-    let seen = Seen::gather(t);
-    if let Some(k) = seen.never_offered.first() {
-        fail(
-            "decoded_never_offered",
-            format!(
-                "{} {} #{} decoded but never offered ({} such messages)",
-                k.0,
-                k.1,
-                k.2,
-                seen.never_offered.len()
-            ),
-        );
-    }
-    let twice: Vec<String> = seen
-        .confirmed
-        .iter()
-        .filter(|(_, n)| **n > 1)
-        .map(|((phone, serial), n)| format!("{phone} serial {serial} confirmed {n} times"))
-        .collect();
-    if !twice.is_empty() {
-        fail("confirmed_twice", twice.join("; "));
-    }
-    if !seen.message_reorder {
-        let mut problems = seen.order_problems();
-        if !problems.is_empty() {
-            let n = problems.len();
-            problems.truncate(3);
-            fail("order_within_terminal", format!("{} ({n} in all)", problems.join("; ")));
-        }
-    }
-    out
+/// `0x0200 13800000001 #5`, as the transcript names a message.
+fn name(k: &Key) -> String {
+    format!("0x{:04X} {} #{}", k.0, k.1, k.2)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::transcript::Entry;
-    use serde_json::json;
+    use crate::client::Event;
+    use crate::codec::body::{Body, RawBody};
+    use crate::codec::{Message, Version};
+    use crate::faults::{Direction, FaultRecord};
+    use crate::gateway::{FrameId, GatewayRecord};
 
-    fn t(events: Vec<(Side, Value)>) -> Transcript {
-        Transcript {
-            scenario: "x".into(),
-            seed: 1,
-            summary: Default::default(),
-            checks: Vec::new(),
-            events: events
-                .into_iter()
-                .enumerate()
-                .map(|(i, (side, event))| Entry {
-                    t_us: i as u64 * 1000,
-                    side,
-                    seq: i as u64,
+    fn phone() -> Phone {
+        Phone::parse("13800000001").expect("phone")
+    }
+
+    enum Ev {
+        Gateway(GatewayEvent),
+        Client(EventKind),
+    }
+
+    /// The invariants of these events, the i-th at i ms.
+    fn check_of(events: Vec<Ev>, duration_ms: u64, budgets: Budgets) -> Vec<Failure> {
+        let mut inv = Invariants::default();
+        for (i, e) in events.into_iter().enumerate() {
+            let (t, seq) = (i as u64, i as u64);
+            match e {
+                Ev::Gateway(event) => inv.observe(Evidence::Gateway(&GatewayRecord {
+                    t_us: t * 1000,
+                    conn: 1,
+                    seq,
                     event,
-                })
-                .collect(),
+                })),
+                Ev::Client(kind) => inv.observe(Evidence::Client(&Event { kind, t_ms: t, seq })),
+            }
         }
+        inv.check(duration_ms, budgets)
     }
 
-    fn offered(frames: &[&str]) -> (Side, Value) {
-        (Side::Gateway, json!({"type": "offered", "conn": 1, "frames": frames}))
+    fn offered(serials: &[u16]) -> Ev {
+        let frames = serials
+            .iter()
+            .map(|&serial| {
+                FrameDesc::Frame(FrameId {
+                    msg_id: 0x0200,
+                    phone: phone(),
+                    serial,
+                    packet: None,
+                })
+            })
+            .collect();
+        Ev::Gateway(GatewayEvent::Offered { index: 1, frames })
     }
 
-    fn decoded(serial: u64) -> (Side, Value) {
-        (
-            Side::Client,
-            json!({"type": "message", "msg_id": "0x0200", "phone": "13800000001", "serial": serial}),
-        )
+    fn decoded(serial: u16) -> Ev {
+        let body = Body::Raw(RawBody { raw: Vec::new() });
+        let m = Message::new(0x0200, Version::V2013, phone(), serial, body);
+        Ev::Client(EventKind::Message(Box::new(m)))
+    }
+
+    fn confirmed(serial: u16) -> Ev {
+        Ev::Client(EventKind::Confirmed {
+            serial,
+            msg_id: 0x8300,
+            phone: phone(),
+            result: Some(0),
+            writes: 1,
+        })
+    }
+
+    fn reorder() -> Ev {
+        Ev::Gateway(GatewayEvent::Fault(FaultRecord {
+            t_us: 0,
+            conn: 1,
+            dir: Some(Direction::ToClient),
+            msg: Some(1),
+            fault: "reorder".into(),
+            what: Outcome::Reorder,
+            offsets: Vec::new(),
+            detail: String::new(),
+        }))
     }
 
     fn names(f: &[Failure]) -> Vec<&str> {
@@ -261,32 +290,25 @@ mod tests {
 
     #[test]
     fn a_clean_run_breaks_nothing() {
-        let tr = t(vec![
-            offered(&["0x0200 13800000001 #1", "0x0200 13800000001 #2"]),
-            decoded(1),
-            decoded(2),
-        ]);
-        assert!(check(&tr, 10, Budgets::default()).is_empty());
+        let f = check_of(vec![offered(&[1, 2]), decoded(1), decoded(2)], 10, Budgets::default());
+        assert!(f.is_empty(), "{f:?}");
     }
 
     #[test]
     fn each_invariant_fails_on_its_evidence() {
-        let tr = t(vec![
-            offered(&["0x0200 13800000001 #1", "0x0200 13800000001 #2"]),
+        let events = vec![
+            offered(&[1, 2]),
             decoded(2),
             decoded(1),
             decoded(9),
-            (Side::Client, json!({"type": "confirmed", "phone": "1", "serial": 4})),
-            (Side::Client, json!({"type": "confirmed", "phone": "1", "serial": 4})),
-        ]);
-        let f = check(
-            &tr,
-            1,
-            Budgets {
-                max_events: 3,
-                grace_ms: 1,
-            },
-        );
+            confirmed(4),
+            confirmed(4),
+        ];
+        let budgets = Budgets {
+            max_events: 3,
+            grace_ms: 1,
+        };
+        let f = check_of(events, 1, budgets);
         assert_eq!(
             names(&f),
             [
@@ -298,28 +320,27 @@ mod tests {
             ]
         );
         assert!(f[2].detail.contains("#9"), "{}", f[2].detail);
+        assert_eq!(f[3].detail, "13800000001 serial 4 confirmed 2 times");
+        assert_eq!(
+            f[4].detail,
+            "0x0200 13800000001 #1 decoded after a later message of its terminal (1 in all)"
+        );
     }
 
     #[test]
     fn a_reorder_fault_excuses_order() {
-        let tr = t(vec![
-            offered(&["0x0200 13800000001 #1", "0x0200 13800000001 #2"]),
-            (Side::Gateway, json!({"type": "fault", "what": "reorder"})),
-            decoded(2),
-            decoded(1),
-        ]);
-        assert!(check(&tr, 10, Budgets::default()).is_empty());
+        let events = vec![offered(&[1, 2]), reorder(), decoded(2), decoded(1)];
+        assert!(check_of(events, 10, Budgets::default()).is_empty());
     }
 
     #[test]
     fn a_message_rejoined_across_an_unescaped_flag_is_not_a_stranger() {
-        let tr = t(vec![
-            offered(&["bad frame (bad_checksum)"]),
-            (Side::Client, json!({"type": "unescaped_flag", "offset": 3, "at": 9})),
-            decoded(17),
-            decoded(18),
-        ]);
-        let f = check(&tr, 10, Budgets::default());
+        let broken = Ev::Gateway(GatewayEvent::Offered {
+            index: 1,
+            frames: vec![FrameDesc::Rejected { check: "bad_checksum" }],
+        });
+        let flag = Ev::Client(EventKind::UnescapedFlag { offset: 3, at: 9 });
+        let f = check_of(vec![broken, flag, decoded(17), decoded(18)], 10, Budgets::default());
         assert_eq!(names(&f), ["decoded_never_offered"]);
         assert!(
             f[0].detail.contains("#18 decoded but never offered (1 such"),

@@ -180,8 +180,8 @@ fn write_reproducer(t: &Target, f: &Finding, dir: &Path, budgets: Budgets) -> Re
     let text = reproducer_text(t, f)?;
     // Read back as `run` reads it, and run twice: it must fail the same check, the same way.
     let sc = Scenario::parse(&text, &file).map_err(|e| format!("reproducer does not read back: {e}"))?;
-    let first = trial::run(&sc, budgets)?;
-    let second = trial::run(&sc, budgets)?;
+    let first = trial::run_transcribed(&sc, budgets)?;
+    let second = trial::run_transcribed(&sc, budgets)?;
     let yaml = first.transcript.as_ref().map(|t| t.to_yaml()).unwrap_or_default();
     if !first.fails(&f.check) || second.transcript.as_ref().map(|t| t.to_yaml()).unwrap_or_default() != yaml {
         return Err(format!(

@@ -12,7 +12,7 @@ use std::cell::{Cell, RefCell};
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Once;
 
-use super::invariants::{self, Budgets, Failure};
+use super::invariants::{Budgets, Failure, Invariants};
 use super::schedule::Decision;
 use crate::scenario::Scenario;
 use crate::scenario::runner::{self, Mode, RunError};
@@ -24,7 +24,8 @@ pub struct Trial {
     /// Every check that failed: `panic` first, then the `[expect]` checks in the scenario's order,
     /// then the invariants. Empty: the run passed.
     pub failures: Vec<Failure>,
-    /// The transcript, unless the run panicked out of the runner.
+    /// The transcript, unless the run panicked out of the runner; with its events only from
+    /// [`run_transcribed`].
     pub transcript: Option<Transcript>,
 }
 
@@ -71,16 +72,31 @@ pub fn with_schedule(base: &Scenario, decisions: &[Decision]) -> Result<Scenario
     Ok(sc)
 }
 
-/// Runs `sc` once in snapshot mode and judges it. `Err` when it cannot run at all (its source or a
-/// fault cannot be set up): that is the scenario's error, not a finding.
+/// Runs `sc` once in snapshot mode and judges it, keeping no transcript events (a search or
+/// shrink run needs only its verdict; rendering every event would cost more than judging it).
+/// `Err` when it cannot run at all (its source or a fault cannot be set up): that is the
+/// scenario's error, not a finding.
 pub fn run(sc: &Scenario, budgets: Budgets) -> Result<Trial, String> {
-    guarded(|| runner::run(sc, Mode::Snapshot), sc.duration_ms, budgets)
+    run_keeping(sc, budgets, false)
+}
+
+/// [`run`], keeping the transcript's events: a reproducer's run, whose transcript is written.
+pub fn run_transcribed(sc: &Scenario, budgets: Budgets) -> Result<Trial, String> {
+    run_keeping(sc, budgets, true)
+}
+
+fn run_keeping(sc: &Scenario, budgets: Budgets, events: bool) -> Result<Trial, String> {
+    guarded(
+        || runner::run_with(sc, Mode::Snapshot, events, Invariants::default()),
+        sc.duration_ms,
+        budgets,
+    )
 }
 
 /// Runs `f` with panics caught (its own and those of tasks it spawns on this thread) and judges
-/// the transcript it returns.
+/// the transcript and the invariants it returns.
 fn guarded(
-    f: impl FnOnce() -> Result<Transcript, RunError>,
+    f: impl FnOnce() -> Result<(Transcript, Invariants), RunError>,
     duration_ms: u64,
     budgets: Budgets,
 ) -> Result<Trial, String> {
@@ -116,13 +132,14 @@ fn guarded(
             None
         }
     };
-    if let Some(t) = &transcript {
+    if let Some((t, invariants)) = &transcript {
         failures.extend(t.checks.iter().filter(|c| !c.ok).map(|c| Failure {
             check: c.name.clone(),
             detail: c.detail.clone(),
         }));
-        failures.extend(invariants::check(t, duration_ms, budgets));
+        failures.extend(invariants.check(duration_ms, budgets));
     }
+    let transcript = transcript.map(|(t, _)| t);
     Ok(Trial { failures, transcript })
 }
 
@@ -130,14 +147,15 @@ fn guarded(
 mod tests {
     use super::*;
 
-    fn empty() -> Transcript {
-        Transcript {
+    fn empty() -> (Transcript, Invariants) {
+        let t = Transcript {
             scenario: "x".into(),
             seed: 1,
             summary: Default::default(),
             checks: Vec::new(),
             events: Vec::new(),
-        }
+        };
+        (t, Invariants::default())
     }
 
     #[test]

@@ -9,6 +9,8 @@
 pub mod checks;
 pub mod external;
 pub mod harness;
+pub mod observe;
+mod render;
 pub mod runner;
 pub mod validate;
 

@@ -11,18 +11,18 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde_json::{Map, Value, json};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::checks::{self, Evidence, OpenGroups};
+use super::checks;
 use super::harness::{HarnessEvent, HarnessRecord};
+use super::observe::{Evidence, Observer, Recorder};
 use super::{ClientSection, CommandSpec, Scenario};
-use crate::client::{Client, ClientConfig, Event, Events};
+use crate::client::{Client, ClientConfig, Events};
 use crate::codec::body::{Body, RawBody};
 use crate::codec::{Message, Phone};
-use crate::gateway::{Gateway, GatewayRecord};
-use crate::transcript::{Entry, Side, Transcript};
+use crate::gateway::Gateway;
+use crate::transcript::Transcript;
 use crate::transport::{Listener, MemoryNetwork};
 
 /// How a scenario runs.
@@ -70,15 +70,29 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// Live mode ends this long after everything settled.
 const LIVE_SETTLE: Duration = Duration::from_millis(500);
 
-/// Runs a scenario and returns its transcript with the checks done.
+/// Runs a scenario and returns its transcript with the checks done; its events in snapshot mode
+/// (live transcripts are not snapshotted: they keep none).
 pub fn run(sc: &Scenario, mode: Mode) -> Result<Transcript, RunError> {
+    run_with(sc, mode, mode == Mode::Snapshot, ()).map(|(t, ())| t)
+}
+
+/// Runs a scenario, feeding `observer` its evidence as it comes ([`super::observe`]), and
+/// returns the transcript with the checks done, with its events when `keep_events` (without, the
+/// run is judged by its checks alone and holds no per-event state: a long run stays flat in
+/// memory), and the observer.
+pub fn run_with<O: Observer + 'static>(
+    sc: &Scenario,
+    mode: Mode,
+    keep_events: bool,
+    observer: O,
+) -> Result<(Transcript, O), RunError> {
     let mut b = tokio::runtime::Builder::new_current_thread();
     b.enable_all();
     if mode == Mode::Snapshot {
         b.start_paused(true);
     }
     let rt = b.build()?;
-    rt.block_on(run_async(sc, mode))
+    rt.block_on(run_async(sc, mode, Recorder::new(keep_events, observer)))
 }
 
 /// The client configuration a scenario asks for; the seed drives the backoff jitter.
@@ -151,7 +165,11 @@ pub fn command_message(c: &CommandSpec) -> Result<Message, String> {
     Ok(Message::new(c.msg_id, c.version, phone, 0, body))
 }
 
-async fn run_async(sc: &Scenario, mode: Mode) -> Result<Transcript, RunError> {
+async fn run_async<O: Observer + 'static>(
+    sc: &Scenario,
+    mode: Mode,
+    recorder: Recorder<O>,
+) -> Result<(Transcript, O), RunError> {
     let setup = |message: String| RunError::Setup {
         path: sc.path.display().to_string(),
         message,
@@ -179,7 +197,7 @@ async fn run_async(sc: &Scenario, mode: Mode) -> Result<Transcript, RunError> {
         ConnectError::Io(e) => RunError::Io(e),
         ConnectError::Client(m) => setup(m),
     })?;
-    let run = Collected::new(events);
+    let run = Collected::new(events, gw.clone(), start, recorder);
     for (spec, msg) in commands {
         run.spawn_command(start, &client, spec, msg);
     }
@@ -193,29 +211,38 @@ async fn run_async(sc: &Scenario, mode: Mode) -> Result<Transcript, RunError> {
     // Let the gateway's connection tasks log their close before the log is read.
     tokio::task::yield_now().await;
     tokio::time::sleep(Duration::from_millis(1)).await;
-    let (client_events, mut harness) = run.take();
-    let gateway_log = gw.take_log();
+    let mut rec = run.take();
+    rec.gateway_log(&gw.take_log());
     // A capture that could not be read to its end is never silent: it shows in the transcript.
     for e in replay_errors.list() {
-        harness.push(HarnessRecord {
+        rec.observe(Evidence::Harness(&HarnessRecord {
             t: Duration::ZERO,
             seq: 0,
             event: HarnessEvent::CaptureError {
                 error: e.message,
                 ended: e.ended,
             },
-        });
+        }));
     }
     // What a conversation replay expected and never got, at the end of the run.
     let end = start.elapsed();
     for (session, report) in conversations.reports() {
-        harness.push(HarnessRecord {
+        rec.observe(Evidence::Harness(&HarnessRecord {
             t: end,
             seq: u64::MAX,
             event: HarnessEvent::Conversation { session, report },
-        });
+        }));
     }
-    Ok(build_transcript(sc, mode, client_events, gateway_log, harness))
+    let (facts, events, observer) = rec.finish();
+    let mut t = Transcript {
+        scenario: sc.name.clone(),
+        seed: sc.seed,
+        summary: facts.summary(),
+        checks: checks::check(&sc.expect, &facts, &sc.client),
+        events,
+    };
+    t.order_events();
+    Ok((t, observer))
 }
 
 /// Why the client could not be started.
@@ -253,31 +280,45 @@ async fn connect_client(mode: Mode, gw: &Gateway, cfg: ClientConfig) -> Result<(
     }
 }
 
-/// What a run collects while it runs: the client's events, what the harness did, and how many
-/// commands are still under way.
-struct Collected {
-    client_events: Arc<Mutex<Vec<Event>>>,
+/// The recorder a run's tasks share; `None` once the run took it back.
+type Shared<O> = Arc<Mutex<Option<Recorder<O>>>>;
+
+/// What a run collects while it runs: every piece of evidence, read as it comes by the
+/// [`Recorder`] (the client's events as the collector task takes them, the gateway's log each
+/// time before, the harness's records as the command tasks make them), and how many commands
+/// are still under way.
+struct Collected<O> {
+    recorder: Shared<O>,
     collector: tokio::task::JoinHandle<()>,
-    harness: Arc<Mutex<Vec<HarnessRecord>>>,
     pending: Arc<AtomicUsize>,
 }
 
-impl Collected {
-    /// Starts collecting `events`.
-    fn new(mut events: Events) -> Collected {
-        let client_events: Arc<Mutex<Vec<Event>>> = Arc::default();
+/// Runs `f` on the recorder unless the run already took it back.
+fn with<O, R>(shared: &Shared<O>, f: impl FnOnce(&mut Recorder<O>) -> R) -> Option<R> {
+    shared.lock().expect("recorder lock").as_mut().map(f)
+}
+
+impl<O: Observer + 'static> Collected<O> {
+    /// Starts collecting `events`, and `gw`'s log before each of them (so an offer is read before
+    /// its decoding); a sweep of settled messages is due as virtual time since `start` passes.
+    fn new(mut events: Events, gw: Gateway, start: Instant, recorder: Recorder<O>) -> Collected<O> {
+        let shared: Shared<O> = Arc::new(Mutex::new(Some(recorder)));
         let collector = tokio::spawn({
-            let client_events = client_events.clone();
+            let shared = shared.clone();
             async move {
                 while let Some(e) = events.recv().await {
-                    client_events.lock().expect("events lock").push(e);
+                    let log = gw.take_log();
+                    with(&shared, |r| {
+                        r.tick(start.elapsed());
+                        r.gateway_log(&log);
+                        r.observe(Evidence::Client(&e));
+                    });
                 }
             }
         });
         Collected {
-            client_events,
+            recorder: shared,
             collector,
-            harness: Arc::default(),
             pending: Arc::default(),
         }
     }
@@ -285,17 +326,18 @@ impl Collected {
     /// Issues `spec` at its time on `client`, logging what came of it.
     fn spawn_command(&self, start: Instant, client: &Client, spec: CommandSpec, msg: Message) {
         let client = client.clone();
-        let harness = self.harness.clone();
+        let shared = self.recorder.clone();
         let pending = self.pending.clone();
         pending.fetch_add(1, Ordering::SeqCst);
         tokio::spawn(async move {
             tokio::time::sleep_until(start + Duration::from_millis(spec.at_ms)).await;
             let log = |event: HarnessEvent| {
-                harness.lock().expect("harness lock").push(HarnessRecord {
+                let h = HarnessRecord {
                     t: start.elapsed(),
                     seq: crate::transcript::next_seq(),
                     event,
-                })
+                };
+                with(&shared, |r| r.observe(Evidence::Harness(&h)));
             };
             issue(&client, spec, msg, log).await;
             pending.fetch_sub(1, Ordering::SeqCst);
@@ -306,111 +348,37 @@ impl Collected {
     /// exhausted, every command was issued and answered, nothing is held, no packet group is
     /// open, and nothing new was seen for [`LIVE_SETTLE`].
     async fn settle(&self, end: Instant, gw: &Gateway, client: &Client) {
-        let mut last_len = usize::MAX;
+        let mut last_seen = u64::MAX;
         let mut quiet_since = Instant::now();
         while Instant::now() < end {
             tokio::time::sleep(Duration::from_millis(50)).await;
-            let len = self.client_events.lock().expect("events lock").len() + gw.log().len();
-            if len != last_len {
-                last_len = len;
+            let log = gw.take_log();
+            let (seen, no_open_groups) = with(&self.recorder, |r| {
+                r.gateway_log(&log);
+                (r.seen(), r.facts().no_open_groups())
+            })
+            .expect("the recorder is taken back after settling");
+            if seen != last_seen {
+                last_seen = seen;
                 quiet_since = Instant::now();
                 continue;
             }
-            let settled = gw.idle()
-                && client.held() == 0
-                && self.pending.load(Ordering::SeqCst) == 0
-                && OpenGroups::of(self.client_events.lock().expect("events lock").iter()).is_empty();
+            let settled = gw.idle() && client.held() == 0 && self.pending.load(Ordering::SeqCst) == 0 && no_open_groups;
             if settled && quiet_since.elapsed() >= LIVE_SETTLE {
                 break;
             }
         }
     }
 
-    /// Stops collecting; the client's events and the harness log so far.
-    fn take(self) -> (Vec<Event>, Vec<HarnessRecord>) {
+    /// Stops collecting; the recorder, with everything taken in so far (the rest of the gateway's
+    /// log is the caller's to add).
+    fn take(self) -> Recorder<O> {
         self.collector.abort();
-        let client_events = std::mem::take(&mut *self.client_events.lock().expect("events lock"));
-        let harness = std::mem::take(&mut *self.harness.lock().expect("harness lock"));
-        (client_events, harness)
-    }
-}
-
-fn build_transcript(
-    sc: &Scenario,
-    mode: Mode,
-    client_events: Vec<Event>,
-    gateway_log: Vec<GatewayRecord>,
-    harness: Vec<HarnessRecord>,
-) -> Transcript {
-    let evidence = checks::in_order(&gateway_log, &client_events, &harness);
-    let facts = checks::Facts::gather(evidence.iter().copied());
-    let mut t = Transcript {
-        scenario: sc.name.clone(),
-        seed: sc.seed,
-        summary: facts.summary(),
-        checks: checks::check(&sc.expect, &facts, &sc.client),
-        events: Vec::new(),
-    };
-    // Live transcripts are not snapshotted; keep them small.
-    if mode == Mode::Snapshot {
-        t.events = evidence.iter().map(entry).collect();
-    }
-    t
-}
-
-/// One piece of evidence as a transcript line: its JSON object, long hex elided.
-fn entry(e: &Evidence<'_>) -> Entry {
-    let (t_us, seq) = e.order();
-    let (side, mut event) = match e {
-        Evidence::Gateway(r) => (Side::Gateway, gateway_json(r)),
-        Evidence::Client(c) => {
-            let mut v = serde_json::to_value(c).expect("client events serialise");
-            if let Value::Object(o) = &mut v {
-                o.shift_remove("t_ms");
-            }
-            (Side::Client, v)
-        }
-        Evidence::Harness(h) => (
-            Side::Harness,
-            serde_json::to_value(&h.event).expect("harness events serialise"),
-        ),
-    };
-    elide_long_hex(&mut event);
-    Entry { t_us, side, seq, event }
-}
-
-/// A gateway record's JSON: `type`, then `conn`, then the event's own keys.
-fn gateway_json(r: &GatewayRecord) -> Value {
-    let mut v = serde_json::to_value(&r.event).expect("gateway events serialise");
-    if let Value::Object(o) = &mut v {
-        let mut m = Map::new();
-        if let Some(t) = o.shift_remove("type") {
-            m.insert("type".into(), t);
-        }
-        m.insert("conn".into(), json!(r.conn));
-        // A fault record repeats the time and connection the entry already carries.
-        o.shift_remove("t_us");
-        o.shift_remove("conn");
-        m.extend(std::mem::take(o));
-        v = Value::Object(m);
-    }
-    v
-}
-
-/// Hex strings longer than this are shown as their length and a hash in transcripts.
-const MAX_HEX_IN_TRANSCRIPT: usize = 96;
-
-/// Replaces long hex payloads (media data, raw bodies) by `"<N bytes fnv1a:XXXXXXXXXXXXXXXX>"`:
-/// a review diff stays readable, and any change of the bytes still changes the snapshot.
-fn elide_long_hex(v: &mut Value) {
-    match v {
-        Value::String(s) if s.len() > MAX_HEX_IN_TRANSCRIPT && s.bytes().all(|b| b.is_ascii_hexdigit()) => {
-            let h = crate::gateway::source::fnv1a(s.as_bytes());
-            *s = format!("<{} bytes fnv1a:{h:016x}>", s.len() / 2);
-        }
-        Value::Array(a) => a.iter_mut().for_each(elide_long_hex),
-        Value::Object(o) => o.values_mut().for_each(elide_long_hex),
-        _ => {}
+        self.recorder
+            .lock()
+            .expect("recorder lock")
+            .take()
+            .expect("the recorder is taken back once")
     }
 }
 

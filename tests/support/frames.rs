@@ -2,7 +2,9 @@
 //! real header and check code) and the 0x0100 registration body laid out per edition.
 
 use jt808_harness::codec::body::{Body, RawBody};
-use jt808_harness::codec::{Message, Phone, Version};
+use jt808_harness::codec::deframer::Item;
+use jt808_harness::codec::frame::frame_into;
+use jt808_harness::codec::{Deframer, Header, Message, Phone, Version};
 
 /// A phone from its digits.
 pub fn phone(digits: &str) -> Phone {
@@ -63,4 +65,32 @@ pub fn padded(s: &[u8], n: usize) -> Vec<u8> {
     let mut v = s.to_vec();
     v.resize(n, 0);
     v
+}
+
+/// Header and fragment of one wire frame.
+pub fn split_frame(wire: &[u8]) -> (Header, Vec<u8>) {
+    let mut out = None;
+    Deframer::default().push(wire, |item| match item {
+        Item::Frame(f) => out = Some((f.header.clone(), f.body().to_vec())),
+        other => panic!("not a frame: {other:?}"),
+    });
+    out.expect("one frame")
+}
+
+/// The same frame with its header and fragment changed by `edit` (length and check code
+/// recomputed).
+pub fn reframed(wire: &[u8], edit: impl FnOnce(&mut Header, &mut Vec<u8>)) -> Vec<u8> {
+    let (mut h, mut fragment) = split_frame(wire);
+    edit(&mut h, &mut fragment);
+    let mut content = Vec::new();
+    h.write(fragment.len(), &mut content);
+    content.extend(&fragment);
+    let mut out = Vec::new();
+    frame_into(&content, &mut out);
+    out
+}
+
+/// The same frame with another serial (check code recomputed).
+pub fn with_serial(wire: &[u8], serial: u16) -> Vec<u8> {
+    reframed(wire, |h, _| h.serial = serial)
 }
