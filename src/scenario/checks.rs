@@ -717,7 +717,7 @@ mod tests {
             "{}",
             c.detail
         );
-        let c = judge(&[last.clone()]);
+        let c = judge(std::slice::from_ref(&last));
         assert!(!c.ok);
         assert!(
             c.detail
