@@ -82,10 +82,7 @@ impl Default for BackoffConfig {
 #[derive(Debug, Clone)]
 pub struct Backoff {
     cfg: BackoffConfig,
-    /// How far the jitter RNG (ChaCha8 seeded with `cfg.seed`) has been drawn, in 32-bit words:
-    /// the generator is rebuilt there for each delay (a reconnect's worth of work) instead of
-    /// held, so an idle client keeps 16 bytes instead of its 300-byte block buffer.
-    drawn: u128,
+    rng: ChaCha8Rng,
     /// Retries since the last connection that stayed up.
     retries: u32,
 }
@@ -94,7 +91,7 @@ impl Backoff {
     /// A fresh schedule.
     pub fn new(cfg: BackoffConfig) -> Backoff {
         Backoff {
-            drawn: 0,
+            rng: ChaCha8Rng::seed_from_u64(cfg.seed),
             cfg,
             retries: 0,
         }
@@ -136,13 +133,7 @@ impl Backoff {
         // deadline up, so this is exactly the delay that happens (and what transcripts show).
         let ceiling_ms = u64::try_from(ceiling.as_millis()).unwrap_or(u64::MAX);
         match self.cfg.jitter {
-            Jitter::Full => {
-                let mut rng = ChaCha8Rng::seed_from_u64(self.cfg.seed);
-                rng.set_word_pos(self.drawn);
-                let ms = rng.random_range(0..=ceiling_ms);
-                self.drawn = rng.get_word_pos();
-                Some(Duration::from_millis(ms))
-            }
+            Jitter::Full => Some(Duration::from_millis(self.rng.random_range(0..=ceiling_ms))),
             Jitter::None => Some(Duration::from_millis(ceiling_ms)),
         }
     }

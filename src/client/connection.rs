@@ -15,7 +15,6 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::Uri;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{self, Message as WsMessage};
@@ -139,8 +138,7 @@ impl Default for WsSettings {
 }
 
 impl WsSettings {
-    /// The tungstenite settings these make (also what `stress --raw-pair` gives its raw clients).
-    pub(crate) fn to_config(self) -> WebSocketConfig {
+    fn to_config(self) -> WebSocketConfig {
         WebSocketConfig::default()
             .read_buffer_size(self.read_buffer_size)
             .write_buffer_size(self.write_buffer_size)
@@ -186,43 +184,25 @@ impl ConnectError {
     }
 }
 
-/// One open WebSocket. A `ws://` connection holds its stream as it is; the TLS state of a `wss://`
-/// one (over a kilobyte, inline in tokio-tungstenite's `MaybeTlsStream`) is boxed, so a plain
-/// connection, the common case and the one a stress fleet holds by the ten thousand, carries no
-/// room for it.
-#[expect(
-    clippy::large_enum_variant,
-    reason = "the plain stream inline on purpose: the whole Connection is boxed once, when open"
-)]
-pub(crate) enum Connection {
-    Plain(WebSocketStream<BoxedStream>),
-    Tls(Box<WebSocketStream<MaybeTlsStream<BoxedStream>>>),
+/// One open WebSocket.
+pub(crate) struct Connection {
+    ws: WebSocketStream<MaybeTlsStream<BoxedStream>>,
 }
 
 /// Opens a connection: transport, then TLS when the URL is `wss://`, then the WebSocket handshake,
-/// all within `timeout`. Boxed: the client keeps it for as long as it is connected.
+/// all within `timeout`.
 pub(crate) async fn open(
     connector: &mut dyn Connector,
     url: &str,
     ws: WsSettings,
     timeout: Duration,
-) -> Result<Box<Connection>, ConnectError> {
+) -> Result<Connection, ConnectError> {
     let attempt = async {
         let stream = connector.connect().await.map_err(ConnectError::Transport)?;
-        let request = url.into_client_request().map_err(ConnectError::Handshake)?;
-        let cfg = Some(ws.to_config());
-        let conn = if request.uri().scheme_str() == Some("wss") {
-            let (ws, _response) = tokio_tungstenite::client_async_tls_with_config(request, stream, cfg, None)
-                .await
-                .map_err(ConnectError::Handshake)?;
-            Connection::Tls(Box::new(ws))
-        } else {
-            let (ws, _response) = tokio_tungstenite::client_async_with_config(request, stream, cfg)
-                .await
-                .map_err(ConnectError::Handshake)?;
-            Connection::Plain(ws)
-        };
-        Ok(Box::new(conn))
+        let (ws, _response) = tokio_tungstenite::client_async_tls_with_config(url, stream, Some(ws.to_config()), None)
+            .await
+            .map_err(ConnectError::Handshake)?;
+        Ok(Connection { ws })
     };
     match tokio::time::timeout(timeout, attempt).await {
         Ok(r) => r,
@@ -233,33 +213,21 @@ pub(crate) async fn open(
 impl Connection {
     /// The next WebSocket message; `None` when the stream ended.
     pub(crate) async fn recv(&mut self) -> Option<Result<WsMessage, tungstenite::Error>> {
-        match self {
-            Connection::Plain(ws) => ws.next().await,
-            Connection::Tls(ws) => ws.next().await,
-        }
+        self.ws.next().await
     }
 
     /// Queues one message for writing (see [`Connection::flush`]).
     pub(crate) async fn feed(&mut self, msg: WsMessage) -> Result<(), tungstenite::Error> {
-        match self {
-            Connection::Plain(ws) => ws.feed(msg).await,
-            Connection::Tls(ws) => ws.feed(msg).await,
-        }
+        self.ws.feed(msg).await
     }
 
     /// Writes everything queued.
     pub(crate) async fn flush(&mut self) -> Result<(), tungstenite::Error> {
-        match self {
-            Connection::Plain(ws) => ws.flush().await,
-            Connection::Tls(ws) => ws.flush().await,
-        }
+        self.ws.flush().await
     }
 
     /// Sends a close frame (best effort: the peer may be gone).
     pub(crate) async fn close(&mut self) {
-        let _ = match self {
-            Connection::Plain(ws) => ws.close(None).await,
-            Connection::Tls(ws) => ws.close(None).await,
-        };
+        let _ = self.ws.close(None).await;
     }
 }
