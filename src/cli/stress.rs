@@ -215,6 +215,10 @@ pub struct StressArgs {
     #[arg(long, default_value_t = 4096,
           value_parser = RangedU64ValueParser::<usize>::new().range(WS_BUFFER_RANGE))]
     pub ws_buffer: usize,
+    /// Measure plain tokio-tungstenite pairs with the same buffers instead of the harness (no
+    /// storms, frames or commands): the floor memory per idle connection is held against.
+    #[arg(long, conflicts_with = "url")]
+    pub raw_pair: bool,
     /// No progress line.
     #[arg(long)]
     pub quiet: bool,
@@ -282,6 +286,7 @@ impl StressArgs {
             drain_timeout: self.drain_timeout,
             ws_buffer: self.ws_buffer,
             progress: !self.quiet,
+            raw_pair: self.raw_pair,
             label: match jitter {
                 Jitter::None => "jitter none".into(),
                 Jitter::Full => "jitter full".into(),
@@ -313,6 +318,10 @@ pub async fn run_cli(args: StressArgs) -> Result<bool, StressError> {
     if let Some(StressCommand::Merge(m)) = &args.command {
         return run_merge(m);
     }
+    if args.serve_gateway && args.raw_pair {
+        crate::stress::raw_pair::serve_child(args.clients, args.ws_buffer).await?;
+        return Ok(true);
+    }
     if args.serve_gateway {
         let feed = FeedSettings {
             interval: args.frame_interval.max(MIN_PERIOD),
@@ -331,7 +340,11 @@ pub async fn run_cli(args: StressArgs) -> Result<bool, StressError> {
     for (i, &j) in jitters.iter().enumerate() {
         let mut opts = args.opts(j)?;
         opts.source_offset = i;
-        outcomes.push(run(opts).await?);
+        outcomes.push(if opts.raw_pair {
+            crate::stress::raw_pair::run(&opts).await?
+        } else {
+            run(opts).await?
+        });
     }
     let mut out = std::io::stdout().lock();
     let passed = output::print_outcomes(&mut out, &outcomes, &gate)?;

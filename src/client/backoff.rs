@@ -82,7 +82,10 @@ impl Default for BackoffConfig {
 #[derive(Debug, Clone)]
 pub struct Backoff {
     cfg: BackoffConfig,
-    rng: ChaCha8Rng,
+    /// How far the jitter RNG (ChaCha8 seeded with `cfg.seed`) has been drawn, in 32-bit words:
+    /// the generator is rebuilt there for each delay (a reconnect's worth of work) instead of
+    /// held, so an idle client keeps 16 bytes instead of its 300-byte block buffer.
+    drawn: u128,
     /// Retries since the last connection that stayed up.
     retries: u32,
 }
@@ -91,7 +94,7 @@ impl Backoff {
     /// A fresh schedule.
     pub fn new(cfg: BackoffConfig) -> Backoff {
         Backoff {
-            rng: ChaCha8Rng::seed_from_u64(cfg.seed),
+            drawn: 0,
             cfg,
             retries: 0,
         }
@@ -133,7 +136,13 @@ impl Backoff {
         // deadline up, so this is exactly the delay that happens (and what transcripts show).
         let ceiling_ms = u64::try_from(ceiling.as_millis()).unwrap_or(u64::MAX);
         match self.cfg.jitter {
-            Jitter::Full => Some(Duration::from_millis(self.rng.random_range(0..=ceiling_ms))),
+            Jitter::Full => {
+                let mut rng = ChaCha8Rng::seed_from_u64(self.cfg.seed);
+                rng.set_word_pos(self.drawn);
+                let ms = rng.random_range(0..=ceiling_ms);
+                self.drawn = rng.get_word_pos();
+                Some(Duration::from_millis(ms))
+            }
             Jitter::None => Some(Duration::from_millis(ceiling_ms)),
         }
     }

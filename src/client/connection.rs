@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::Uri;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{self, Message as WsMessage};
@@ -138,7 +139,8 @@ impl Default for WsSettings {
 }
 
 impl WsSettings {
-    fn to_config(self) -> WebSocketConfig {
+    /// The tungstenite settings these make (also what `stress --raw-pair` gives its raw clients).
+    pub(crate) fn to_config(self) -> WebSocketConfig {
         WebSocketConfig::default()
             .read_buffer_size(self.read_buffer_size)
             .write_buffer_size(self.write_buffer_size)
@@ -184,25 +186,43 @@ impl ConnectError {
     }
 }
 
-/// One open WebSocket.
-pub(crate) struct Connection {
-    ws: WebSocketStream<MaybeTlsStream<BoxedStream>>,
+/// One open WebSocket. A `ws://` connection holds its stream as it is; the TLS state of a `wss://`
+/// one (over a kilobyte, inline in tokio-tungstenite's `MaybeTlsStream`) is boxed, so a plain
+/// connection, the common case and the one a stress fleet holds by the ten thousand, carries no
+/// room for it.
+#[expect(
+    clippy::large_enum_variant,
+    reason = "the plain stream inline on purpose: the whole Connection is boxed once, when open"
+)]
+pub(crate) enum Connection {
+    Plain(WebSocketStream<BoxedStream>),
+    Tls(Box<WebSocketStream<MaybeTlsStream<BoxedStream>>>),
 }
 
 /// Opens a connection: transport, then TLS when the URL is `wss://`, then the WebSocket handshake,
-/// all within `timeout`.
+/// all within `timeout`. Boxed: the client keeps it for as long as it is connected.
 pub(crate) async fn open(
     connector: &mut dyn Connector,
     url: &str,
     ws: WsSettings,
     timeout: Duration,
-) -> Result<Connection, ConnectError> {
+) -> Result<Box<Connection>, ConnectError> {
     let attempt = async {
         let stream = connector.connect().await.map_err(ConnectError::Transport)?;
-        let (ws, _response) = tokio_tungstenite::client_async_tls_with_config(url, stream, Some(ws.to_config()), None)
-            .await
-            .map_err(ConnectError::Handshake)?;
-        Ok(Connection { ws })
+        let request = url.into_client_request().map_err(ConnectError::Handshake)?;
+        let cfg = Some(ws.to_config());
+        let conn = if request.uri().scheme_str() == Some("wss") {
+            let (ws, _response) = tokio_tungstenite::client_async_tls_with_config(request, stream, cfg, None)
+                .await
+                .map_err(ConnectError::Handshake)?;
+            Connection::Tls(Box::new(ws))
+        } else {
+            let (ws, _response) = tokio_tungstenite::client_async_with_config(request, stream, cfg)
+                .await
+                .map_err(ConnectError::Handshake)?;
+            Connection::Plain(ws)
+        };
+        Ok(Box::new(conn))
     };
     match tokio::time::timeout(timeout, attempt).await {
         Ok(r) => r,
@@ -213,21 +233,33 @@ pub(crate) async fn open(
 impl Connection {
     /// The next WebSocket message; `None` when the stream ended.
     pub(crate) async fn recv(&mut self) -> Option<Result<WsMessage, tungstenite::Error>> {
-        self.ws.next().await
+        match self {
+            Connection::Plain(ws) => ws.next().await,
+            Connection::Tls(ws) => ws.next().await,
+        }
     }
 
     /// Queues one message for writing (see [`Connection::flush`]).
     pub(crate) async fn feed(&mut self, msg: WsMessage) -> Result<(), tungstenite::Error> {
-        self.ws.feed(msg).await
+        match self {
+            Connection::Plain(ws) => ws.feed(msg).await,
+            Connection::Tls(ws) => ws.feed(msg).await,
+        }
     }
 
     /// Writes everything queued.
     pub(crate) async fn flush(&mut self) -> Result<(), tungstenite::Error> {
-        self.ws.flush().await
+        match self {
+            Connection::Plain(ws) => ws.flush().await,
+            Connection::Tls(ws) => ws.flush().await,
+        }
     }
 
     /// Sends a close frame (best effort: the peer may be gone).
     pub(crate) async fn close(&mut self) {
-        let _ = self.ws.close(None).await;
+        let _ = match self {
+            Connection::Plain(ws) => ws.close(None).await,
+            Connection::Tls(ws) => ws.close(None).await,
+        };
     }
 }

@@ -14,10 +14,10 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use super::backoff::Backoff;
 use super::connection::{self, Connection, Connector};
 use super::events::{DisconnectReason, EventKind};
+use super::inbound::Inbound;
 use super::outbox::GaveUp;
-use super::replies::{answer_of, final_answer_id, retransmit_requests};
-use super::{ClientConfig, ClientError, RequestError, Shared, State};
-use crate::codec::{DecodeEvent, Decoder, Message};
+use super::{ClientConfig, ClientError, RequestError, Shared};
+use crate::codec::Decoder;
 
 /// Most messages written per flush of the socket.
 const WRITE_BATCH: usize = 64;
@@ -47,6 +47,59 @@ struct Driver {
     decoder: Decoder,
     backoff: Backoff,
     attempt: u64,
+}
+
+/// The deadlines of one wait of [`Driver::serve`]. When several have passed, they are handled one
+/// per turn of the loop in this order (a ping, then the idle timeout, then packet groups, then
+/// confirmations), the order the loop gave them when each had a timer of its own.
+struct Deadlines {
+    ping: Instant,
+    /// `None` while the consumer has no room: the client is not reading.
+    idle: Option<Instant>,
+    group: Option<Instant>,
+    confirm: Option<Instant>,
+}
+
+/// Which of the [`Deadlines`] has passed.
+enum Due {
+    Ping,
+    Idle,
+    Group,
+    Confirm,
+}
+
+impl Deadlines {
+    fn first(&self) -> Instant {
+        [self.idle, self.group, self.confirm]
+            .into_iter()
+            .flatten()
+            .fold(self.ping, Instant::min)
+    }
+
+    /// The first, in the order above, that has passed at `now` (at least [`Deadlines::first`]).
+    fn due(&self, now: Instant) -> Due {
+        let passed = |t: Option<Instant>| t.is_some_and(|t| t <= now);
+        if self.ping <= now {
+            Due::Ping
+        } else if passed(self.idle) {
+            Due::Idle
+        } else if passed(self.group) {
+            Due::Group
+        } else {
+            Due::Confirm
+        }
+    }
+}
+
+/// The ping after one due at `due` and sent at `now`: a period later, or a period after `now` when
+/// it was late by more than 5 ms (what tokio's `Interval` does with `MissedTickBehavior::Delay`,
+/// which this loop used before it had one timer).
+fn next_tick(due: Instant, now: Instant, period: Duration) -> Instant {
+    if now > due + Duration::from_millis(5) {
+        now + period
+    } else {
+        due + period
+    }
 }
 
 async fn sleep_until_opt(t: Option<Instant>) {
@@ -160,8 +213,8 @@ impl Driver {
     async fn serve(&mut self, conn: &mut Connection) -> DisconnectReason {
         let start = Instant::now();
         let mut last_read = start;
-        let mut ping = tokio::time::interval_at(start + self.cfg.ping_interval, self.cfg.ping_interval);
-        ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        assert!(!self.cfg.ping_interval.is_zero(), "ping_interval must be non-zero");
+        let mut next_ping = start + self.cfg.ping_interval;
         let mut first_flush = true;
         let gate = self.shared.lock().sink.gate.clone();
         loop {
@@ -169,10 +222,15 @@ impl Driver {
                 return DisconnectReason::WriteFailed { error: e.to_string() };
             }
             first_flush = false;
-            let idle = last_read + self.cfg.idle_timeout;
-            let group_deadline = self.deadline(self.decoder.next_deadline());
-            let confirm_deadline = self.deadline(self.shared.lock().outbox.next_deadline());
             let room = gate.has_room();
+            let deadlines = Deadlines {
+                ping: next_ping,
+                // Not reading while the consumer catches up says nothing about the peer.
+                idle: room.then_some(last_read + self.cfg.idle_timeout),
+                group: self.deadline(self.decoder.next_deadline()),
+                confirm: self.deadline(self.shared.lock().outbox.next_deadline()),
+            };
+            let first = deadlines.first();
             tokio::select! {
                 biased;
                 _ = self.shared.wake.notified() => {
@@ -199,22 +257,27 @@ impl Driver {
                     // Not reading while the consumer caught up says nothing about the peer.
                     last_read = Instant::now();
                 }
-                _ = ping.tick() => {
-                    let sent = async {
-                        conn.feed(WsMessage::Ping(Bytes::new())).await?;
-                        conn.flush().await
-                    };
-                    if let Err(e) = sent.await {
-                        return DisconnectReason::WriteFailed { error: e.to_string() };
+                // One timer for every deadline (a tokio `Sleep` is about 100 bytes, and each
+                // would stay in the client's task for its whole life), the earliest due handled.
+                _ = sleep_until(first) => match deadlines.due(Instant::now().max(first)) {
+                    Due::Ping => {
+                        next_ping = next_tick(next_ping, Instant::now(), self.cfg.ping_interval);
+                        let sent = async {
+                            conn.feed(WsMessage::Ping(Bytes::new())).await?;
+                            conn.flush().await
+                        };
+                        if let Err(e) = sent.await {
+                            return DisconnectReason::WriteFailed { error: e.to_string() };
+                        }
                     }
-                }
-                _ = sleep_until(idle), if room => return DisconnectReason::IdleTimeout,
-                _ = sleep_until_opt(group_deadline) => self.expire_groups(),
-                _ = sleep_until_opt(confirm_deadline) => {
-                    let now = self.shared.now();
-                    let gave_up = self.shared.lock().outbox.expire(now);
-                    self.report_gave_up(gave_up);
-                }
+                    Due::Idle => return DisconnectReason::IdleTimeout,
+                    Due::Group => self.expire_groups(),
+                    Due::Confirm => {
+                        let now = self.shared.now();
+                        let gave_up = self.shared.lock().outbox.expire(now);
+                        self.report_gave_up(gave_up);
+                    }
+                },
             }
         }
     }
@@ -278,9 +341,9 @@ impl Driver {
                     });
                     return;
                 }
-                let mut out = Vec::new();
-                self.decoder.push(&b[prefix..], self.shared.now(), |e| out.push(e));
-                self.on_decoded(out);
+                let inbound = Inbound::new(&self.shared, &self.cfg);
+                self.decoder
+                    .push(&b[prefix..], self.shared.now(), |e| inbound.on_event(e));
             }
             WsMessage::Text(t) => self.emit(EventKind::TextReceived { text: t.to_string() }),
             // Pings are answered by tungstenite; pongs only prove the peer is alive (last_read).
@@ -289,133 +352,8 @@ impl Driver {
     }
 
     fn expire_groups(&mut self) {
-        let mut out = Vec::new();
-        self.decoder.expire(self.shared.now(), |e| out.push(e));
-        self.on_decoded(out);
-    }
-
-    fn on_decoded(&mut self, events: Vec<DecodeEvent>) {
-        for e in events {
-            match e {
-                DecodeEvent::Message(m) => self.on_message(m),
-                DecodeEvent::Rejected(err) => self.emit(EventKind::FrameRejected {
-                    check: err.check(),
-                    offset: err.offset(),
-                    error: err.to_string(),
-                }),
-                DecodeEvent::Skipped { offset, len } => self.emit(EventKind::Skipped { offset, len }),
-                DecodeEvent::UnescapedFlag { offset, at } => self.emit(EventKind::UnescapedFlag { offset, at }),
-                DecodeEvent::Packet { key, index, serial } => self.emit(EventKind::Packet {
-                    msg_id: key.msg_id,
-                    phone: key.phone,
-                    serial,
-                    index,
-                    total: key.total,
-                }),
-                DecodeEvent::DuplicatePacket {
-                    key,
-                    index,
-                    serial,
-                    differs,
-                    completed,
-                } => self.emit(EventKind::DuplicatePacket {
-                    msg_id: key.msg_id,
-                    phone: key.phone,
-                    serial,
-                    index,
-                    differs,
-                    after_complete: completed,
-                }),
-                DecodeEvent::InvalidPacket { key, index, serial } => self.emit(EventKind::InvalidPacket {
-                    msg_id: key.msg_id,
-                    phone: key.phone,
-                    serial,
-                    index,
-                    total: key.total,
-                }),
-                DecodeEvent::GroupStalled(x) => {
-                    self.emit(EventKind::GroupStalled(x.clone()));
-                    if self.cfg.retransmit_requests {
-                        self.request_retransmit(&x);
-                    }
-                }
-                DecodeEvent::GroupExpired(x) => {
-                    self.emit(EventKind::GroupExpired(x.clone()));
-                    // With a retransmit wait the request went out when the group stalled; without
-                    // one it can only go out now, for a consumer reassembling from `packet` events.
-                    if self.cfg.retransmit_requests && self.cfg.decoder.reassembly.retransmit_wait.is_zero() {
-                        self.request_retransmit(&x);
-                    }
-                }
-            }
-        }
-    }
-
-    /// Queues 0x8003 for a stalled (or expired) group's missing packets (fire and forget: the
-    /// terminal answers with the packets, not with 0x0001).
-    fn request_retransmit(&mut self, x: &crate::codec::reassembly::Expired) {
-        for (msg, missing) in retransmit_requests(x) {
-            let t = self.shared.t_ms();
-            let mut s = self.shared.lock();
-            match s.outbox.push(&msg) {
-                Ok(p) => {
-                    s.sink.emit(
-                        t,
-                        EventKind::RetransmitRequested {
-                            phone: x.phone,
-                            first_serial: x.first_serial,
-                            first_serial_known: x.first_serial_known,
-                            missing,
-                            serial: p.serial,
-                        },
-                    );
-                }
-                Err(full) => s.sink.emit(
-                    t,
-                    EventKind::QueueFull {
-                        msg_id: msg.header.msg_id,
-                        phone: msg.header.phone,
-                        capacity: full.capacity,
-                    },
-                ),
-            }
-        }
-    }
-
-    /// A decoded message: its event, then delivery confirmation and request answers, then the
-    /// handlers registered for its id.
-    fn on_message(&mut self, m: Message) {
-        {
-            let t = self.shared.t_ms();
-            let mut guard = self.shared.lock();
-            let s: &mut State = &mut guard;
-            s.sink.emit(t, EventKind::Message(Box::new(m.clone())));
-            if let Some(a) = answer_of(&m) {
-                if let Some(c) = s.outbox.confirm_answer(&m.header.phone, &a) {
-                    s.sink.emit(
-                        t,
-                        EventKind::Confirmed {
-                            serial: c.serial,
-                            msg_id: c.msg_id,
-                            phone: c.phone,
-                            result: a.result,
-                            writes: c.writes,
-                        },
-                    );
-                }
-                answer_requests(s, &m, a);
-            }
-        }
-        let handlers = self
-            .shared
-            .handlers
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&m.header.msg_id)
-            .cloned();
-        for h in handlers.into_iter().flatten() {
-            h(&m);
-        }
+        let inbound = Inbound::new(&self.shared, &self.cfg);
+        self.decoder.expire(self.shared.now(), |e| inbound.on_event(e));
     }
 
     fn report_gave_up(&self, gave_up: Vec<GaveUp>) {
@@ -432,9 +370,8 @@ impl Driver {
     /// A connection ended: the cut frame is reported (never glued to the next connection's
     /// bytes), unconfirmed commands become due again, then the disconnect itself.
     fn disconnected(&mut self, reason: DisconnectReason, uptime: Duration) {
-        let mut out = Vec::new();
-        self.decoder.end_stream(|e| out.push(e));
-        self.on_decoded(out);
+        let inbound = Inbound::new(&self.shared, &self.cfg);
+        self.decoder.end_stream(|e| inbound.on_event(e));
         {
             let mut s = self.shared.lock();
             s.connected = false;
@@ -472,38 +409,6 @@ fn ended(close: Option<Option<CloseFrame>>, error: String) -> DisconnectReason {
     }
 }
 
-/// Resolves the requests `m` answers (see [`super::Client::request`]).
-fn answer_requests(s: &mut State, m: &Message, a: super::replies::Answer) {
-    let mut i = 0;
-    while i < s.requests.len() {
-        let r = &s.requests[i];
-        if r.phone != m.header.phone || !a.answers_command(r.msg_id, r.serial) {
-            i += 1;
-            continue;
-        }
-        let outcome = if m.header.msg_id == final_answer_id(r.msg_id) {
-            Some(Ok(m.clone()))
-        } else {
-            match a.result {
-                Some(result) if result != 0 => Some(Err(RequestError::Rejected {
-                    serial: r.serial,
-                    msg_id: r.msg_id,
-                    result,
-                })),
-                // A success 0x0001 on the way to the final answer (0x9206 -> 0x0001 -> 0x1206).
-                _ => None,
-            }
-        };
-        match outcome {
-            Some(o) => {
-                let r = s.requests.swap_remove(i);
-                let _ = r.tx.send(o);
-            }
-            None => i += 1,
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -523,5 +428,44 @@ mod tests {
         let size = std::mem::size_of_val(&fut);
         assert!(size < 6 << 10, "driver future is {size} bytes");
         println!("driver future: {size} bytes");
+    }
+
+    /// Several deadlines passed at one instant are handled in the order the loop's separate timers
+    /// had in its biased `select!`: ping, idle, groups, confirmations.
+    #[test]
+    fn passed_deadlines_are_handled_ping_idle_group_confirm() {
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let d = |ping: u64, idle: Option<u64>, group: Option<u64>, confirm: Option<u64>| Deadlines {
+            ping: at(ping),
+            idle: idle.map(at),
+            group: group.map(at),
+            confirm: confirm.map(at),
+        };
+        let which = |d: &Deadlines| match d.due(d.first()) {
+            Due::Ping => "ping",
+            Due::Idle => "idle",
+            Due::Group => "group",
+            Due::Confirm => "confirm",
+        };
+        assert_eq!(which(&d(10, Some(10), Some(10), Some(10))), "ping");
+        assert_eq!(which(&d(20, Some(10), Some(10), Some(10))), "idle");
+        assert_eq!(which(&d(20, None, Some(10), Some(10))), "group");
+        assert_eq!(which(&d(20, Some(30), None, Some(10))), "confirm");
+        assert_eq!(d(20, None, Some(15), Some(10)).first(), at(10));
+        // At a later instant everything passed is still taken in that order.
+        assert!(matches!(d(20, Some(30), Some(5), None).due(at(40)), Due::Ping));
+    }
+
+    /// Pings keep their schedule when on time (within 5 ms) and restart a period after a late one,
+    /// as tokio's `Interval` with `MissedTickBehavior::Delay` did.
+    #[test]
+    fn a_late_ping_delays_the_next() {
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let p = Duration::from_millis(100);
+        assert_eq!(next_tick(at(100), at(100), p), at(200));
+        assert_eq!(next_tick(at(100), at(105), p), at(200));
+        assert_eq!(next_tick(at(100), at(106), p), at(206));
     }
 }

@@ -12,11 +12,12 @@
 //! reading events cannot deadlock the client; they are bounded by the send queue's capacity.
 //! Dropping [`Events`] turns events off.
 
-use std::sync::Arc;
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::Notify;
 
 use super::outbox::ResendReason;
 use crate::codec::body::hex_id;
@@ -327,53 +328,106 @@ pub enum EventKind {
 /// The consumer side of the event stream (see the module doc on backpressure).
 #[derive(Debug)]
 pub struct Events {
-    rx: mpsc::UnboundedReceiver<Event>,
     gate: Arc<Gate>,
 }
 
 impl Events {
     /// The next event; `None` once the client stopped and every event was taken.
     pub async fn recv(&mut self) -> Option<Event> {
-        let e = self.rx.recv().await;
-        if e.is_some() {
-            self.gate.taken();
+        loop {
+            // A permit left by an `emit` while nobody waited makes this return at once: no event
+            // pushed between the look and the wait is missed.
+            let arrived = self.gate.arrived.notified();
+            match self.gate.take() {
+                Taken::Event(e) => return Some(e),
+                Taken::Closed => return None,
+                Taken::Empty => arrived.await,
+            }
         }
-        e
     }
 
     /// The next event if one is ready.
     pub fn try_recv(&mut self) -> Option<Event> {
-        let e = self.rx.try_recv().ok();
-        if e.is_some() {
-            self.gate.taken();
+        match self.gate.take() {
+            Taken::Event(e) => Some(e),
+            Taken::Closed | Taken::Empty => None,
         }
-        e
     }
 }
 
 impl Drop for Events {
     fn drop(&mut self) {
-        // Nobody will take the rest: release a client waiting for room.
-        self.rx.close();
+        // Nobody will take the rest: drop it, and release a client waiting for room.
+        let rest = {
+            let mut q = self.gate.lock();
+            q.consumer_gone = true;
+            std::mem::take(&mut q.events)
+        };
+        drop(rest);
         self.gate.pending.store(0, Ordering::Release);
         self.gate.drained.notify_waiters();
     }
 }
 
-/// Counts events not yet taken and wakes the client when the consumer catches up.
+/// The queue between the client and its consumer, with the count the backpressure reads and the
+/// two wake-ups. Written here on a `VecDeque` rather than taken from tokio's unbounded channel,
+/// which allocates a block of 32 events (2.8 KiB) per client when it is made and keeps it for the
+/// client's life: a fleet of idle clients would hold a third of its memory in empty blocks. This
+/// queue holds what waits, and gives its room back each time the consumer catches up.
 #[derive(Debug)]
 pub(crate) struct Gate {
+    queue: Mutex<Queue>,
+    /// Events emitted and not yet taken (read without the lock, on every loop of the driver).
     pending: AtomicUsize,
     capacity: usize,
+    /// An event was pushed, or the stream ended.
+    arrived: Notify,
+    /// The consumer took an event while `capacity` waited.
     drained: Notify,
 }
 
+#[derive(Debug, Default)]
+struct Queue {
+    events: VecDeque<Event>,
+    /// The client stopped: no event will follow those queued.
+    ended: bool,
+    /// [`Events`] was dropped: events are no longer kept.
+    consumer_gone: bool,
+}
+
+/// What [`Gate::take`] found.
+enum Taken {
+    Event(Event),
+    Empty,
+    Closed,
+}
+
 impl Gate {
-    fn taken(&self) {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Queue> {
+        // A panic while holding the lock leaves plain data behind; keep going with it.
+        self.queue.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn take(&self) -> Taken {
+        let e = {
+            let mut q = self.lock();
+            match q.events.pop_front() {
+                Some(e) => e,
+                None if q.ended => return Taken::Closed,
+                None => {
+                    // Caught up: the consumer is about to wait, so the room is given back (one
+                    // allocation per wait, not per event, when events come in bursts), and an
+                    // idle client holds no queue at all.
+                    q.events = VecDeque::new();
+                    return Taken::Empty;
+                }
+            }
+        };
         let before = self.pending.fetch_sub(1, Ordering::AcqRel);
         if before == self.capacity {
             self.drained.notify_waiters();
         }
+        Taken::Event(e)
     }
 
     /// True while fewer than `capacity` events wait.
@@ -396,47 +450,47 @@ impl Gate {
 /// The producer side: held in the client's shared state, dropped when the client stops.
 #[derive(Debug)]
 pub(crate) struct Sink {
-    tx: Option<mpsc::UnboundedSender<Event>>,
     pub(crate) gate: Arc<Gate>,
 }
 
 impl Sink {
     pub(crate) fn new(capacity: usize) -> (Sink, Events) {
-        let (tx, rx) = mpsc::unbounded_channel();
         let gate = Arc::new(Gate {
+            queue: Mutex::new(Queue::default()),
             pending: AtomicUsize::new(0),
             capacity: capacity.max(1),
+            arrived: Notify::new(),
             drained: Notify::new(),
         });
-        (
-            Sink {
-                tx: Some(tx),
-                gate: gate.clone(),
-            },
-            Events { rx, gate },
-        )
+        (Sink { gate: gate.clone() }, Events { gate })
+    }
+
+    /// True while someone takes the events (the stream has not ended and [`Events`] is alive):
+    /// an event nobody will read need not be built.
+    pub(crate) fn wants(&self) -> bool {
+        let q = self.gate.lock();
+        !q.ended && !q.consumer_gone
     }
 
     pub(crate) fn emit(&self, t_ms: u64, kind: EventKind) {
-        let Some(tx) = &self.tx else { return };
-        if tx.is_closed() {
-            return;
-        }
-        self.gate.pending.fetch_add(1, Ordering::AcqRel);
-        if tx
-            .send(Event {
+        {
+            let mut q = self.gate.lock();
+            if q.ended || q.consumer_gone {
+                return;
+            }
+            q.events.push_back(Event {
                 kind,
                 t_ms,
                 seq: crate::transcript::next_seq(),
-            })
-            .is_err()
-        {
-            self.gate.pending.fetch_sub(1, Ordering::AcqRel);
+            });
+            self.gate.pending.fetch_add(1, Ordering::AcqRel);
         }
+        self.gate.arrived.notify_one();
     }
 
     /// Ends the stream: the consumer's `recv` returns `None` after the last event.
     pub(crate) fn close(&mut self) {
-        self.tx = None;
+        self.gate.lock().ended = true;
+        self.gate.arrived.notify_one();
     }
 }

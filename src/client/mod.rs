@@ -10,6 +10,8 @@
 //!   reported by `end_stream`, never glued to the next connection's bytes). Pings go out every
 //!   [`ClientConfig::ping_interval`]; nothing read for [`ClientConfig::idle_timeout`] means the
 //!   connection is half-open and is dropped.
+//! - `inbound` (private): what each decoded event leads to (its event, confirmation, request
+//!   answers, handlers), without copying the message it carries.
 //! - [`backoff`]: exponential backoff with full jitter from a seeded RNG. Pure.
 //! - [`outbox`]: the send queue with explicit capacity, serials, confirmation by the terminal's
 //!   0x0001, re-send after a reconnect (original serial kept). Pure.
@@ -47,6 +49,7 @@ pub mod backoff;
 pub mod connection;
 mod driver;
 pub mod events;
+mod inbound;
 pub mod outbox;
 pub mod replies;
 

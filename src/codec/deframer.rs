@@ -158,7 +158,10 @@ impl Deframer {
         Deframer {
             cfg,
             state: State::Outside,
-            buf: Vec::with_capacity(256),
+            // Grown to the longest frame seen when the first one comes (a few doublings, then
+            // reused): a decoder that never sees a frame, like the gateway's on a connection
+            // whose client sends nothing, holds no buffer.
+            buf: Vec::new(),
             raw_len: 0,
             start: 0,
             pos: 0,
@@ -214,6 +217,21 @@ impl Deframer {
             _ => {}
         }
         *self = Deframer::new(self.cfg);
+    }
+
+    /// Forgets the stream so far, reporting nothing (an unfinished frame or outside bytes are
+    /// dropped), and starts a new one as [`Deframer::finish`] does, keeping the buffers' capacity:
+    /// for a caller that deframes many separate messages without allocating for each.
+    pub fn reset(&mut self) {
+        self.state = State::Outside;
+        self.buf.clear();
+        self.raw_len = 0;
+        self.start = 0;
+        self.pos = 0;
+        self.escape_pending = None;
+        self.bad_escape = None;
+        self.held = None;
+        self.held_buf.clear();
     }
 
     /// Pushes a chunk; every item it completes is handed to `f`, in stream order.

@@ -9,7 +9,10 @@
 //! frame that shares its opening 0x7E with the previous frame's closing one (`7E A 7E B 7E`) is
 //! rewritten without touching its neighbour.
 
+use std::cell::RefCell;
 use std::ops::Range;
+
+use smallvec::SmallVec;
 
 use crate::codec::frame::{FLAG, escape_into, xor};
 use crate::codec::{Deframer, Header, Item};
@@ -121,9 +124,40 @@ pub(crate) fn locate(msg: &[u8], prefix_len: usize) -> Vec<Located> {
     out
 }
 
-/// Tags of every frame in `msg`.
-pub(crate) fn tags(msg: &[u8], prefix_len: usize) -> Vec<FrameTag> {
-    locate(msg, prefix_len).iter().map(Located::tag).collect()
+/// The tags of one message's frames: inline up to four, the most one message usually carries.
+pub(crate) type Tags = SmallVec<[FrameTag; 4]>;
+
+thread_local! {
+    /// The deframer [`tags`] runs, one per thread and reset after each message: tagging every
+    /// message allocates nothing per message, and no session holds a deframer for it.
+    static TAGGER: RefCell<Deframer> = RefCell::new(Deframer::default());
+}
+
+/// Tags of every frame in `msg`: the frames [`locate`] finds, without copying them out.
+pub(crate) fn tags(msg: &[u8], prefix_len: usize) -> Tags {
+    TAGGER.with(|t| match t.try_borrow_mut() {
+        Ok(mut d) => tags_with(&mut d, msg, prefix_len),
+        Err(_) => tags_with(&mut Deframer::default(), msg, prefix_len),
+    })
+}
+
+/// [`tags`] with the deframer `d`, left reset with its buffer kept.
+fn tags_with(d: &mut Deframer, msg: &[u8], prefix_len: usize) -> Tags {
+    let mut out = Tags::new();
+    if let Some(payload) = msg.get(prefix_len..) {
+        d.push(payload, |it| {
+            if let Item::Frame(f) = it {
+                out.push(FrameTag {
+                    id: f.header.msg_id,
+                    packet: f.header.packet,
+                });
+            }
+        });
+    }
+    // What `locate`'s `finish` would add is never a frame (nothing is held without
+    // `rejoin_unescaped_flag`); `reset` forgets the rest without freeing the buffer.
+    d.reset();
+    out
 }
 
 fn escaped_len(content: &[u8], check: u8) -> usize {

@@ -15,12 +15,14 @@
 //! new parameters takes the next message, and the old instance is kept retired only to release
 //! what it holds.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
+mod conns;
+
+use self::conns::ConnMap;
 use super::fault::{Cx, Fault, Msg, Out};
 use super::frames;
 use super::outcome::Outcome;
@@ -64,9 +66,12 @@ pub struct Pipeline {
     prefix_len: usize,
     shared: Vec<Shared>,
     proto_run: ProtoCounts,
-    conns: BTreeMap<u64, Conn>,
+    /// Boxed, so the list's entries are small and a connection's state never moves.
+    conns: ConnMap<Box<Conn>>,
     log: Vec<FaultRecord>,
-    refuse_rng: ChaCha8Rng,
+    /// Made on the first `refuse` evaluation (the same draws as if made at start): 300 bytes a
+    /// session without a `refuse` fault does not hold.
+    refuse_rng: Option<Box<ChaCha8Rng>>,
 }
 
 /// splitmix64: spreads (seed, position, connection, direction) into independent RNG seeds.
@@ -113,9 +118,9 @@ impl Pipeline {
             prefix_len,
             shared: vec![Shared::default(); specs.len()],
             proto_run: ProtoCounts::default(),
-            conns: BTreeMap::new(),
+            conns: ConnMap::default(),
             log: Vec::new(),
-            refuse_rng: ChaCha8Rng::seed_from_u64(mix(seed, &[u64::MAX])),
+            refuse_rng: None,
         })
     }
 
@@ -147,7 +152,7 @@ impl Pipeline {
             fault: spec.kind.type_name().to_string(),
             message,
         })?;
-        for (&conn, c) in self.conns.iter_mut().filter(|(_, c)| !c.closed) {
+        for (conn, c) in self.conns.iter_mut().filter(|(_, c)| !c.closed) {
             if let Some(slot) = new_slot(&spec, i, self.seed, conn, c.opened) {
                 c.chains[spec.direction.index()].push(slot);
             }
@@ -233,6 +238,7 @@ impl Pipeline {
     /// A client opens a WebSocket: accept, or refuse the handshake with an HTTP status (`refuse`
     /// faults, evaluated per handshake in order; the first that fires wins).
     pub fn on_connect(&mut self, conn: u64, now: Duration) -> ConnectDecision {
+        let seed = self.seed;
         for (i, spec) in self.specs.iter().enumerate() {
             let FaultKind::Refuse(r) = &spec.kind else { continue };
             if self.removed[i] {
@@ -257,7 +263,10 @@ impl Pipeline {
                     shared,
                     proto_conn: &empty,
                     proto_run: &empty,
-                    rng: &mut self.refuse_rng,
+                    rng: self
+                        .refuse_rng
+                        .get_or_insert_with(|| Box::new(ChaCha8Rng::seed_from_u64(mix(seed, &[u64::MAX]))))
+                        .as_mut(),
                 }
                 .fire(&[]);
             if fired {
@@ -290,7 +299,7 @@ impl Pipeline {
         }
         self.conns.insert(
             conn,
-            Conn {
+            Box::new(Conn {
                 opened: now,
                 chains,
                 proto: ProtoCounts::default(),
@@ -298,7 +307,7 @@ impl Pipeline {
                 last_at: [now; 2],
                 closed: false,
                 entry_hold: None,
-            },
+            }),
         );
     }
 
@@ -306,7 +315,24 @@ impl Pipeline {
     /// what to do, in order. A connection never announced with [`Pipeline::on_connect`] is opened
     /// now.
     pub fn on_message(&mut self, conn: u64, dir: Direction, msg: Vec<u8>, now: Duration) -> Vec<Action> {
-        if !self.conns.contains_key(&conn) {
+        let mut actions = Vec::new();
+        self.on_message_with(conn, dir, msg, now, |a| actions.push(a));
+        actions
+    }
+
+    /// [`Pipeline::on_message`] handing each action to `f`, in order, instead of collecting them:
+    /// the gateway's path per message. A direction with no fault costs no allocation: the frames
+    /// are tagged with a deframer kept for the purpose ([`frames::tags`]) and the message passes
+    /// straight through.
+    pub fn on_message_with(
+        &mut self,
+        conn: u64,
+        dir: Direction,
+        msg: Vec<u8>,
+        now: Duration,
+        mut f: impl FnMut(Action),
+    ) {
+        if !self.conns.contains_key(conn) {
             self.open(conn, now);
         }
         let prefix_len = self.prefix_len;
@@ -319,14 +345,14 @@ impl Pipeline {
             log,
             ..
         } = self;
-        let Some(c) = conns.get_mut(&conn) else {
-            return Vec::new();
+        let Some(c) = conns.get_mut(conn) else {
+            return;
         };
         c.count[dir.index()] += 1;
         let idx = c.count[dir.index()];
         if c.closed {
             log.push(undelivered(now, conn, dir, idx, msg.len(), "connection already closed"));
-            return Vec::new();
+            return;
         }
         let tags = frames::tags(&msg, prefix_len);
         let m = Msg {
@@ -338,7 +364,20 @@ impl Pipeline {
             && h.dir() == dir
         {
             h.offer(m, now, conn, log);
-            return Vec::new();
+            return;
+        }
+        if c.chains[dir.index()].is_empty() {
+            // What the chain and `Env::finish` below do with a message no fault sees.
+            c.proto.observe(dir, &tags);
+            proto_run.observe(dir, &tags);
+            let d = dir.index();
+            let at = m.at.max(now).max(c.last_at[d]);
+            c.last_at[d] = at;
+            return f(Action::Send {
+                dir,
+                at,
+                bytes: m.bytes,
+            });
         }
         let mut env = Env {
             specs,
@@ -351,9 +390,10 @@ impl Pipeline {
             conn,
         };
         let outs = env.run(c, dir, 0, vec![Out::Send(m)]);
+        // Counted after the chain saw the message: `after_frame` fires on the next one.
         c.proto.observe(dir, &tags);
         env.proto_run.observe(dir, &tags);
-        env.finish(c, dir, outs)
+        env.finish(c, dir, outs).into_iter().for_each(f);
     }
 
     /// Time passed: releases held messages, ends stalls, fires time-triggered disconnects and
@@ -369,7 +409,7 @@ impl Pipeline {
             log,
             ..
         } = self;
-        let Some(c) = conns.get_mut(&conn) else {
+        let Some(c) = conns.get_mut(conn) else {
             return Vec::new();
         };
         let mut env = Env {
@@ -428,7 +468,7 @@ impl Pipeline {
 
     /// The earliest virtual time at which [`Pipeline::on_tick`] has something to do.
     pub fn next_deadline(&self, conn: u64) -> Option<Duration> {
-        let c = self.conns.get(&conn)?;
+        let c = self.conns.get(conn)?;
         if c.closed {
             return None;
         }
@@ -446,7 +486,7 @@ impl Pipeline {
     /// logged as `undelivered`. These bytes cannot be sent any more; they are returned so the
     /// transcript can show what the fault swallowed, never silently dropped.
     pub fn on_close(&mut self, conn: u64, now: Duration) -> Vec<Action> {
-        let Some(mut c) = self.conns.remove(&conn) else {
+        let Some(mut c) = self.conns.remove(conn) else {
             return Vec::new();
         };
         let mut actions = Vec::new();

@@ -21,7 +21,6 @@
 //! measures time from virtual time 0: "the 10th message of the run, once". `times` is always
 //! run-wide, so it bounds a fault that would otherwise fire on every reconnect.
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
@@ -224,18 +223,27 @@ pub(crate) struct FrameTag {
     pub packet: Option<PacketInfo>,
 }
 
-/// Frames seen per (direction, message id), for `after_frame`.
+/// Frames seen per (direction, message id), for `after_frame`: a short list searched in order (a
+/// connection carries a handful of ids; a map's first node would hold room for eleven).
 #[derive(Debug, Default, Clone)]
-pub(crate) struct ProtoCounts(BTreeMap<(Direction, u16), u64>);
+pub(crate) struct ProtoCounts(Vec<((Direction, u16), u64)>);
 
 impl ProtoCounts {
     pub fn observe(&mut self, dir: Direction, tags: &[FrameTag]) {
         for t in tags {
-            *self.0.entry((dir, t.id)).or_default() += 1;
+            match self.0.iter_mut().find(|(k, _)| *k == (dir, t.id)) {
+                Some((_, n)) => *n += 1,
+                None => {
+                    // One more each time: a connection carries a handful of ids, and `push`
+                    // alone would make room for four at once.
+                    self.0.reserve_exact(1);
+                    self.0.push(((dir, t.id), 1));
+                }
+            }
         }
     }
     pub fn get(&self, dir: Direction, id: u16) -> u64 {
-        self.0.get(&(dir, id)).copied().unwrap_or(0)
+        self.0.iter().find(|(k, _)| *k == (dir, id)).map_or(0, |(_, n)| *n)
     }
 }
 

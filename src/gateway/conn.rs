@@ -8,13 +8,13 @@
 //!
 //! The session lock is only held in `take_due`, `next_wake` and `finish`, never across an await.
 
-use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use tokio::sync::{Notify, mpsc, watch};
+use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
@@ -32,7 +32,9 @@ use crate::transport::BoxIo;
 
 /// Serves connection `conn` on `io` until it ends; everything it does goes to the gateway log.
 pub(super) async fn run(inner: Arc<Inner>, io: BoxIo, conn: u64) {
-    let Some(mut c) = Conn::open(inner, io, conn).await else {
+    // Boxed: the handshake's state is large and would otherwise stay in the task for the whole
+    // life of the connection (a task is as large as the largest state of its future).
+    let Some(mut c) = Box::pin(Conn::open(inner, io, conn)).await else {
         return;
     };
     let end = c.serve().await;
@@ -55,31 +57,33 @@ struct ConnState {
 
 impl ConnState {
     fn apply(&mut self, actions: Vec<Action>) {
-        for a in actions {
-            self.seq += 1;
-            match a {
-                Action::Send {
-                    dir: Direction::ToClient,
-                    at,
-                    bytes,
-                } => {
-                    self.outs.insert((at, self.seq), bytes);
-                }
-                Action::Send {
-                    dir: Direction::ToGateway,
-                    at,
-                    bytes,
-                } => {
-                    self.ins.insert((at, self.seq), bytes);
-                }
-                Action::Close { code, at, .. } => {
-                    self.ending.get_or_insert((at, Closed::GatewayClose { code }));
-                }
-                Action::Abort { at } => {
-                    self.ending.get_or_insert((at, Closed::GatewayAbort));
-                }
-                Action::Stall { until } => self.stalled = Some(until),
+        actions.into_iter().for_each(|a| self.apply_one(a));
+    }
+
+    fn apply_one(&mut self, a: Action) {
+        self.seq += 1;
+        match a {
+            Action::Send {
+                dir: Direction::ToClient,
+                at,
+                bytes,
+            } => {
+                self.outs.insert((at, self.seq), bytes);
             }
+            Action::Send {
+                dir: Direction::ToGateway,
+                at,
+                bytes,
+            } => {
+                self.ins.insert((at, self.seq), bytes);
+            }
+            Action::Close { code, at, .. } => {
+                self.ending.get_or_insert((at, Closed::GatewayClose { code }));
+            }
+            Action::Abort { at } => {
+                self.ending.get_or_insert((at, Closed::GatewayAbort));
+            }
+            Action::Stall { until } => self.stalled = Some(until),
         }
     }
 
@@ -97,6 +101,56 @@ impl ConnState {
     /// Neither stalled nor ending: the feed may be offered.
     fn open(&self) -> bool {
         self.stalled.is_none() && self.ending.is_none()
+    }
+}
+
+/// What a connection is told from outside: a newer connection of its session took over, or the
+/// orders of a storm or the control API, in order. One small shared cell instead of a channel and a `Notify` (tokio's
+/// unbounded channel alone allocates about half a KiB per connection, for an order or two in its
+/// life).
+#[derive(Default)]
+pub(super) struct Signal {
+    superseded: AtomicBool,
+    orders: Mutex<VecDeque<Order>>,
+    notify: Notify,
+    /// WebSocket messages written (`GET /connections`): here rather than in a cell of its own.
+    pub(super) sent: AtomicU64,
+}
+
+impl Signal {
+    /// A newer connection of the session took over.
+    pub(super) fn supersede(&self) {
+        self.superseded.store(true, Ordering::Release);
+        self.notify.notify_one();
+    }
+
+    /// An order, carried out after those before it.
+    pub(super) fn order(&self, order: Order) {
+        self.orders.lock().expect("orders lock").push_back(order);
+        self.notify.notify_one();
+    }
+
+    /// Resolves with the next thing said (superseded first).
+    async fn wait(&self) -> Wake {
+        loop {
+            // A permit left by a signal while nobody waited makes this return at once.
+            let said = self.notify.notified();
+            if self.superseded.load(Ordering::Acquire) {
+                return Wake::Superseded;
+            }
+            if let Some(order) = self.orders.lock().expect("orders lock").pop_front() {
+                return Wake::Command(order);
+            }
+            said.await;
+        }
+    }
+}
+
+/// Frees an emptied map's node: a `BTreeMap` keeps its first node (room for eleven entries, half a
+/// KiB here) after its last entry is removed, and an idle connection should hold none.
+pub(super) fn release_if_empty<K, V>(map: &mut BTreeMap<K, V>) {
+    if map.is_empty() {
+        *map = BTreeMap::new();
     }
 }
 
@@ -118,7 +172,7 @@ enum Wake {
     /// A newer connection of the same session took over.
     Superseded,
     /// An order from outside ([`super::Gateway::order`]).
-    Command(Option<Order>),
+    Command(Order),
     /// The gateway shuts down.
     Shutdown,
 }
@@ -129,16 +183,14 @@ struct Conn {
     conn: u64,
     ws: Ws,
     session: Arc<Mutex<Session>>,
-    superseded: Arc<Notify>,
-    commands: mpsc::UnboundedReceiver<Order>,
+    /// Superseded, or ordered by a storm.
+    signal: Arc<Signal>,
     shutdown: watch::Receiver<bool>,
     st: ConnState,
     /// The terminal's decoder of what the client sends.
     inbound: Decoder,
     /// True while the control API paused the feed: nothing is offered, the rest goes on.
     paused: watch::Receiver<bool>,
-    /// WebSocket messages written (`GET /connections`).
-    sent: Arc<AtomicU64>,
     /// What this connection last added to [`Inner::scheduled`].
     published: u64,
 }
@@ -148,31 +200,32 @@ impl Conn {
     /// registered as live (so storms can reach it).
     async fn open(inner: Arc<Inner>, io: BoxIo, conn: u64) -> Option<Conn> {
         let (ws, key, session) = handshake(&inner, io, conn).await?;
-        let session_key: Arc<str> = Arc::from(key.as_str());
         inner.log(conn, GatewayEvent::Accepted { session: key });
-        let superseded = Arc::new(Notify::new());
-        let previous = session
-            .lock()
-            .expect("session lock")
-            .active
-            .replace((conn, superseded.clone()));
+        let signal = Arc::new(Signal::default());
+        let (session_key, previous) = {
+            let mut s = session.lock().expect("session lock");
+            (s.key().clone(), s.active.replace((conn, signal.clone())))
+        };
         if let Some((_, old)) = previous {
-            old.notify_one();
+            old.supersede();
         }
-        let (tx, commands) = mpsc::unbounded_channel();
         let since_us = inner.now().as_micros() as u64;
-        let sent = inner.control.opened(conn, session_key.clone(), since_us);
-        inner.live.lock().expect("live lock").insert(conn, (session_key, tx));
+        inner
+            .control
+            .opened(conn, session_key.clone(), since_us, signal.clone());
+        inner
+            .live
+            .lock()
+            .expect("live lock")
+            .insert(conn, (session_key, signal.clone()));
         Some(Conn {
             paused: inner.control.paused(),
-            sent,
             shutdown: inner.shutdown.clone(),
             inner,
             conn,
             ws,
             session,
-            superseded,
-            commands,
+            signal,
             st: ConnState::default(),
             inbound: Decoder::default(),
             published: 0,
@@ -262,6 +315,7 @@ impl Conn {
                 inner.log(conn, GatewayEvent::Received { message: m });
             }
         }
+        release_if_empty(&mut self.st.ins);
     }
 
     /// Feed items and replies due at `now` (only the terminal's replies with `answers_only`, while
@@ -289,10 +343,10 @@ impl Conn {
                 let frames = s.describe(&item.bytes);
                 self.inner.log(self.conn, GatewayEvent::Offered { index, frames });
             }
-            let mut msg = self.inner.envelope(index);
-            msg.extend_from_slice(&item.bytes);
-            let actions = s.pipeline.on_message(self.conn, Direction::ToClient, msg, now);
-            self.st.apply(actions);
+            let msg = self.inner.envelope(index, item.bytes);
+            let st = &mut self.st;
+            s.pipeline
+                .on_message_with(self.conn, Direction::ToClient, msg, now, |a| st.apply_one(a));
             if !self.st.open() {
                 return;
             }
@@ -300,20 +354,32 @@ impl Conn {
     }
 
     /// Writes what is due at `now` (a stall holds it; the pipeline releases it when the stall
-    /// ends). A failed write ends the connection.
+    /// ends), coalesced: every message is fed to the socket's write buffer
+    /// ([`super::GatewayConfig::write_buffer`]) and the batch goes out with one flush, so a burst
+    /// costs a few writes instead of one per message. A failed write ends the connection; the
+    /// batch it carried is gone with it, as the one message of a failed write was before (what
+    /// was not yet taken stays scheduled and is logged as lost in flight).
     async fn write_due(&mut self, now: Duration) -> Result<(), Closed> {
         if self.st.stalled.is_some() {
             return Ok(());
         }
+        let mut fed = 0;
         while let Some(entry) = self.st.outs.first_entry() {
             if entry.key().0 > now {
                 break;
             }
             let bytes = entry.remove();
-            if let Err(e) = self.ws.send(WsMessage::Binary(bytes.into())).await {
+            if let Err(e) = self.ws.feed(WsMessage::Binary(bytes.into())).await {
                 return Err(Closed::ClientGone { why: e.to_string() });
             }
-            self.sent.fetch_add(1, Ordering::Relaxed);
+            fed += 1;
+        }
+        release_if_empty(&mut self.st.outs);
+        if fed > 0 {
+            if let Err(e) = self.ws.flush().await {
+                return Err(Closed::ClientGone { why: e.to_string() });
+            }
+            self.signal.sent.fetch_add(fed, Ordering::Relaxed);
         }
         Ok(())
     }
@@ -382,8 +448,7 @@ impl Conn {
         tokio::select! {
             msg = self.ws.next(), if !stalled => Wake::Incoming(msg),
             _ = timer => Wake::Timer,
-            _ = self.superseded.notified() => Wake::Superseded,
-            cmd = self.commands.recv() => Wake::Command(cmd),
+            wake = self.signal.wait() => wake,
             // Paused or resumed: look again at what is due.
             Ok(()) = self.paused.changed() => Wake::Timer,
             _ = stopped(&mut self.shutdown) => Wake::Shutdown,
@@ -396,13 +461,14 @@ impl Conn {
         match msg {
             Some(Ok(WsMessage::Binary(b))) => {
                 let now = self.inner.now();
-                let actions = self.session.lock().expect("session lock").pipeline.on_message(
+                let st = &mut self.st;
+                self.session.lock().expect("session lock").pipeline.on_message_with(
                     self.conn,
                     Direction::ToGateway,
                     b.to_vec(),
                     now,
+                    |a| st.apply_one(a),
                 );
-                self.st.apply(actions);
                 None
             }
             Some(Ok(WsMessage::Text(t))) => {
@@ -424,8 +490,7 @@ impl Conn {
     /// A storm's or the control API's order: close (1001), drop, or go silent until the client
     /// gives up or for the order's `for_ms` (logged now; the connection's real end is logged
     /// when it comes). A stall ordered during another lasts until the later of their ends.
-    async fn command(&mut self, order: Option<Order>) -> Option<Closed> {
-        let order = order?;
+    async fn command(&mut self, order: Order) -> Option<Closed> {
         match order.command {
             ConnCommand::Close => {
                 let frame = CloseFrame {

@@ -34,7 +34,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::Serialize;
-use tokio::sync::{Notify, Semaphore, mpsc, watch};
+use tokio::sync::{Notify, Semaphore, watch};
 use tokio::time::Instant;
 
 use crate::faults::{ConnectDecision, FaultSpec, FaultSpecError, Pipeline};
@@ -60,7 +60,11 @@ pub struct GatewayConfig {
     /// tungstenite read buffer per connection. tungstenite's default allocates 128 KiB per
     /// connection; 4 KiB keeps thousands of idle connections cheap. Default 4096.
     pub read_buffer: usize,
-    /// tungstenite write buffer threshold; 0 writes every message at once. Default 0.
+    /// Bytes of messages gathered before a write reaches the socket (tungstenite's
+    /// `write_buffer_size`); the messages due at one instant are flushed together anyway, so this
+    /// only splits a large burst into writes of about this size. The buffer grows to the largest
+    /// batch a connection wrote and stays, so it also bounds that. 0 writes every message with a
+    /// system call of its own. Default 16 KiB ([`DEFAULT_WRITE_BUFFER`]).
     pub write_buffer: usize,
     /// Largest WebSocket message a client may send, bytes (tungstenite's `max_message_size`):
     /// a peer sending endless continuation frames is cut off here instead of growing a buffer.
@@ -90,7 +94,7 @@ impl Default for GatewayConfig {
             handshake_timeout_ms: 10_000,
             max_connections: 20_000,
             read_buffer: 4096,
-            write_buffer: 0,
+            write_buffer: DEFAULT_WRITE_BUFFER,
             max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
             max_frame_size: DEFAULT_MAX_FRAME_SIZE,
             session_idle_ms: DEFAULT_SESSION_IDLE_MS,
@@ -101,6 +105,9 @@ impl Default for GatewayConfig {
     }
 }
 
+/// Default [`GatewayConfig::write_buffer`]: a burst of 256 small messages (the most one
+/// connection takes at once) in one write.
+pub const DEFAULT_WRITE_BUFFER: usize = 16 * 1024;
 /// Default [`GatewayConfig::max_message_size`].
 pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 64 * 1024;
 /// Default [`GatewayConfig::max_frame_size`].
@@ -136,8 +143,8 @@ pub enum GatewayError {
 /// memory under the session lock. Nothing is dropped: the rest is still due and goes next round.
 const MAX_BURST: usize = 256;
 
-/// A live connection's session key and command channel.
-type LiveConn = (Arc<str>, mpsc::UnboundedSender<Order>);
+/// A live connection's session key and what tells it orders.
+type LiveConn = (Arc<str>, Arc<conn::Signal>);
 
 struct Inner {
     cfg: GatewayConfig,
@@ -261,14 +268,22 @@ impl Inner {
         }
     }
 
-    fn envelope(&self, index: u64) -> Vec<u8> {
+    /// The WebSocket message of feed item `index`: the envelope, then `bytes`, in one allocation
+    /// of the exact size (the bytes themselves when there is no envelope), so the message becomes
+    /// the frame's payload without another copy.
+    fn envelope(&self, index: u64, bytes: Vec<u8>) -> Vec<u8> {
+        let prefix = self.cfg.prefix_len;
+        if prefix == 0 {
+            return bytes;
+        }
         // A recognisable envelope: "ENV", the message index, zero padding. A client that forgets to
         // skip it sees garbage bytes before the first frame.
-        let mut e = Vec::with_capacity(self.cfg.prefix_len);
+        let mut e = Vec::with_capacity(prefix + bytes.len());
         e.extend_from_slice(b"ENV");
         e.extend_from_slice(&index.to_be_bytes());
-        e.resize(self.cfg.prefix_len, 0);
-        e.truncate(self.cfg.prefix_len);
+        e.resize(prefix, 0);
+        e.truncate(prefix);
+        e.extend_from_slice(&bytes);
         e
     }
 }
@@ -398,12 +413,13 @@ impl Gateway {
 
     /// Gives one live connection an order. False if it is gone.
     pub fn order(&self, conn: u64, order: Order) -> bool {
-        self.inner
-            .live
-            .lock()
-            .expect("live lock")
-            .get(&conn)
-            .is_some_and(|(_, tx)| tx.send(order).is_ok())
+        match self.inner.live.lock().expect("live lock").get(&conn) {
+            Some((_, signal)) => {
+                signal.order(order);
+                true
+            }
+            None => false,
+        }
     }
 
     /// True when every session's feed is exhausted and no terminal reply is waiting, and no

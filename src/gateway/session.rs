@@ -14,8 +14,6 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::Notify;
-
 use super::feed::{Feed, FeedItem};
 use crate::codec::Message;
 use crate::codec::deframer::Deframer;
@@ -40,7 +38,7 @@ pub(super) struct Session {
     /// built with the first item offered.
     describer: Option<Deframer>,
     /// The live connection and how to tell it that it has been replaced.
-    pub(super) active: Option<(u64, Arc<Notify>)>,
+    pub(super) active: Option<(u64, Arc<super::conn::Signal>)>,
     /// Connections holding the session: accepted handshakes whose connection has not ended.
     holders: u32,
     /// Since when no connection holds it (its expiry clock runs); `None` while held.
@@ -48,6 +46,11 @@ pub(super) struct Session {
 }
 
 impl Session {
+    /// The session's key (its URL path), shared with whoever names it.
+    pub(super) fn key(&self) -> &Arc<str> {
+        &self.key
+    }
+
     fn feed(&mut self, make: &FeedFactory) -> &mut dyn Feed {
         let key = &self.key;
         self.feed.get_or_insert_with(|| make(key)).as_mut()
@@ -91,7 +94,9 @@ impl Session {
             _ => false,
         };
         if reply_first {
-            self.replies.pop_first().map(|(_, v)| v)
+            let reply = self.replies.pop_first().map(|(_, v)| v);
+            super::conn::release_if_empty(&mut self.replies);
+            reply
         } else {
             self.head.take()
         }

@@ -12,6 +12,8 @@
 //! - [`metrics`]: the collector (times passed in, no clock) and the [`Figures`] it computes, with
 //!   [`figures`] their types and table, [`gate`] the CI [`Gate`];
 //! - [`merge`]: shard outputs combined into one fleet's figures (`stress merge`);
+//! - [`raw_pair`]: the floor the memory figures are held against (`--raw-pair`): plain
+//!   tokio-tungstenite pairs with the same buffers, measured the same way;
 //! - [`sys`]: what Linux says about open files and loopback source addresses;
 //! - [`report`]: a self-contained HTML report with hand-written SVG plots, and the JSON figures.
 //!
@@ -28,6 +30,7 @@ pub mod outcome;
 pub mod output;
 pub mod phase;
 pub mod protocol;
+pub mod raw_pair;
 pub mod report;
 pub mod run;
 pub mod side;

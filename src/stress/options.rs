@@ -277,6 +277,9 @@ pub struct StressOpts {
     /// sockets (the kernel's port search for `bind(ip, 0)` slows down sharply when most ports of an
     /// address are taken). Default 0.
     pub source_offset: usize,
+    /// Measure plain tokio-tungstenite pairs with the same buffers instead of the harness: the
+    /// floor of memory per idle connection ([`super::raw_pair`]). Default false.
+    pub raw_pair: bool,
 }
 
 /// Listen backlog of the stress gateway's socket, so a fast ramp does not overflow the SYN queue.
@@ -310,6 +313,7 @@ impl StressOpts {
             progress: false,
             label: "stress".into(),
             source_offset: 0,
+            raw_pair: false,
         }
     }
 

@@ -79,7 +79,6 @@ pub(crate) async fn start_local_gateway(
     let (shutdown, rx) = watch::channel(false);
     let cfg = GatewayConfig {
         read_buffer: ws_buffer,
-        write_buffer: 0,
         log: LogLevel::Off,
         max_connections: clients.saturating_mul(2).max(GatewayConfig::default().max_connections),
         seed,
@@ -170,6 +169,7 @@ impl ChildGateway {
             .arg("--ws-buffer")
             .arg(opts.ws_buffer.to_string())
             .args(opts.frames.map(|n| format!("--frames={n}")))
+            .args(opts.raw_pair.then_some("--raw-pair"))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -223,7 +223,7 @@ impl ChildGateway {
         }
     }
 
-    async fn sample(&mut self, trim: bool) -> Result<ResourceSample, StressError> {
+    pub(crate) async fn sample(&mut self, trim: bool) -> Result<ResourceSample, StressError> {
         match self.ask(&Line::Sample { trim }).await? {
             Line::Reading(s) => Ok(s),
             other => Err(unexpected("reading", &other)),
@@ -237,7 +237,7 @@ impl ChildGateway {
         }
     }
 
-    async fn quit(mut self) {
+    pub(crate) async fn quit(mut self) {
         let _ = self.send(&Line::Quit).await;
         let _ = tokio::time::timeout(Duration::from_secs(5), self.child.wait()).await;
     }

@@ -17,7 +17,7 @@ pub mod http;
 mod ring;
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use rand::SeedableRng;
@@ -27,6 +27,7 @@ use tokio::sync::watch;
 
 pub use ring::{DEFAULT_LOG_CAPACITY, MAX_LOG_CAPACITY, Ring, Slice};
 
+use super::conn::Signal;
 use super::{ConnCommand, Gateway, GatewayEvent, GatewayRecord, Order, OrderedBy};
 use crate::faults::limits::MAX_MS;
 use crate::faults::{FaultSpec, Pipeline};
@@ -147,7 +148,8 @@ pub struct ConnInfo {
 struct Live {
     session: Arc<str>,
     since_us: u64,
-    sent: Arc<AtomicU64>,
+    /// The connection's signal cell, which counts what it wrote.
+    signal: Arc<Signal>,
 }
 
 /// The control side of a gateway: owned by its `Inner`, used by the connection handler (pause,
@@ -192,16 +194,14 @@ impl State {
         }
     }
 
-    /// Connection `conn` of `session` was accepted at `since_us`: its sent-message counter.
-    pub(super) fn opened(&self, conn: u64, session: Arc<str>, since_us: u64) -> Arc<AtomicU64> {
-        let sent = Arc::new(AtomicU64::new(0));
+    /// Connection `conn` of `session` was accepted at `since_us`; `signal` counts what it writes.
+    pub(super) fn opened(&self, conn: u64, session: Arc<str>, since_us: u64, signal: Arc<Signal>) {
         let live = Live {
             session,
             since_us,
-            sent: sent.clone(),
+            signal,
         };
         self.conns.lock().expect("conns lock").insert(conn, live);
-        sent
     }
 
     /// Connection `conn` ended.
@@ -375,7 +375,7 @@ impl Gateway {
                 id,
                 session: l.session.to_string(),
                 since_us: l.since_us,
-                messages_sent: l.sent.load(Ordering::Relaxed),
+                messages_sent: l.signal.sent.load(Ordering::Relaxed),
             })
             .collect()
     }
@@ -461,7 +461,7 @@ impl Gateway {
             s.lock().expect("session lock").pipeline.reset_counters();
         }
         for l in self.inner.control.conns.lock().expect("conns lock").values() {
-            l.sent.store(0, Ordering::Relaxed);
+            l.signal.sent.store(0, Ordering::Relaxed);
         }
         self.log_control(0, ControlEvent::Reset);
     }

@@ -24,43 +24,47 @@ pub const MAX_AREA: usize = 255;
 /// that share one connection, small enough that a miss costs little.
 pub const LAYOUTS: usize = 4;
 
-/// One remembered layout, as a byte mask over the item area: the id and length bytes of every
-/// item are masked in with the values they must have, the value bytes masked out. Checking a
-/// report is then a few 8-byte AND/XOR steps with no dependency between them.
+/// A layout being recorded, as a byte mask over the item area: the id and length bytes of every
+/// item are masked in with the values they must have, the value bytes masked out.
 #[derive(Debug, Clone)]
-pub(crate) struct Layout {
-    /// Byte length of the item area; 0 = an empty slot (a remembered area is never empty).
-    len: u8,
-    /// 0xFF over each id and length byte, 0 elsewhere (and past `len`).
+struct Masks {
+    /// 0xFF over each id and length byte, 0 elsewhere.
     mask: [u8; MAX_AREA + 1],
     /// The id and length bytes, 0 elsewhere.
     want: [u8; MAX_AREA + 1],
 }
 
-impl Layout {
-    const EMPTY: Layout = Layout {
-        len: 0,
+impl Masks {
+    const EMPTY: Masks = Masks {
         mask: [0; MAX_AREA + 1],
         want: [0; MAX_AREA + 1],
     };
+}
 
+/// One remembered layout: the masks of an item area of `len` bytes, cut to that length (a
+/// terminal's area is tens of bytes, the recording room is 512), mask then want. Checking a report
+/// is then a few 8-byte AND/XOR steps with no dependency between them.
+#[derive(Debug, Clone)]
+pub(crate) struct Layout {
+    /// `mask[..len]` then `want[..len]`; never empty (an empty area is not remembered).
+    masks: Box<[u8]>,
+}
+
+impl Layout {
     /// Whether `area` has this layout: same length, and the same id and length bytes at every
     /// item position.
     #[inline(always)]
     fn matches(&self, area: &[u8]) -> bool {
         let n = area.len();
-        if n != usize::from(self.len) || n == 0 {
+        if n * 2 != self.masks.len() || n == 0 {
             return false;
         }
+        let (mask, want) = self.masks.split_at(n);
         if n < 8 {
-            return area
-                .iter()
-                .zip(&self.mask)
-                .zip(&self.want)
-                .all(|((a, m), w)| a & m == *w);
+            return area.iter().zip(mask).zip(want).all(|((a, m), w)| a & m == *w);
         }
         let word = |b: &[u8], i: usize| u64::from_le_bytes(b[i..i + 8].try_into().expect("8 bytes"));
-        let differs = |i: usize| (word(area, i) & word(&self.mask, i)) ^ word(&self.want, i);
+        let differs = |i: usize| (word(area, i) & word(mask, i)) ^ word(want, i);
         // Whole words, then the last 8 bytes (overlapping the last whole word when `n` is not a
         // multiple of 8), so no byte is read past the area.
         let mut diff = differs(n - 8);
@@ -77,7 +81,7 @@ impl Layout {
 /// remember.
 #[derive(Debug)]
 pub(crate) struct Recorder {
-    layout: Layout,
+    masks: Masks,
     ok: bool,
 }
 
@@ -86,7 +90,7 @@ impl Recorder {
     #[inline(always)]
     pub(crate) fn new(len: usize) -> Recorder {
         Recorder {
-            layout: Layout::EMPTY,
+            masks: Masks::EMPTY,
             ok: len > 0 && len <= MAX_AREA,
         }
     }
@@ -95,28 +99,31 @@ impl Recorder {
     #[inline(always)]
     pub(crate) fn item(&mut self, at: usize, id: u8, len: usize) {
         if self.ok && at < MAX_AREA {
-            self.layout.mask[at] = 0xFF;
-            self.layout.mask[at + 1] = 0xFF;
-            self.layout.want[at] = id;
-            self.layout.want[at + 1] = len as u8;
+            self.masks.mask[at] = 0xFF;
+            self.masks.mask[at + 1] = 0xFF;
+            self.masks.want[at] = id;
+            self.masks.want[at + 1] = len as u8;
         }
     }
 
     /// The finished layout of an area of `len` bytes, if it can be remembered.
     #[inline(always)]
     fn finish(self, len: usize) -> Option<Layout> {
-        self.ok.then_some(Layout {
-            len: len as u8,
-            ..self.layout
+        self.ok.then(|| Layout {
+            masks: [&self.masks.mask[..len], &self.masks.want[..len]]
+                .concat()
+                .into_boxed_slice(),
         })
     }
 }
 
 /// The layouts a decoder remembers. See the module doc.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct LayoutCache {
-    /// Boxed: 2 KiB that would otherwise make every move of a decoder a large copy.
-    slots: Box<[Layout; LAYOUTS]>,
+    /// Up to [`LAYOUTS`], each allocated when first learned (twice its area's length): a decoder
+    /// that never sees a 0x0200 with items (the gateway's, reading commands) holds none, one that
+    /// serves a single firmware holds one.
+    slots: Vec<Layout>,
     /// The slot the next learned layout goes to.
     next: usize,
     /// The slot that matched last.
@@ -125,26 +132,20 @@ pub struct LayoutCache {
     misses: u64,
 }
 
-impl Default for LayoutCache {
-    fn default() -> Self {
-        LayoutCache {
-            slots: Box::new([Layout::EMPTY; LAYOUTS]),
-            next: 0,
-            last: 0,
-            hits: 0,
-            misses: 0,
-        }
-    }
-}
-
 impl LayoutCache {
     /// Whether `area` has a remembered layout (so it has no issues and needs no walk).
     #[inline(always)]
     pub(crate) fn knows(&mut self, area: &[u8]) -> bool {
         // The layout that matched last is tried first: a connection usually carries one terminal
         // or one firmware, so that is nearly always the one.
-        for k in 0..LAYOUTS {
-            let i = (self.last + k) % LAYOUTS;
+        let n = self.slots.len();
+        for k in 0..n {
+            // (last + k) mod n without a division: both terms are below n.
+            let i = if self.last + k >= n {
+                self.last + k - n
+            } else {
+                self.last + k
+            };
             if self.slots[i].matches(area) {
                 self.last = i;
                 self.hits += 1;
@@ -159,7 +160,13 @@ impl LayoutCache {
     #[cold]
     pub(crate) fn learn(&mut self, rec: Recorder, len: usize) {
         if let Some(layout) = rec.finish(len) {
-            self.slots[self.next] = layout;
+            if self.slots.len() < LAYOUTS {
+                // Exactly one more: `push` alone would reserve room for four at once.
+                self.slots.reserve_exact(1);
+                self.slots.push(layout);
+            } else {
+                self.slots[self.next] = layout;
+            }
             self.last = self.next;
             self.next = (self.next + 1) % LAYOUTS;
         }
