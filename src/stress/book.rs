@@ -34,6 +34,8 @@ pub(crate) struct ClientBook {
     frames: u64,
     /// Commands queued and not yet confirmed.
     outstanding: u64,
+    /// When its last event happened and what it was (named in a failed drain's report).
+    last: Option<(Duration, &'static str)>,
 }
 
 /// The fleet's book (behind [`Shared`]'s lock).
@@ -98,6 +100,7 @@ impl Book {
     pub(crate) fn on_event(&mut self, j: usize, e: Event) {
         let Some(c) = self.clients.get_mut(j) else { return };
         let at = (c.offset + Duration::from_millis(e.t_ms)).max(c.floor);
+        c.last = Some((at, kind_name(&e.kind)));
         let m = &mut self.metrics;
         match e.kind {
             // Reconnection attempts only: a client's first attempt is paced by the ramp
@@ -154,6 +157,42 @@ impl Book {
         }
     }
 
+    /// The first `most` clients that are not drained (see [`Book::drained`]), each said in a
+    /// line: its id, whether it is connected, its frames against those expected, its commands
+    /// outstanding and its last event; and how many others there are.
+    pub(crate) fn laggards(&self, expected: Option<&[u64]>, most: usize) -> Vec<String> {
+        let mut lines = Vec::new();
+        let mut others = 0usize;
+        for (j, c) in self.clients.iter().enumerate() {
+            let want = expected.and_then(|e| e.get(j).copied());
+            if c.connected && c.outstanding == 0 && want.is_none_or(|w| c.frames >= w) {
+                continue;
+            }
+            if lines.len() == most {
+                others += 1;
+                continue;
+            }
+            let frames = match want {
+                Some(w) => format!("{}/{w} frames", c.frames),
+                None => format!("{} frames", c.frames),
+            };
+            let last = match c.last {
+                Some((at, kind)) => format!("last event {kind} at {:.3} s", at.as_secs_f64()),
+                None => "no event".to_string(),
+            };
+            lines.push(format!(
+                "client {}: {}, {frames}, {} commands outstanding, {last}",
+                c.id,
+                if c.connected { "connected" } else { "down" },
+                c.outstanding
+            ));
+        }
+        if others > 0 {
+            lines.push(format!("and {others} more clients not drained"));
+        }
+        lines
+    }
+
     /// True when every client is connected, has `expected` frames (when known) and no command
     /// outstanding.
     pub(crate) fn drained(&self, expected: Option<&[u64]>) -> bool {
@@ -198,6 +237,20 @@ pub(crate) fn add_samples(a: ResourceSample, b: Option<ResourceSample>) -> Resou
             hwm_bytes: a.hwm_bytes + b.hwm_bytes,
             cpu: a.cpu + b.cpu,
         },
+    }
+}
+
+/// The name of an event's kind, as its JSON `kind` field spells it.
+fn kind_name(k: &EventKind) -> &'static str {
+    match k {
+        EventKind::Connecting { .. } => "connecting",
+        EventKind::Connected { .. } => "connected",
+        EventKind::Disconnected { .. } => "disconnected",
+        EventKind::Message(_) => "message",
+        EventKind::Queued { .. } => "queued",
+        EventKind::Confirmed { .. } => "confirmed",
+        EventKind::Resent { .. } => "resent",
+        _ => "other",
     }
 }
 

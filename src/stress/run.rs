@@ -342,6 +342,8 @@ impl Fleet {
                     "not drained within {:?}: clients down, frames or confirmations still missing",
                     self.opts.drain_timeout
                 ));
+                let b = self.shared.book();
+                self.problems.extend(b.laggards(expected.as_deref(), 5));
                 break;
             }
             tokio::time::sleep(POLL).await;
