@@ -92,6 +92,32 @@ async fn a_session_resumes_its_feed_on_reconnect() {
     }
 }
 
+/// Messages due at one instant go out at that instant, however many: the gateway takes at most 256
+/// per round (`MAX_BURST`) and goes round again at once. It used to wait for the timer between
+/// rounds, and a timer rounds up to its 1 ms tick: 100,000 messages due at once took 390 ticks,
+/// 0.4 s (benches/throughput.rs). On the paused clock the loss shows off a tick: connected half a
+/// millisecond in, the second round waited for the next whole millisecond.
+#[tokio::test(start_paused = true)]
+async fn a_burst_larger_than_one_round_goes_out_at_its_instant() {
+    const N: u16 = 1000;
+    let fixture = support::gateway::in_memory(GatewayConfig::default(), |_| {
+        Box::new(ListFeed::new((1..=N).map(|i| FeedItem {
+            due: Duration::ZERO,
+            bytes: frame(i),
+            close: None,
+        })))
+    });
+    tokio::time::advance(Duration::from_micros(500)).await;
+    let mut ws = fixture.connect("/").await;
+    let mut first = None;
+    for i in 1..=N {
+        let got = ws.next().await.unwrap().unwrap().into_data();
+        assert_eq!(got.as_ref(), frame(i).as_slice(), "message {i} in order");
+        let at = *first.get_or_insert_with(Instant::now);
+        assert_eq!(Instant::now() - at, Duration::ZERO, "message {i} with the first");
+    }
+}
+
 /// A gateway over in-memory pipes serving four messages 100 ms apart on every session.
 fn four_message_gateway(cfg: GatewayConfig) -> support::gateway::InMemory {
     support::gateway::in_memory(cfg, |_| {
