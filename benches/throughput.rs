@@ -3,7 +3,7 @@
 //!
 //! The messages: [`MESSAGES`] one-frame WebSocket messages, each a 2013 0x0200 location report with
 //! two additional items (distinct serials and positions), all due at once: a capture served at
-//! speed 0. Four paths, each a fresh connection per run, sender and receiver each on a thread of
+//! speed 0. Six paths, each a fresh connection per run, sender and receiver each on a thread of
 //! its own with a current-thread runtime:
 //!
 //! - `raw_per_message`: a tokio-tungstenite server `send`s each message (a write and a flush each),
@@ -14,14 +14,17 @@
 //! - `raw_batched`: the raw server `feed`s the messages and flushes once per 256, the most the
 //!   gateway takes out of a session at once;
 //! - `harness`: the gateway with its default settings: the messages due at one instant are
-//!   coalesced into writes of `write_buffer` (16 KiB) with one flush.
+//!   coalesced into writes of `write_buffer` (16 KiB) with one flush;
+//! - `gateway_to_raw` and `raw_to_client`: each harness side alone against the raw batched
+//!   path's other side, to tell which side sets the limit.
 //!
 //! The time runs from the receiver's open connection to its last message. Criterion reports each
-//! as messages/s; a summary then runs all four interleaved and prints the medians and the ratios
+//! as messages/s; a summary then runs all six interleaved and prints the medians and the ratios
 //! the goals are stated in (issue 16: per-message sending at least 0.9x the raw pair, and with
 //! coalescing at least 1M frames/s).
 //!
-//! Run: `cargo bench --bench throughput -- --warm-up-time 1 --measurement-time 5`
+//! Run: `cargo bench --bench throughput -- --warm-up-time 1 --measurement-time 5`; one run of one
+//! path, for a profiler: `THROUGHPUT_ONCE=gateway_to_raw target/release/deps/throughput-*`.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, mpsc};
@@ -97,14 +100,29 @@ enum Path {
     HarnessPerMessage,
     RawBatched,
     Harness,
+    /// The gateway (coalescing) into the raw receiver: the gateway's sending alone.
+    GatewayToRaw,
+    /// The raw batched sender into the real client: the client's receiving alone.
+    RawToClient,
+}
+
+/// Who sends.
+#[derive(Clone, Copy)]
+enum Sender {
+    /// The raw tokio-tungstenite server, flushing after this many messages.
+    Raw(usize),
+    /// The gateway with this `write_buffer`.
+    Gateway(usize),
 }
 
 impl Path {
-    const ALL: [Path; 4] = [
+    const ALL: [Path; 6] = [
         Path::RawPerMessage,
         Path::HarnessPerMessage,
         Path::RawBatched,
         Path::Harness,
+        Path::GatewayToRaw,
+        Path::RawToClient,
     ];
 
     fn name(self) -> &'static str {
@@ -113,7 +131,24 @@ impl Path {
             Path::HarnessPerMessage => "harness_per_message",
             Path::RawBatched => "raw_batched",
             Path::Harness => "harness",
+            Path::GatewayToRaw => "gateway_to_raw",
+            Path::RawToClient => "raw_to_client",
         }
+    }
+
+    fn sender(self) -> Sender {
+        let coalescing = GatewayConfig::default().write_buffer;
+        match self {
+            Path::RawPerMessage => Sender::Raw(1),
+            Path::RawBatched | Path::RawToClient => Sender::Raw(BURST),
+            Path::HarnessPerMessage => Sender::Gateway(0),
+            Path::Harness | Path::GatewayToRaw => Sender::Gateway(coalescing),
+        }
+    }
+
+    /// True when the real client receives (else the raw receiver).
+    fn client_receives(self) -> bool {
+        matches!(self, Path::HarnessPerMessage | Path::Harness | Path::RawToClient)
     }
 }
 
@@ -147,13 +182,12 @@ impl Feed for Prebuilt {
 fn run(path: Path, msgs: &[Vec<u8>]) -> Duration {
     let (addr_tx, addr_rx) = mpsc::channel();
     let (stop_tx, stop_rx) = mpsc::channel::<()>();
-    let sender = match path {
-        Path::RawPerMessage | Path::RawBatched => {
-            let batch = if matches!(path, Path::RawBatched) { BURST } else { 1 };
+    let sender = match path.sender() {
+        Sender::Raw(batch) => {
             let msgs: Vec<Bytes> = msgs.iter().cloned().map(Bytes::from).collect();
             on_thread(move || Box::pin(raw_sender(addr_tx, msgs, batch)))
         }
-        Path::HarnessPerMessage | Path::Harness => {
+        Sender::Gateway(write_buffer) => {
             let items: Vec<FeedItem> = msgs
                 .iter()
                 .map(|b| FeedItem {
@@ -162,18 +196,14 @@ fn run(path: Path, msgs: &[Vec<u8>]) -> Duration {
                     close: None,
                 })
                 .collect();
-            let write_buffer = if matches!(path, Path::Harness) {
-                GatewayConfig::default().write_buffer
-            } else {
-                0
-            };
             on_thread(move || Box::pin(gateway(addr_tx, stop_rx, items, write_buffer)))
         }
     };
     let addr: SocketAddr = addr_rx.recv().expect("sender address");
-    let receiver = match path {
-        Path::RawPerMessage | Path::RawBatched => on_thread(move || Box::pin(raw_receiver(addr))),
-        Path::HarnessPerMessage | Path::Harness => on_thread(move || Box::pin(client(addr))),
+    let receiver = if path.client_receives() {
+        on_thread(move || Box::pin(client(addr)))
+    } else {
+        on_thread(move || Box::pin(raw_receiver(addr)))
     };
     let took = receiver.join().expect("receiver");
     let _ = stop_tx.send(());
@@ -301,10 +331,25 @@ fn summary(msgs: &[Vec<u8>]) {
         rate[3] / 1e6,
         rate[3] / rate[2]
     );
+    println!(
+        "each side alone against raw batched: gateway sending {:.2}, client receiving {:.2}",
+        rate[4] / rate[2],
+        rate[5] / rate[2]
+    );
 }
 
 fn main() {
     let msgs = messages();
+    // One run of one path, for a profiler: `THROUGHPUT_ONCE=gateway_to_raw perf record ...`.
+    if let Ok(name) = std::env::var("THROUGHPUT_ONCE") {
+        let path = Path::ALL
+            .into_iter()
+            .find(|p| p.name() == name)
+            .unwrap_or_else(|| panic!("THROUGHPUT_ONCE={name}: no such path"));
+        let took = run(path, &msgs);
+        println!("{name}: {:.0} messages/s", MESSAGES as f64 / took.as_secs_f64());
+        return;
+    }
     let mut c = Criterion::default().configure_from_args();
     bench(&mut c, &msgs);
     c.final_summary();
