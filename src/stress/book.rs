@@ -290,3 +290,41 @@ pub(crate) async fn collect(shared: Arc<Shared>, mut new: mpsc::UnboundedReceive
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(t_ms: u64, kind: EventKind) -> Event {
+        Event { kind, t_ms, seq: 0 }
+    }
+
+    /// A failed drain says which clients are short and how: connected with too few frames, down,
+    /// or with a command outstanding; the rest are counted, not listed.
+    #[test]
+    fn laggards_name_the_clients_not_drained() {
+        let mut b = Book::new(&[7, 8, 9, 10]);
+        b.on_event(0, event(5, EventKind::Connected { attempt: 1 }));
+        b.on_event(2, event(9, EventKind::Connected { attempt: 1 }));
+        b.on_event(3, event(9, EventKind::Connected { attempt: 1 }));
+        let expected = [2, 0, 0, 0];
+        assert!(!b.drained(Some(&expected)));
+        assert_eq!(
+            b.laggards(Some(&expected), 5),
+            [
+                "client 7: connected, 0/2 frames, 0 commands outstanding, last event connected at 0.005 s",
+                "client 8: down, 0/0 frames, 0 commands outstanding, no event",
+            ]
+        );
+        assert_eq!(
+            b.laggards(Some(&expected), 1),
+            [
+                "client 7: connected, 0/2 frames, 0 commands outstanding, last event connected at 0.005 s",
+                "and 1 more clients not drained",
+            ]
+        );
+        b.on_event(1, event(20, EventKind::Connected { attempt: 2 }));
+        assert_eq!(b.laggards(Some(&[0, 0, 0, 0]), 5), Vec::<String>::new());
+        assert!(b.drained(Some(&[0, 0, 0, 0])));
+    }
+}
