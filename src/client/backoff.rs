@@ -85,7 +85,9 @@ pub struct Backoff {
     /// How far the jitter RNG (ChaCha8 seeded with `cfg.seed`) has been drawn, in 32-bit words:
     /// the generator is rebuilt there for each delay (a reconnect's worth of work) instead of
     /// held, so an idle client keeps 16 bytes instead of its 300-byte block buffer.
-    drawn: u128,
+    /// Held as a `u64` (2^64 words is more than any run draws) so the client's task keeps 8-byte
+    /// alignment: a `u128` field aligns the whole driver to 16 bytes and pads it.
+    drawn: u64,
     /// Retries since the last connection that stayed up.
     retries: u32,
 }
@@ -138,9 +140,9 @@ impl Backoff {
         match self.cfg.jitter {
             Jitter::Full => {
                 let mut rng = ChaCha8Rng::seed_from_u64(self.cfg.seed);
-                rng.set_word_pos(self.drawn);
+                rng.set_word_pos(u128::from(self.drawn));
                 let ms = rng.random_range(0..=ceiling_ms);
-                self.drawn = rng.get_word_pos();
+                self.drawn = u64::try_from(rng.get_word_pos()).unwrap_or(u64::MAX);
                 Some(Duration::from_millis(ms))
             }
             Jitter::None => Some(Duration::from_millis(ceiling_ms)),

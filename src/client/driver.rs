@@ -22,13 +22,17 @@ use crate::codec::Decoder;
 /// Most messages written per flush of the socket.
 const WRITE_BATCH: usize = 64;
 
-/// Runs the client until it is stopped or gives up; then reports what it still held.
-pub(super) async fn run(
+/// The client's task: runs it until it is stopped or gives up, then reports what it still held.
+///
+/// A plain function returning the future rather than an `async fn`: the driver (with the config
+/// moved into it) is built before the future, so the task holds it once. An `async fn` keeps room
+/// for its arguments for its whole life, and `cfg` (304 bytes) would be held twice by every client.
+pub(super) fn run(
     shared: Arc<Shared>,
     mut connector: Box<dyn Connector>,
     url: String,
     cfg: ClientConfig,
-) -> Result<(), ClientError> {
+) -> impl std::future::Future<Output = Result<(), ClientError>> + Send {
     let mut d = Driver {
         decoder: Decoder::new(cfg.decoder),
         backoff: Backoff::new(cfg.backoff),
@@ -36,9 +40,11 @@ pub(super) async fn run(
         cfg,
         attempt: 0,
     };
-    let result = d.run(&mut *connector, &url).await;
-    d.finish();
-    result
+    async move {
+        let result = d.run(&mut *connector, &url).await;
+        d.finish();
+        result
+    }
 }
 
 struct Driver {

@@ -35,8 +35,9 @@ pub(super) struct Session {
     pub(super) pipeline: Pipeline,
     pub(super) offered: u64,
     /// Follows the feed's byte stream so frames split across items are named where they complete;
-    /// built with the first item offered.
-    describer: Option<Deframer>,
+    /// built with the first item described. Boxed: only a full log describes frames, and a
+    /// deframer inline (192 bytes) would be held by every session of a gateway that logs less.
+    describer: Option<Box<Deframer>>,
     /// The live connection and how to tell it that it has been replaced.
     pub(super) active: Option<(u64, Arc<super::conn::Signal>)>,
     /// Connections holding the session: accepted handshakes whose connection has not ended.
@@ -112,7 +113,7 @@ impl Session {
 
     /// The frames in an item about to be offered, continuing the feed's byte stream.
     pub(super) fn describe(&mut self, bytes: &[u8]) -> Vec<super::FrameDesc> {
-        super::describe_stream(self.describer.get_or_insert_with(Deframer::default), bytes)
+        super::describe_stream(self.describer.get_or_insert_with(Box::default), bytes)
     }
 }
 
