@@ -236,7 +236,7 @@ impl Conn {
     async fn serve(&mut self) -> Closed {
         loop {
             let now = self.inner.now();
-            self.take_due(now);
+            let more_due = self.take_due(now);
             if let Err(end) = self.write_due(now).await {
                 return end;
             }
@@ -251,7 +251,7 @@ impl Conn {
             }
             self.publish(self.st.scheduled());
             let wake = self.next_wake(now);
-            let end = match self.wait(wake).await {
+            let end = match self.wait(wake, more_due).await {
                 Wake::Incoming(msg) => self.incoming(msg),
                 Wake::Timer => None,
                 Wake::Superseded => Some(Closed::Superseded),
@@ -277,20 +277,23 @@ impl Conn {
     }
 
     /// Everything due at `now`, under the session lock: the pipeline's timers, the client bytes
-    /// whose delivery time has come (the terminal reads them), then the feed items due.
-    fn take_due(&mut self, now: Duration) {
+    /// whose delivery time has come (the terminal reads them), then the feed items due. True when
+    /// the feed's burst was cut at [`MAX_BURST`]: more may be due at once.
+    fn take_due(&mut self, now: Duration) -> bool {
         let session = self.session.clone();
         let mut s = session.lock().expect("session lock");
         let ticked = s.pipeline.on_tick(self.conn, now);
         self.st.apply(ticked);
         self.read_due(&mut s, now);
+        let mut more_due = false;
         if self.st.open() {
             let answers_only = *self.paused.borrow();
-            self.offer_due(&mut s, now, answers_only);
+            more_due = self.offer_due(&mut s, now, answers_only);
         }
         for r in s.pipeline.take_log() {
             self.inner.log(self.conn, GatewayEvent::Fault(r));
         }
+        more_due
     }
 
     /// Client bytes whose (possibly delayed) delivery time has come: the terminal decodes and
@@ -320,8 +323,8 @@ impl Conn {
 
     /// Feed items and replies due at `now` (only the terminal's replies with `answers_only`, while
     /// the control API paused the feed), at most [`MAX_BURST`], through the fault pipeline; a
-    /// stall or an ending it decides stops the burst.
-    fn offer_due(&mut self, s: &mut Session, now: Duration, answers_only: bool) {
+    /// stall or an ending it decides stops the burst. True when it stopped at the limit.
+    fn offer_due(&mut self, s: &mut Session, now: Duration, answers_only: bool) -> bool {
         let mut burst = 0;
         while burst < MAX_BURST
             && let Some(item) = s.pop_due(&*self.inner.feeds, now, answers_only)
@@ -334,7 +337,7 @@ impl Conn {
                 self.st
                     .ending
                     .get_or_insert((at, Closed::Recorded { code: close.code }));
-                return;
+                return false;
             }
             burst += 1;
             s.offered += 1;
@@ -348,9 +351,10 @@ impl Conn {
             s.pipeline
                 .on_message_with(self.conn, Direction::ToClient, msg, now, |a| st.apply_one(a));
             if !self.st.open() {
-                return;
+                return false;
             }
         }
+        burst == MAX_BURST
     }
 
     /// Writes what is due at `now` (a stall holds it; the pipeline releases it when the stall
@@ -437,15 +441,16 @@ impl Conn {
     /// Sleeps until `wake`, or until the client, a newer connection, a storm or the shutdown says
     /// something. While stalled the socket is not read at all: no pongs, no close handling, a
     /// half-open link.
-    async fn wait(&mut self, wake: Option<Instant>) -> Wake {
+    async fn wait(&mut self, wake: Option<Instant>, more_due: bool) -> Wake {
         let stalled = self.st.stalled.is_some();
         let timer = async {
             match wake {
-                // Already due (a burst cut at `MAX_BURST`, or a stall's end): go round at once,
-                // after the runtime's other tasks had their turn. A timer would round the wait up
-                // to its 1 ms tick: 100,000 messages due at once took 390 such ticks, 0.4 s, with
-                // the gateway's thread idle five sixths of it (benches/throughput.rs).
-                Some(t) if t <= Instant::now() => tokio::task::yield_now().await,
+                // A burst cut at `MAX_BURST` goes on at once, after the runtime's other tasks had
+                // their turn (what else is said is still looked at first). A timer would round the
+                // wait up to its 1 ms tick: 100,000 messages due at once took 390 such ticks,
+                // 0.4 s, with the gateway's thread idle five sixths of it (benches/throughput.rs).
+                // Only then: every other wake keeps the timer, as before.
+                _ if more_due => tokio::task::yield_now().await,
                 Some(t) => tokio::time::sleep_until(t).await,
                 None => std::future::pending().await,
             }
