@@ -49,7 +49,7 @@ const MESSAGES: usize = 100_000;
 /// Most messages the raw batched sender feeds before a flush (the gateway's `MAX_BURST`).
 const BURST: usize = 256;
 /// Interleaved runs of each path in the summary.
-const ROUNDS: usize = 7;
+const ROUNDS: usize = 15;
 
 /// The messages: 0x0200 reports of one terminal, serial and position moving with `i`.
 fn messages() -> Vec<Vec<u8>> {
