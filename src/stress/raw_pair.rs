@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::{TcpListener, TcpSocket};
+use tokio::net::TcpListener;
 use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
@@ -25,7 +25,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use super::book::add_samples;
 use super::feed::session_path;
 use super::metrics::Metrics;
-use super::options::{GatewayPlacement, LISTEN_BACKLOG, StressOpts};
+use super::options::{GatewayPlacement, StressOpts};
 use super::outcome::{Outcome, SideMemory, StressError, io_err};
 use super::protocol::Line;
 use super::side::{ChildGateway, check_one_per_client, trim_heap};
@@ -50,13 +50,7 @@ fn server_config(ws_buffer: usize) -> WebSocketConfig {
 
 /// Listens on `127.0.0.1:0` and serves raw pairs until the task is dropped.
 async fn start_server(ws_buffer: usize) -> Result<(SocketAddr, JoinSet<()>), StressError> {
-    let socket = TcpSocket::new_v4().map_err(io_err("raw server socket"))?;
-    socket.set_reuseaddr(true).map_err(io_err("raw server socket"))?;
-    socket
-        .bind(SocketAddr::from(([127, 0, 0, 1], 0)))
-        .map_err(io_err("bind 127.0.0.1:0"))?;
-    let listener = socket.listen(LISTEN_BACKLOG).map_err(io_err("listen"))?;
-    let addr = listener.local_addr().map_err(io_err("listener address"))?;
+    let (listener, addr) = super::side::listen_loopback("raw server socket")?;
     let mut set = JoinSet::new();
     set.spawn(serve(listener, ws_buffer));
     Ok((addr, set))

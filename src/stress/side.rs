@@ -60,6 +60,19 @@ pub(crate) fn trim_heap() {
     }
 }
 
+/// A listener on `127.0.0.1:0` with a backlog of [`LISTEN_BACKLOG`] (a fleet connects faster than
+/// the default backlog of 1,024 takes), and its address; `what` names the socket in errors.
+pub(crate) fn listen_loopback(what: &'static str) -> Result<(tokio::net::TcpListener, SocketAddr), StressError> {
+    let socket = TcpSocket::new_v4().map_err(io_err(what))?;
+    socket.set_reuseaddr(true).map_err(io_err(what))?;
+    socket
+        .bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .map_err(io_err("bind 127.0.0.1:0"))?;
+    let listener = socket.listen(LISTEN_BACKLOG).map_err(io_err("listen"))?;
+    let addr = listener.local_addr().map_err(io_err("listener address"))?;
+    Ok((listener, addr))
+}
+
 /// A stress gateway in this process: the gateway, its shutdown switch, the feeds' stop time.
 pub(crate) struct LocalGateway {
     gw: Gateway,
@@ -85,13 +98,7 @@ pub(crate) async fn start_local_gateway(
         ..GatewayConfig::default()
     };
     let gw = Gateway::new(cfg, Vec::new(), StressFeed::factory(feed, stop.clone()), rx)?;
-    let socket = TcpSocket::new_v4().map_err(io_err("gateway socket"))?;
-    socket.set_reuseaddr(true).map_err(io_err("gateway socket"))?;
-    socket
-        .bind(SocketAddr::from(([127, 0, 0, 1], 0)))
-        .map_err(io_err("bind 127.0.0.1:0"))?;
-    let listener = socket.listen(LISTEN_BACKLOG).map_err(io_err("listen"))?;
-    let addr = listener.local_addr().map_err(io_err("listener address"))?;
+    let (listener, addr) = listen_loopback("gateway socket")?;
     let serving = gw.clone();
     tokio::spawn(async move { serving.serve(Listener::Tcp(listener)).await });
     Ok(LocalGateway {
