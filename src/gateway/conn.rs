@@ -448,7 +448,7 @@ impl Conn {
                 // A burst cut at `MAX_BURST` goes on at once, after the runtime's other tasks had
                 // their turn (what else is said is still looked at first). A timer would round the
                 // wait up to its 1 ms tick: 100,000 messages due at once took 390 such ticks,
-                // 0.4 s, with the gateway's thread idle five sixths of it (benches/throughput.rs).
+                // 0.4 s, in which the process used 78 ms of CPU (benches/throughput.rs).
                 // Only then: every other wake keeps the timer, as before.
                 _ if more_due => tokio::task::yield_now().await,
                 Some(t) => tokio::time::sleep_until(t).await,
