@@ -41,6 +41,11 @@ use jt808_harness::codec::{Message, Phone, Version};
 use jt808_harness::gateway::{Feed, FeedItem, Gateway, GatewayConfig, LogLevel};
 use jt808_harness::transport::Listener;
 use tokio::net::{TcpListener, TcpStream};
+
+/// The one-thread-per-side runner shared with tests/conn_memory.rs.
+#[path = "../tests/support/threads.rs"]
+mod threads;
+use threads::on_thread;
 use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
@@ -150,19 +155,6 @@ impl Path {
     fn client_receives(self) -> bool {
         matches!(self, Path::HarnessPerMessage | Path::Harness | Path::RawToClient)
     }
-}
-
-/// Runs `f` on a thread of its own with a current-thread runtime.
-fn on_thread<T: Send + 'static>(
-    f: impl FnOnce() -> std::pin::Pin<Box<dyn std::future::Future<Output = T>>> + Send + 'static,
-) -> std::thread::JoinHandle<T> {
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        rt.block_on(f())
-    })
 }
 
 /// A feed handing over prebuilt items: building them is not the gateway's work.

@@ -21,14 +21,16 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use jt808_harness::client::{Client, ClientConfig, EventKind, Events, OutboxConfig, WsSettings};
-use jt808_harness::codec::body::Body;
-use jt808_harness::codec::body::location::{ItemValue, Location, LocationItem};
-use jt808_harness::codec::wire::BcdTime;
-use jt808_harness::codec::{Message, Phone, Version};
-use jt808_harness::gateway::stress_feed::{FeedSettings, NO_STOP, StressFeed, session_path};
+use jt808_harness::codec::Message;
+use jt808_harness::gateway::stress_feed::{FeedSettings, NO_STOP, StressFeed, location_frame, phone_of, session_path};
 use jt808_harness::gateway::{Feed, FeedItem, Gateway, GatewayConfig, LogLevel};
 use jt808_harness::transport::Listener;
 use tokio::net::{TcpListener, TcpStream};
+
+/// The one-thread-per-side runner shared with benches/throughput.rs.
+#[path = "support/threads.rs"]
+mod threads;
+use threads::on_thread;
 use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
@@ -114,19 +116,6 @@ fn raw_config(write: usize) -> WebSocketConfig {
         .max_write_buffer_size(256 << 10)
 }
 
-/// Runs `f` on a thread of its own with a current-thread runtime.
-fn on_thread<T: Send + 'static>(
-    f: impl FnOnce() -> std::pin::Pin<Box<dyn std::future::Future<Output = T>>> + Send + 'static,
-) -> std::thread::JoinHandle<T> {
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        rt.block_on(f())
-    })
-}
-
 /// A server side, run on its thread: the harness gateway or a raw tokio-tungstenite server.
 #[derive(Clone, Copy, PartialEq, Debug)]
 enum Side {
@@ -185,27 +174,19 @@ async fn raw_server(listener: TcpListener) {
     }
 }
 
-/// A frame as the stress feed sends it: a 0x0200 report with its mileage item.
+/// A frame as the stress feed sends it (its frame 7 to client 1).
 fn stress_like_frame() -> Vec<u8> {
-    let phone = Phone::parse("13900000001").expect("phone");
-    let loc = Location {
-        alarm: 0,
-        status: 0,
-        lat: 22_543_096,
-        lng: 114_057_865,
-        altitude: 12,
-        speed: 400,
-        direction: 90,
-        time: BcdTime([0x25, 0x01, 0x01, 0x08, 0x00, 0x00]),
-        items: [LocationItem {
-            id: 0x01,
-            value: ItemValue::Mileage(7),
-        }]
-        .into_iter()
-        .collect(),
-        issues: Vec::new(),
-    };
-    Message::new(Location::ID, Version::V2013, phone, 7, Body::LocationReport(loc)).encode()
+    location_frame(phone_of(1), 7)
+}
+
+/// Once every connection is up: lets the fleet settle, reads the heap it holds above `base`, says
+/// so on `done` and keeps the connections until `go`.
+async fn settled_heap(base: i64, done: &mpsc::Sender<()>, go: &mpsc::Receiver<()>) -> i64 {
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let held = counters().0 - base;
+    done.send(()).expect("done");
+    wait_for(go).await;
+    held
 }
 
 /// Waits, without blocking the runtime, for the test's signal.
@@ -255,11 +236,7 @@ async fn harness_clients(n: usize, addr: SocketAddr, done: &mpsc::Sender<()>, go
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let held = counters().0 - base;
-    done.send(()).expect("done");
-    wait_for(go).await;
-    held
+    settled_heap(base, done, go).await
 }
 
 async fn raw_clients(n: usize, addr: SocketAddr, done: &mpsc::Sender<()>, go: &mpsc::Receiver<()>) -> i64 {
@@ -286,11 +263,7 @@ async fn raw_clients(n: usize, addr: SocketAddr, done: &mpsc::Sender<()>, go: &m
     while *got.lock().expect("lock") < n {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let held = counters().0 - base;
-    done.send(()).expect("done");
-    wait_for(go).await;
-    held
+    settled_heap(base, done, go).await
 }
 
 /// Heap per idle connection, (client, server), for `n` connections of a client and server kind.

@@ -183,7 +183,9 @@ pub fn describe(m: &Message) -> String {
     )
 }
 
-fn location_frame(phone: Phone, seq: u64) -> Vec<u8> {
+/// Frame `seq` of the feed to the terminal `phone`: a 2013 0x0200 report with its mileage item,
+/// the number in the serial, the mileage and the latitude's last digits.
+pub fn location_frame(phone: Phone, seq: u64) -> Vec<u8> {
     let loc = Location {
         alarm: 0,
         status: 0,

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::TcpListener;
 use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
@@ -86,12 +86,7 @@ pub async fn serve_child(clients: usize, ws_buffer: usize) -> Result<(), StressE
     check_one_per_client(&lim, clients)?;
     let (addr, _server) = start_server(ws_buffer).await?;
     let mut out = tokio::io::stdout();
-    let mut say = async |line: Line| -> Result<(), StressError> {
-        out.write_all(format!("{line}\n").as_bytes())
-            .await
-            .map_err(io_err("stdout"))?;
-        out.flush().await.map_err(io_err("stdout"))
-    };
+    let mut say = async |line: Line| super::side::say_line(&mut out, line).await;
     say(Line::Listening(addr)).await?;
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
     while let Some(text) = lines.next_line().await.map_err(io_err("stdin"))? {

@@ -263,6 +263,14 @@ async fn next_line<R: tokio::io::AsyncBufRead + Unpin>(lines: &mut tokio::io::Li
 }
 
 /// Runs as the gateway child process of a `--gateway-process` run: starts the stress gateway, says
+/// Writes one line of the child's protocol to its stdout and flushes it (the parent waits for it).
+pub(crate) async fn say_line(out: &mut tokio::io::Stdout, line: Line) -> Result<(), StressError> {
+    out.write_all(format!("{line}\n").as_bytes())
+        .await
+        .map_err(io_err("stdout"))?;
+    out.flush().await.map_err(io_err("stdout"))
+}
+
 /// [`Line::Listening`] on stdout, then answers each request line on stdin with one line (the table
 /// in [`super::protocol`]) until `quit` or the end of its input.
 pub async fn serve_gateway(clients: usize, seed: u64, feed: FeedSettings, ws_buffer: usize) -> Result<(), StressError> {
@@ -270,12 +278,7 @@ pub async fn serve_gateway(clients: usize, seed: u64, feed: FeedSettings, ws_buf
     check_one_per_client(&lim, clients)?;
     let local = start_local_gateway(seed, feed, ws_buffer, clients).await?;
     let mut out = tokio::io::stdout();
-    let mut say = async |line: Line| -> Result<(), StressError> {
-        out.write_all(format!("{line}\n").as_bytes())
-            .await
-            .map_err(io_err("stdout"))?;
-        out.flush().await.map_err(io_err("stdout"))
-    };
+    let mut say = async |line: Line| say_line(&mut out, line).await;
     say(Line::Listening(local.addr)).await?;
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
     while let Some(text) = lines.next_line().await.map_err(io_err("stdin"))? {
