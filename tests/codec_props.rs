@@ -18,6 +18,9 @@
 //! 8. Any body of any typed id, in every version (the bodies of tests/bodies/cases.rs with bytes
 //!    flipped, cut or added, and arbitrary bytes): what decodes typed encodes to exactly its bytes
 //!    and decodes again to itself; what does not is kept raw and re-encodes to its bytes.
+//! 9. Lending events (`Decoder::push_lent`, whose 0x0200 reports reuse one slot) gives exactly the
+//!    events giving them (`Decoder::push`) does, whatever the consumer takes and whatever comes
+//!    between the reports: a reused report never shows anything of the one before.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -601,5 +604,53 @@ proptest! {
                 prop_assert!(serde_json::to_string(&body).is_ok());
             }
         }
+    }
+}
+
+/// One thing of a lending test's stream: a 0x0200 report (any body: short ones fail, items with
+/// issues, none), another message, a sub-packet or garbage.
+fn lent_piece() -> impl Strategy<Value = Vec<u8>> {
+    let phone = Phone::parse("13912344321").expect("digits");
+    let report = prop_oneof![
+        4 => location_body(),
+        1 => prop::collection::vec(any::<u8>(), 0..28),
+    ]
+    .prop_map(move |body| {
+        let raw = Body::Raw(RawBody { raw: body });
+        Message::new(0x0200, Version::V2013, phone, 7, raw).encode()
+    });
+    let other = message().prop_map(|(m, _)| m.encode());
+    prop_oneof![6 => report, 1 => other, 1 => piece()]
+}
+
+proptest! {
+    #![proptest_config(config(512))]
+
+    /// Property 9: the events lent, read (and some taken), equal the events given, in any chunking.
+    #[test]
+    fn lent_events_are_the_events_given(
+        pieces in prop::collection::vec(lent_piece(), 1..24),
+        take in prop::collection::vec(any::<bool>(), 24),
+        cuts in prop::collection::vec(any::<Index>(), 0..8),
+    ) {
+        let bytes = pieces.concat();
+        let cuts = cut_points(&cuts, bytes.len());
+        let given = decode_chunked(&mut Decoder::default(), &bytes, &cuts);
+        let mut d = Decoder::default();
+        let mut lent = Vec::new();
+        let mut from = 0;
+        for &to in cuts.iter().chain(std::iter::once(&bytes.len())) {
+            d.push_lent(&bytes[from..to], Duration::ZERO, |e| {
+                // Some events are taken (the slot is then rebuilt), the others only read.
+                if take[lent.len() % take.len()] {
+                    lent.push(e.take());
+                } else {
+                    lent.push(e.clone());
+                }
+            });
+            from = to;
+        }
+        d.end_stream(|e| lent.push(e));
+        prop_assert_eq!(&lent, &given);
     }
 }

@@ -62,7 +62,7 @@ impl DirectionSummary {
         self.rejected_by_check.values().sum()
     }
 
-    fn count(&mut self, ev: DecodeEvent, terminals: &mut BTreeSet<String>) {
+    fn count(&mut self, ev: &DecodeEvent, terminals: &mut BTreeSet<String>) {
         match ev {
             DecodeEvent::Message(m) => {
                 *self.messages_by_id.entry(msg_id_hex(m.header.msg_id)).or_default() += 1;
@@ -168,7 +168,7 @@ pub fn summarise<R: BufRead>(mut reader: CaptureReader<R>) -> Result<Summary, Ca
                             .entry((record.conn, from))
                             .or_insert_with(|| Decoder::new(DecoderConfig::default()));
                         let terminals = &mut s.terminals;
-                        d.push(body, now, |ev| dir.count(ev, terminals));
+                        d.push_lent(body, now, |ev| dir.count(ev, terminals));
                     }
                     Payload::Text(_) => dir.text_messages += 1,
                     Payload::Ping(_) | Payload::Pong(_) => dir.control_messages += 1,
@@ -192,8 +192,8 @@ fn finish(d: &mut Decoder, side: Side, s: &mut Summary) {
         Side::Client => &mut s.client,
     };
     let terminals = &mut s.terminals;
-    d.end_stream(|ev| dir.count(ev, terminals));
-    d.drain_groups(|ev| dir.count(ev, terminals));
+    d.end_stream(|ev| dir.count(&ev, terminals));
+    d.drain_groups(|ev| dir.count(&ev, terminals));
 }
 
 impl fmt::Display for Summary {

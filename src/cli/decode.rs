@@ -210,11 +210,11 @@ pub fn run(args: &DecodeArgs, stdin: impl Read, out: impl Write) -> Result<(), D
     let mut dec = Decoder::new(cfg);
     let packets = args.packets;
     let mut write_err = None;
-    let mut emit = |e: DecodeEvent, out: &mut BufWriter<_>| {
+    let mut emit = |e: &DecodeEvent, out: &mut BufWriter<_>| {
         if matches!(e, DecodeEvent::Packet { .. }) && !packets {
             return;
         }
-        let line = serde_json::to_string(&e).expect("events serialise");
+        let line = serde_json::to_string(e).expect("events serialise");
         if let Err(err) = writeln!(out, "{line}")
             && write_err.is_none()
         {
@@ -241,12 +241,12 @@ pub fn run(args: &DecodeArgs, stdin: impl Read, out: impl Write) -> Result<(), D
             if n == 0 {
                 break;
             }
-            dec.push(&buf[..n], Duration::ZERO, |e| emit(e, &mut out));
+            dec.push_lent(&buf[..n], Duration::ZERO, |e| emit(e, &mut out));
         }
     } else {
         let read = if args.hex.is_empty() {
             stream_hex(stdin, HEX_CHUNK, |bytes| {
-                dec.push(bytes, Duration::ZERO, |e| emit(e, &mut out))
+                dec.push_lent(bytes, Duration::ZERO, |e| emit(e, &mut out))
             })
             .map(|_| ())
         } else {
@@ -259,7 +259,7 @@ pub fn run(args: &DecodeArgs, stdin: impl Read, out: impl Write) -> Result<(), D
                 if read.is_err() {
                     break;
                 }
-                dec.push(&bytes, Duration::ZERO, |e| emit(e, &mut out));
+                dec.push_lent(&bytes, Duration::ZERO, |e| emit(e, &mut out));
                 bytes.clear();
             }
             match (read, hex.high) {
@@ -269,15 +269,15 @@ pub fn run(args: &DecodeArgs, stdin: impl Read, out: impl Write) -> Result<(), D
         };
         if let Err(e @ DecodeCmdError::OddHex { .. }) = read {
             // Everything before the dangling nibble was decoded and printed already.
-            dec.end_stream(|e| emit(e, &mut out));
-            dec.drain_groups(|e| emit(e, &mut out));
+            dec.end_stream(|e| emit(&e, &mut out));
+            dec.drain_groups(|e| emit(&e, &mut out));
             out.flush().map_err(io_err("writing output"))?;
             return Err(e);
         }
         read?;
     }
-    dec.end_stream(|e| emit(e, &mut out));
-    dec.drain_groups(|e| emit(e, &mut out));
+    dec.end_stream(|e| emit(&e, &mut out));
+    dec.drain_groups(|e| emit(&e, &mut out));
     if let Some(e) = write_err {
         return Err(DecodeCmdError::Io {
             what: "writing output".into(),

@@ -84,6 +84,15 @@ pub enum DecodeEvent {
     },
 }
 
+impl DecodeEvent {
+    /// Takes a lent event (see [`Decoder::push_lent`]) out, leaving an empty [`DecodeEvent::Skipped`]
+    /// in its place.
+    #[inline(always)]
+    pub fn take(&mut self) -> DecodeEvent {
+        std::mem::replace(self, DecodeEvent::Skipped { offset: 0, len: 0 })
+    }
+}
+
 /// JSON Lines shape of decoder output (`decode`, `client`, transcripts): a `"type"` key, then the
 /// fields. `message` flattens [`Message`]'s own shape; `error` names the failed `check`.
 impl Serialize for DecodeEvent {
@@ -191,6 +200,9 @@ pub struct Decoder {
     deframer: Deframer,
     reassembler: Reassembler,
     layouts: LayoutCache,
+    /// Where [`Decoder::push_lent`] decodes 0x0200 reports and lends them from, reused report
+    /// after report; allocated by the first (a decoder used with [`Decoder::push`] holds none).
+    lent: Option<Box<DecodeEvent>>,
 }
 
 impl Decoder {
@@ -200,6 +212,7 @@ impl Decoder {
             deframer: Deframer::new(cfg.deframer),
             reassembler: Reassembler::new(cfg.reassembly),
             layouts: LayoutCache::default(),
+            lent: None,
         }
     }
 
@@ -220,11 +233,32 @@ impl Decoder {
 
     /// Pushes bytes received at `now`; every event they complete goes to `f`, in order. Groups due
     /// to expire at `now` are expired first.
-    pub fn push(&mut self, chunk: &[u8], now: Duration, mut f: impl FnMut(DecodeEvent)) {
-        self.expire(now, &mut f);
+    ///
+    /// A consumer that only reads the events is faster with [`Decoder::push_lent`].
+    pub fn push(&mut self, chunk: &[u8], now: Duration, f: impl FnMut(DecodeEvent)) {
+        let mut give = Give(f);
+        self.expire(now, &mut give.0);
         let (reassembler, layouts) = (&mut self.reassembler, &mut self.layouts);
         self.deframer
-            .push(chunk, |item| handle_item(reassembler, layouts, item, now, &mut f));
+            .push(chunk, |item| handle_item(reassembler, layouts, item, now, &mut give));
+    }
+
+    /// [`Decoder::push`] lending each event to `f` instead of giving it away: `f` reads it where
+    /// it lies, or keeps it with [`DecodeEvent::take`]. A 0x0200 report is decoded into one slot
+    /// the decoder reuses, so a report a consumer only reads is neither copied nor dropped, and
+    /// its buffers are reused. That is the decoder's floor: a message handed over by value is
+    /// copied at the hand-over (176 bytes, read back with wide loads right after the narrow
+    /// stores that wrote it: a store-forwarding stall), then dropped (benches/decode.rs).
+    pub fn push_lent(&mut self, chunk: &[u8], now: Duration, f: impl FnMut(&mut DecodeEvent)) {
+        let mut lend = Lend {
+            f,
+            slot: &mut self.lent,
+        };
+        self.reassembler.expire(now, |e| lend.event(from_reassembly(e)));
+        let layouts = &mut self.layouts;
+        let reassembler = &mut self.reassembler;
+        self.deframer
+            .push(chunk, |item| handle_item(reassembler, layouts, item, now, &mut lend));
     }
 
     /// Convenience: [`Decoder::push`] collecting the events.
@@ -249,8 +283,9 @@ impl Decoder {
     /// connection. Packet groups are kept: a terminal's message may continue after a reconnect.
     pub fn end_stream(&mut self, mut f: impl FnMut(DecodeEvent)) {
         let (reassembler, layouts) = (&mut self.reassembler, &mut self.layouts);
+        let mut give = Give(&mut f);
         self.deframer
-            .finish(|item| handle_item(reassembler, layouts, item, Duration::ZERO, &mut f));
+            .finish(|item| handle_item(reassembler, layouts, item, Duration::ZERO, &mut give));
     }
 
     /// Gives up every open packet group (the end of a capture).
@@ -259,29 +294,31 @@ impl Decoder {
     }
 }
 
-fn handle_item(
-    reassembler: &mut Reassembler,
-    layouts: &mut LayoutCache,
-    item: Item<'_>,
-    now: Duration,
-    f: &mut impl FnMut(DecodeEvent),
-) {
-    // A frame is the common case by far; the other items and packets are handled out of line so
-    // the single-frame path stays small (its code layout moved the 0x0200 figure by 10%).
-    let Item::Frame(frame) = item else {
-        return handle_other(item, f);
-    };
-    if frame.header.packet.is_some() {
-        return handle_packet(reassembler, &frame, now, f);
+/// How events reach the consumer: given by value ([`Decoder::push`]) or lent
+/// ([`Decoder::push_lent`]). The two differ only in how a plain 0x0200 report is built.
+trait Deliver {
+    /// A finished event.
+    fn event(&mut self, e: DecodeEvent);
+    /// A plain (unencrypted, single-frame) 0x0200 report: decoded and delivered.
+    fn location(&mut self, header: Header, body: &[u8], layouts: &mut LayoutCache);
+}
+
+/// Events given away.
+struct Give<F>(F);
+
+impl<F: FnMut(DecodeEvent)> Deliver for Give<F> {
+    #[inline(always)]
+    fn event(&mut self, e: DecodeEvent) {
+        (self.0)(e)
     }
-    let body = &frame.content[frame.body_start..];
-    if frame.header.msg_id == Location::ID && frame.header.encryption == 0 {
-        // The hot path: the message is made first and the location decoded where it will be
-        // handed over (see `Location::decode_in_place`). A local `Message` wrapped at the call,
-        // not a `DecodeEvent` matched open: the compiler built that event aside and copied all
-        // 176 bytes in (measured: 4 ns a report).
+
+    #[inline(always)]
+    fn location(&mut self, header: Header, body: &[u8], layouts: &mut LayoutCache) {
+        // The message is made first and the location decoded where it will be handed over (see
+        // `Location::decode_in_place`). A local `Message` wrapped at the call, not a
+        // `DecodeEvent` matched open: the compiler built that event aside and copied it in.
         let mut m = Message {
-            header: frame.header,
+            header,
             body: Body::LocationReport(Location::EMPTY),
             assembled: None,
         };
@@ -290,27 +327,115 @@ fn handle_item(
         {
             m.body = Body::invalid(Location::ID, e, body);
         }
-        f(DecodeEvent::Message(m))
+        (self.0)(DecodeEvent::Message(m))
+    }
+}
+
+/// Events lent, 0x0200 reports from the reused slot.
+struct Lend<'a, F> {
+    f: F,
+    slot: &'a mut Option<Box<DecodeEvent>>,
+}
+
+impl<F: FnMut(&mut DecodeEvent)> Deliver for Lend<'_, F> {
+    #[inline(always)]
+    fn event(&mut self, mut e: DecodeEvent) {
+        (self.f)(&mut e)
+    }
+
+    #[inline(always)]
+    fn location(&mut self, header: Header, body: &[u8], layouts: &mut LayoutCache) {
+        let ev = match self.slot {
+            Some(ev) => &mut **ev,
+            None => refill(self.slot),
+        };
+        // The slot still holds the last report unless the consumer took it (or it failed).
+        let loc = match ev {
+            DecodeEvent::Message(Message {
+                header: h,
+                body: Body::LocationReport(loc),
+                assembled: None,
+            }) => {
+                *h = header;
+                loc.clear();
+                loc
+            }
+            _ => refill_with(ev, header),
+        };
+        if let Err(e) = loc.decode_in_place(body, layouts) {
+            let DecodeEvent::Message(m) = &mut *ev else {
+                unreachable!("a report was just put there")
+            };
+            m.body = Body::invalid(Location::ID, e, body);
+        }
+        (self.f)(ev)
+    }
+}
+
+/// The first 0x0200 report of a [`Lend`]: its slot allocated.
+#[cold]
+#[inline(never)]
+fn refill(slot: &mut Option<Box<DecodeEvent>>) -> &mut DecodeEvent {
+    slot.insert(Box::new(DecodeEvent::Skipped { offset: 0, len: 0 }))
+}
+
+/// The slot, taken or holding something else, made an empty report again.
+#[cold]
+#[inline(never)]
+fn refill_with(ev: &mut DecodeEvent, header: Header) -> &mut Location {
+    *ev = DecodeEvent::Message(Message {
+        header,
+        body: Body::LocationReport(Location::EMPTY),
+        assembled: None,
+    });
+    let DecodeEvent::Message(Message {
+        body: Body::LocationReport(loc),
+        ..
+    }) = ev
+    else {
+        unreachable!("a report was just put there")
+    };
+    loc
+}
+
+fn handle_item(
+    reassembler: &mut Reassembler,
+    layouts: &mut LayoutCache,
+    item: Item<'_>,
+    now: Duration,
+    d: &mut impl Deliver,
+) {
+    // A frame is the common case by far; the other items and packets are handled out of line so
+    // the single-frame path stays small (its code layout moved the 0x0200 figure by 10%).
+    let Item::Frame(frame) = item else {
+        return handle_other(item, d);
+    };
+    if frame.header.packet.is_some() {
+        return handle_packet(reassembler, &frame, now, d);
+    }
+    let body = &frame.content[frame.body_start..];
+    if frame.header.msg_id == Location::ID && frame.header.encryption == 0 {
+        d.location(frame.header, body, layouts)
     } else {
-        f(DecodeEvent::Message(decode_message(frame.header, body, None)))
+        d.event(DecodeEvent::Message(decode_message(frame.header, body, None)))
     }
 }
 
 /// Everything but a frame: rejected frames, skipped bytes, rejoin notices.
 #[inline(never)]
-fn handle_other(item: Item<'_>, f: &mut impl FnMut(DecodeEvent)) {
+fn handle_other(item: Item<'_>, d: &mut impl Deliver) {
     match item {
         Item::Frame(_) => unreachable!("frames are handled by handle_item"),
-        Item::Rejected(e) => f(DecodeEvent::Rejected(e)),
-        Item::Skipped { offset, len } => f(DecodeEvent::Skipped { offset, len }),
-        Item::UnescapedFlag { offset, at } => f(DecodeEvent::UnescapedFlag { offset, at }),
+        Item::Rejected(e) => d.event(DecodeEvent::Rejected(e)),
+        Item::Skipped { offset, len } => d.event(DecodeEvent::Skipped { offset, len }),
+        Item::UnescapedFlag { offset, at } => d.event(DecodeEvent::UnescapedFlag { offset, at }),
     }
 }
 
 /// One packet of a multi-packet message. A "group" of one is an ordinary message with a redundant
 /// item; still reassembled so the header and `assembled` are uniform.
 #[inline(never)]
-fn handle_packet(reassembler: &mut Reassembler, frame: &Frame<'_>, now: Duration, f: &mut impl FnMut(DecodeEvent)) {
+fn handle_packet(reassembler: &mut Reassembler, frame: &Frame<'_>, now: Duration, d: &mut impl Deliver) {
     let Some(p) = frame.header.packet else {
         return;
     };
@@ -335,10 +460,10 @@ fn handle_packet(reassembler: &mut Reassembler, frame: &Frame<'_>, now: Duration
                     | ReassemblyEvent::InvalidIndex { .. }
                     | ReassemblyEvent::Duplicate { .. }
             );
-        f(from_reassembly(e))
+        d.event(from_reassembly(e))
     });
     if !done {
-        f(DecodeEvent::Packet { key, index, serial });
+        d.event(DecodeEvent::Packet { key, index, serial });
     }
 }
 
@@ -418,6 +543,41 @@ mod tests {
                 "{body_hex}: {:?}",
                 got.body
             );
+        }
+    }
+
+    /// One lending decoder over reports that leave different things in its reused slot (items,
+    /// issues, none, a failure, a taken report): each comes out as `decode_message` makes it.
+    #[test]
+    fn a_reused_report_shows_nothing_of_the_one_before() {
+        let basic = "000004000000080006eeb6ad02633df701380003006320070719235901040000000b";
+        let bodies = [
+            format!("{basic}5d02abcd310501"), // an unknown item: an issue
+            basic.to_string(),                // no items: the last report's items and issue gone
+            format!("{basic}30011e"),         // one item, no issue
+            basic[..38].to_string(),          // too short: invalid
+            format!("{basic}310105"),         // after the failure, a report again
+            format!("{basic}3001"),           // a cut item, taken by the consumer below
+            basic.to_string(),                // after the taken one
+        ];
+        let mut d = Decoder::default();
+        for (serial, body_hex) in bodies.iter().enumerate() {
+            let body = hex::decode(body_hex).unwrap();
+            let m = Message::new(
+                0x0200,
+                Version::V2013,
+                Phone::parse("13912344321").unwrap(),
+                serial as u16,
+                Body::Raw(RawBody { raw: body.clone() }),
+            );
+            let mut got = Vec::new();
+            d.push_lent(&m.encode(), Duration::ZERO, |e| {
+                got.push(if serial == 5 { e.take() } else { e.clone() })
+            });
+            let [DecodeEvent::Message(got)] = &got[..] else {
+                panic!("one message: {got:?}")
+            };
+            assert_eq!(got, &decode_message(got.header.clone(), &body, None), "{body_hex}");
         }
     }
 }

@@ -50,6 +50,12 @@ impl LocationItems {
         self.bytes.extend_from_slice(bytes);
     }
 
+    /// No items any more, the buffer kept.
+    #[inline(always)]
+    pub(super) fn clear(&mut self) {
+        self.bytes.clear();
+    }
+
     /// How many items (a cut last item counts). Counted along the length chain: the items are
     /// rarely counted, and a stored count could disagree with the bytes.
     pub fn len(&self) -> usize {

@@ -97,7 +97,16 @@ impl Location {
         issues: Vec::new(),
     };
 
-    /// [`Location::decode`] into `self` (which must be [`Location::EMPTY`]), so a location already
+    /// Forgets the items and issues, keeping their buffers, so [`Location::decode_in_place`] can
+    /// fill this location again (it writes every field of the basic block).
+    #[inline(always)]
+    pub(crate) fn clear(&mut self) {
+        self.items.clear();
+        self.issues.clear();
+    }
+
+    /// [`Location::decode`] into `self` (which must be [`Location::EMPTY`] or cleared with
+    /// [`Location::clear`]), so a location already
     /// where its message will be held is filled there instead of built aside and moved: a move
     /// reads the freshly written narrow fields back with wide loads, which stalls. The items are
     /// checked against the decoder's remembered layouts first (see [`layout`]).
