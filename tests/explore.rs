@@ -125,6 +125,14 @@ fn a_strict_expectation_shrinks_to_the_one_corrupting_decision_and_reproduces() 
     assert_eq!(src.get("terminals").and_then(|v| v.as_integer()), Some(1));
     assert_eq!(src.get("messages").and_then(|v| v.as_integer()), Some(1));
     assert!(f.shrunk.scenario.duration_ms < 12_000);
+    // The shorter run still ends after its traffic: nothing offered at its last instant.
+    let shrunk = trial::with_schedule(&f.shrunk.scenario, &f.shrunk.decisions).unwrap();
+    let rerun = trial::run(&shrunk, Budgets::default()).unwrap();
+    assert!(
+        rerun.fails("frames_rejected") && !rerun.ended_in_flight,
+        "{} ms",
+        f.shrunk.scenario.duration_ms
+    );
 
     // The reproducer is an ordinary scenario: `run` reads it and fails the same check, every time.
     let out = dir.path().join("out");
@@ -171,6 +179,7 @@ fn shrunk_schedules_are_one_minimal() {
         assert_eq!(s.decisions.len(), 2, "seed {}: {:?}", r.seed, s.decisions);
         let run = |ds: &[_]| trial::run(&trial::with_schedule(&s.scenario, ds).unwrap(), Budgets::default()).unwrap();
         assert!(run(&s.decisions).fails(check));
+        assert!(!run(&s.decisions).ended_in_flight, "seed {}: ends in flight", r.seed);
         for i in 0..s.decisions.len() {
             let mut fewer = s.decisions.clone();
             fewer.remove(i);

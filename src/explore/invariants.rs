@@ -73,12 +73,23 @@ pub struct Invariants {
     message_reorder: bool,
     /// The client's last event was an `unescaped_flag`: its next message is a rejoined one.
     rejoined: bool,
+    /// When the gateway last offered frames, and last lost messages in flight at a close, µs.
+    last_offer_us: Option<u64>,
+    last_lost_us: Option<u64>,
 }
 
 impl Observer for Invariants {
     fn observe(&mut self, e: Evidence<'_>) {
         self.events += 1;
-        self.last_us = self.last_us.max(e.order().0);
+        let t = e.order().0;
+        self.last_us = self.last_us.max(t);
+        if let Evidence::Gateway(r) = &e {
+            match r.event {
+                GatewayEvent::Offered { .. } => self.last_offer_us = Some(t),
+                GatewayEvent::LostInFlight { .. } => self.last_lost_us = Some(t),
+                _ => {}
+            }
+        }
         match e {
             Evidence::Gateway(r) => self.gateway(&r.event),
             Evidence::Client(c) => self.client(&c.kind),
@@ -140,6 +151,15 @@ impl Invariants {
             last.insert(k.1, pos);
         }
         problems
+    }
+
+    /// Whether the run ended with traffic in flight: frames offered at the instant a run of
+    /// `duration_ms` ends (the client shuts down then, so it may never read them), or messages the
+    /// gateway lost in flight at its final close. Such a run's failure of a check may be the cut,
+    /// not the fault that failed it at full length, so the shrinker takes no duration that ends so.
+    pub fn ended_in_flight(&self, duration_ms: u64) -> bool {
+        let end = duration_ms.saturating_mul(1000);
+        self.last_offer_us.is_some_and(|t| t >= end) || self.last_lost_us.is_some_and(|t| t >= end)
     }
 
     /// Every invariant and budget the run broke, in a fixed order.
@@ -224,6 +244,11 @@ mod tests {
 
     /// The invariants of these events, the i-th at i ms.
     fn check_of(events: Vec<Ev>, duration_ms: u64, budgets: Budgets) -> Vec<Failure> {
+        observe_all(events).check(duration_ms, budgets)
+    }
+
+    /// The invariants fed these events, the i-th at i ms.
+    fn observe_all(events: Vec<Ev>) -> Invariants {
         let mut inv = Invariants::default();
         for (i, e) in events.into_iter().enumerate() {
             let (t, seq) = (i as u64, i as u64);
@@ -237,7 +262,31 @@ mod tests {
                 Ev::Client(kind) => inv.observe(Evidence::Client(&Event { kind, t_ms: t, seq })),
             }
         }
-        inv.check(duration_ms, budgets)
+        inv
+    }
+
+    /// A run ends with traffic in flight when frames go out at its last instant or messages are
+    /// lost at its final close; not when that happened earlier.
+    #[test]
+    fn traffic_at_the_last_instant_is_in_flight() {
+        let lost = || {
+            Ev::Gateway(GatewayEvent::LostInFlight {
+                messages: 1,
+                bytes: 20,
+                frames: Vec::new(),
+            })
+        };
+        // Offers at 0 and 1 ms, the message decoded at 2 ms.
+        let sent = || vec![offered(&[1]), offered(&[2]), decoded(2)];
+        let inv = observe_all(sent());
+        assert!(inv.ended_in_flight(1), "an offer at the end instant");
+        assert!(!inv.ended_in_flight(2), "the last offer a millisecond before the end");
+        let mut then_lost = sent();
+        then_lost.push(lost());
+        let inv = observe_all(then_lost);
+        assert!(inv.ended_in_flight(3), "lost at the final close");
+        assert!(!inv.ended_in_flight(4), "lost at a close before the end");
+        assert!(!observe_all(Vec::new()).ended_in_flight(0));
     }
 
     fn offered(serials: &[u16]) -> Ev {

@@ -6,7 +6,10 @@
 //! 2. Each decision's `at` and every parameter drawn from a range move towards the range's low
 //!    end (a binary search for the lowest value that still fails).
 //! 3. The fleet's `terminals` and `messages` and the scenario's `duration_ms` shrink the same way,
-//!    where the scenario's source has them.
+//!    where the scenario's source has them. A shorter duration is taken only if its run does not
+//!    end with traffic in flight (frames offered at the last instant, messages lost at the final
+//!    close): there the check may fail because the end cut a message off, which is a different
+//!    failure from the one being shrunk.
 //! 4. A simpler decision can make another one unnecessary, so removal is tried again; steps 1-4
 //!    repeat until nothing changes (at most [`MAX_ROUNDS`] rounds).
 //!
@@ -87,15 +90,19 @@ impl Shrinker<'_> {
     /// Does `check` still fail with exactly these decisions? A run that cannot be set up (a source
     /// simplified too far) counts as passing: that step is not taken.
     fn fails(&mut self, sc: &Scenario, ds: &[Decision]) -> bool {
+        self.trial(sc, ds).is_some_and(|t| t.fails(self.check))
+    }
+
+    /// One run of `sc` with `ds`, counted against the cap; `None` when capped or when it cannot
+    /// be set up.
+    fn trial(&mut self, sc: &Scenario, ds: &[Decision]) -> Option<trial::Trial> {
         if self.runs >= self.max_runs {
             self.capped = true;
-            return false;
+            return None;
         }
         self.runs += 1;
-        let Ok(run) = trial::with_schedule(sc, ds) else {
-            return false;
-        };
-        trial::run(&run, self.budgets).is_ok_and(|t| t.fails(self.check))
+        let run = trial::with_schedule(sc, ds).ok()?;
+        trial::run(&run, self.budgets).ok()
     }
 
     /// ddmin: test chunks, then complements, at growing granularity, until the list is 1-minimal.
@@ -183,7 +190,10 @@ impl Shrinker<'_> {
         let best = self.lowest(1, cur, |s, v| {
             let mut candidate = sc.clone();
             candidate.duration_ms = v as u64;
-            s.fails_because(&candidate, ds)
+            let cut_clean = s
+                .trial(&candidate, ds)
+                .is_some_and(|t| t.fails(s.check) && !t.ended_in_flight);
+            cut_clean && (ds.is_empty() || !s.fails(&candidate, &[]))
         });
         sc.duration_ms = best as u64;
         sc

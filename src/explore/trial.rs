@@ -27,6 +27,9 @@ pub struct Trial {
     /// The transcript, unless the run panicked out of the runner; with its events only from
     /// [`run_transcribed`].
     pub transcript: Option<Transcript>,
+    /// The run ended with traffic in flight (see [`Invariants::ended_in_flight`]); false when it
+    /// panicked out of the runner.
+    pub ended_in_flight: bool,
 }
 
 impl Trial {
@@ -132,15 +135,21 @@ fn guarded(
             None
         }
     };
+    let mut ended_in_flight = false;
     if let Some((t, invariants)) = &transcript {
         failures.extend(t.checks.iter().filter(|c| !c.ok).map(|c| Failure {
             check: c.name.clone(),
             detail: c.detail.clone(),
         }));
         failures.extend(invariants.check(duration_ms, budgets));
+        ended_in_flight = invariants.ended_in_flight(duration_ms);
     }
     let transcript = transcript.map(|(t, _)| t);
-    Ok(Trial { failures, transcript })
+    Ok(Trial {
+        failures,
+        transcript,
+        ended_in_flight,
+    })
 }
 
 #[cfg(test)]
